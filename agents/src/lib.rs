@@ -1,0 +1,1 @@
+//! Learning agents on burn 0.22.

@@ -1,0 +1,14 @@
+//! splitwise-env: the edge–cloud LLM partitioning simulator of `shared/docs/system-model.md`
+//! (system model, Gymnasium-style environments, vector env, non-learned policy interface).
+//!
+//! This crate has no burn dependency and does no file IO: traces and configs arrive as text.
+
+pub mod api;
+pub mod cartpole;
+pub mod rng;
+pub mod spaces;
+pub mod vector;
+
+pub use api::{Env, EnvError, EnvSpec, Observation, Step, StepMetrics, Transition};
+pub use spaces::{ActionSpace, Feature, ObservationSpace};
+pub use vector::{EpisodeRecord, VecEnv, VecEnvState};

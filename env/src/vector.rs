@@ -1,0 +1,222 @@
+//! In-process vector environment: steps `n_envs` members in order into contiguous row-major
+//! buffers (`n_envs × obs_dim` observations, `n_envs × mask_len` masks), resets finished members
+//! automatically in the same step (SB3's convention) and keeps their final observation, so a
+//! truncated episode can still be bootstrapped from it. Member `i` is seeded with
+//! `derive_seed(seed, i)`: one seed drives the whole batch.
+
+use crate::api::{Env, EnvError, EnvSpec};
+use crate::rng::derive_seed;
+use serde::{Deserialize, Serialize};
+
+/// An episode that ended during the last `step`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpisodeRecord {
+    pub env_index: usize,
+    pub episode_return: f64,
+    pub length: u64,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("vector env member {env_index}: {error}")]
+pub struct VecStepError {
+    pub env_index: usize,
+    #[source]
+    pub error: EnvError,
+}
+
+/// Everything a vector env needs to continue exactly (members, current observations, episode
+/// accumulators).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VecEnvState<S> {
+    pub members: Vec<S>,
+    pub obs: Vec<f32>,
+    pub masks: Vec<bool>,
+    pub episode_returns: Vec<f64>,
+    pub episode_lengths: Vec<u64>,
+}
+
+pub struct VecEnv<E: Env> {
+    envs: Vec<E>,
+    spec: EnvSpec,
+    obs: Vec<f32>,
+    masks: Vec<bool>,
+    rewards: Vec<f64>,
+    terminated: Vec<bool>,
+    truncated: Vec<bool>,
+    final_obs: Vec<f32>,
+    has_final_obs: Vec<bool>,
+    infos: Vec<E::Info>,
+    episode_returns: Vec<f64>,
+    episode_lengths: Vec<u64>,
+    finished: Vec<EpisodeRecord>,
+}
+
+impl<E: Env> VecEnv<E> {
+    /// All members must share one spec.
+    pub fn new(envs: Vec<E>) -> Self {
+        assert!(!envs.is_empty(), "a vector env needs at least one member");
+        let spec = envs[0].spec().clone();
+        assert!(envs.iter().all(|e| *e.spec() == spec), "vector env members must share one spec");
+        let n = envs.len();
+        let (d, m) = (spec.observation.dim(), spec.action.mask_len());
+        Self {
+            obs: vec![0.0; n * d],
+            masks: vec![false; n * m],
+            rewards: vec![0.0; n],
+            terminated: vec![false; n],
+            truncated: vec![false; n],
+            final_obs: vec![0.0; n * d],
+            has_final_obs: vec![false; n],
+            infos: vec![E::Info::default(); n],
+            episode_returns: vec![0.0; n],
+            episode_lengths: vec![0; n],
+            finished: Vec::new(),
+            envs,
+            spec,
+        }
+    }
+
+    pub fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    pub fn n_envs(&self) -> usize {
+        self.envs.len()
+    }
+
+    pub fn members(&self) -> &[E] {
+        &self.envs
+    }
+
+    pub fn members_mut(&mut self) -> &mut [E] {
+        &mut self.envs
+    }
+
+    /// Resets every member; member `i` gets seed `derive_seed(seed, i)`.
+    pub fn reset(&mut self, seed: u64) {
+        let (d, m) = (self.spec.observation.dim(), self.spec.action.mask_len());
+        for (i, env) in self.envs.iter_mut().enumerate() {
+            self.infos[i] = env.reset_into(
+                Some(derive_seed(seed, i as u64)),
+                &mut self.obs[i * d..(i + 1) * d],
+                &mut self.masks[i * m..(i + 1) * m],
+            );
+        }
+        self.episode_returns.fill(0.0);
+        self.episode_lengths.fill(0);
+        self.has_final_obs.fill(false);
+        self.terminated.fill(false);
+        self.truncated.fill(false);
+        self.finished.clear();
+    }
+
+    /// Steps every member with its row of `actions` (`n_envs × n_components`, row-major).
+    /// A member whose episode ends is reset at once: its row of `obs()` then holds the new
+    /// episode's first observation and `final_obs(i)` the last one of the finished episode.
+    pub fn step(&mut self, actions: &[usize]) -> Result<(), VecStepError> {
+        let k = self.spec.action.n_components();
+        assert_eq!(actions.len(), self.envs.len() * k, "actions must be n_envs × n_components");
+        let (d, m) = (self.spec.observation.dim(), self.spec.action.mask_len());
+        self.finished.clear();
+        for (i, env) in self.envs.iter_mut().enumerate() {
+            let obs = &mut self.obs[i * d..(i + 1) * d];
+            let mask = &mut self.masks[i * m..(i + 1) * m];
+            let t = env
+                .step_into(&actions[i * k..(i + 1) * k], obs, mask)
+                .map_err(|error| VecStepError { env_index: i, error })?;
+            self.rewards[i] = t.reward;
+            self.terminated[i] = t.terminated;
+            self.truncated[i] = t.truncated;
+            self.infos[i] = t.info;
+            self.episode_returns[i] += t.reward;
+            self.episode_lengths[i] += 1;
+            self.has_final_obs[i] = t.terminated || t.truncated;
+            if self.has_final_obs[i] {
+                self.final_obs[i * d..(i + 1) * d].copy_from_slice(obs);
+                self.finished.push(EpisodeRecord {
+                    env_index: i,
+                    episode_return: self.episode_returns[i],
+                    length: self.episode_lengths[i],
+                    truncated: t.truncated && !t.terminated,
+                });
+                self.episode_returns[i] = 0.0;
+                self.episode_lengths[i] = 0;
+                // The reset's info is dropped: the step's info (of the final transition) is what
+                // callers log. The final mask is not kept (nothing acts on a final state).
+                env.reset_into(None, obs, mask);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn obs(&self) -> &[f32] {
+        &self.obs
+    }
+
+    pub fn masks(&self) -> &[bool] {
+        &self.masks
+    }
+
+    pub fn rewards(&self) -> &[f64] {
+        &self.rewards
+    }
+
+    pub fn terminated(&self) -> &[bool] {
+        &self.terminated
+    }
+
+    pub fn truncated(&self) -> &[bool] {
+        &self.truncated
+    }
+
+    pub fn infos(&self) -> &[E::Info] {
+        &self.infos
+    }
+
+    /// The last observation of the episode member `i` finished in the last step, if it did.
+    pub fn final_obs(&self, i: usize) -> Option<&[f32]> {
+        let d = self.spec.observation.dim();
+        self.has_final_obs[i].then(|| &self.final_obs[i * d..(i + 1) * d])
+    }
+
+    /// Episodes that ended during the last step.
+    pub fn finished(&self) -> &[EpisodeRecord] {
+        &self.finished
+    }
+
+    pub fn save_state(&self) -> VecEnvState<E::State> {
+        VecEnvState {
+            members: self.envs.iter().map(|e| e.save_state()).collect(),
+            obs: self.obs.clone(),
+            masks: self.masks.clone(),
+            episode_returns: self.episode_returns.clone(),
+            episode_lengths: self.episode_lengths.clone(),
+        }
+    }
+
+    pub fn restore_state(&mut self, state: &VecEnvState<E::State>) -> Result<(), EnvError> {
+        if state.members.len() != self.envs.len()
+            || state.obs.len() != self.obs.len()
+            || state.masks.len() != self.masks.len()
+            || state.episode_returns.len() != self.envs.len()
+            || state.episode_lengths.len() != self.envs.len()
+        {
+            return Err(EnvError::StateMismatch(format!(
+                "saved vector env has {} members, this one has {}",
+                state.members.len(),
+                self.envs.len()
+            )));
+        }
+        for (env, s) in self.envs.iter_mut().zip(&state.members) {
+            env.restore_state(s)?;
+        }
+        self.obs.copy_from_slice(&state.obs);
+        self.masks.copy_from_slice(&state.masks);
+        self.episode_returns.copy_from_slice(&state.episode_returns);
+        self.episode_lengths.copy_from_slice(&state.episode_lengths);
+        self.has_final_obs.fill(false);
+        self.finished.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,1 @@
+//! Evaluation: baselines, runner, reports and plots.

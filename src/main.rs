@@ -1,0 +1,2 @@
+//! splitwise: command-line entry point (dispatch only).
+fn main() {}
