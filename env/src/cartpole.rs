@@ -1,1 +1,1 @@
-//! CartPole-v1 (placeholder: being ported).
+//! (being written)

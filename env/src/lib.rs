@@ -3,11 +3,18 @@
 //!
 //! This crate has no burn dependency and does no file IO: traces and configs arrive as text.
 
+pub mod accuracy;
 pub mod api;
 pub mod cartpole;
+pub mod failure;
+pub mod link;
+pub mod lyapunov;
 pub mod rng;
 pub mod spaces;
+pub mod trace;
+pub mod validate;
 pub mod vector;
+pub mod workload;
 
 pub use api::{Env, EnvError, EnvSpec, Observation, Step, StepMetrics, Transition};
 pub use spaces::{ActionSpace, Feature, ObservationSpace};
