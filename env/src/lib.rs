@@ -5,10 +5,13 @@
 
 pub mod accuracy;
 pub mod api;
+pub mod device;
 pub mod cartpole;
 pub mod failure;
 pub mod link;
 pub mod lyapunov;
+pub mod model;
+pub mod plan;
 pub mod rng;
 pub mod spaces;
 pub mod trace;
