@@ -1,1 +1,465 @@
-//! (being written)
+//! Transfer failures and recovery (system-model.md §8): a transfer across the link fails on an
+//! outage (the slot's mean SNR against a threshold under Nakagami-m fading, §4) or through a
+//! Gilbert–Elliott good/bad link process; a failed request resumes from its last partition
+//! checkpoint after an exponential backoff d_k = min(d_0·2^k, d_max)·(1 + jitter·u), and falls
+//! back to a safe plan after K_max failures. This module owns the failure probabilities, the
+//! Gilbert–Elliott chain, the backoff schedule and the [`FailureClock`] that draws the first
+//! failure among many crossings with one random number per failure. What the environment does on
+//! a failure (checkpoint resume, fallback plan, counting) lives with the environment.
+
+use crate::link::{db_to_linear, outage_probability};
+use crate::validate::{InvalidField, Validation, in_range, non_negative, positive, probability};
+use rand::{Rng, RngExt};
+use rand_distr::{Distribution, Exp1};
+use serde::{Deserialize, Serialize};
+
+/// Spec §8 defaults. The Splitwise paper publishes no values; these are the assumptions stated
+/// in system-model.md §8 (d_0 = 100 ms, d_max = 2 s, K_max = 5) plus a ±10 % jitter fraction
+/// (our assumption, a common choice to de-synchronise retries).
+pub const DEFAULT_CHECKPOINTS: bool = true;
+pub const DEFAULT_INITIAL_BACKOFF_S: f64 = 0.1;
+pub const DEFAULT_MAX_BACKOFF_S: f64 = 2.0;
+pub const DEFAULT_MAX_RETRIES: u32 = 5;
+pub const DEFAULT_JITTER_FRACTION: f64 = 0.1;
+
+/// Doubling beyond 2^1023 overflows; the cap d_max is reached long before.
+const MAX_BACKOFF_EXPONENT: u32 = 1023;
+
+/// Gilbert–Elliott link state (Gilbert 1960, Elliott 1963).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum GeState {
+    #[default]
+    Good,
+    Bad,
+}
+
+/// A two-state Markov chain stepped once per slot: Good → Bad with probability `p_good_to_bad`,
+/// Bad → Good with `p_bad_to_good` (both per slot, the chain's classic discrete-time form; they
+/// should be re-tuned if `slot_s` changes). In each state a crossing fails with that state's
+/// failure probability.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GilbertElliottConfig {
+    pub p_good_to_bad: f64,
+    pub p_bad_to_good: f64,
+    pub failure_probability_good: f64,
+    pub failure_probability_bad: f64,
+}
+
+impl GilbertElliottConfig {
+    pub fn validate(&self) -> Validation {
+        probability("p_good_to_bad", self.p_good_to_bad)?;
+        probability("p_bad_to_good", self.p_bad_to_good)?;
+        probability("failure_probability_good", self.failure_probability_good)?;
+        probability("failure_probability_bad", self.failure_probability_bad)
+    }
+
+    /// Long-run fraction of slots in Bad: p_gb / (p_gb + p_bg). When both are 0 the chain never
+    /// moves and stays where it starts, which [`Self::initial_state`] makes Good (→ 0).
+    pub fn stationary_bad_probability(&self) -> f64 {
+        let total = self.p_good_to_bad + self.p_bad_to_good;
+        if total > 0.0 { self.p_good_to_bad / total } else { 0.0 }
+    }
+
+    /// Stationary start (one uniform).
+    pub fn initial_state<R: Rng + ?Sized>(&self, rng: &mut R) -> GeState {
+        let u: f64 = rng.random();
+        if u < self.stationary_bad_probability() { GeState::Bad } else { GeState::Good }
+    }
+
+    /// One slot transition (one uniform); returns the new state.
+    #[inline]
+    pub fn advance<R: Rng + ?Sized>(&self, state: &mut GeState, rng: &mut R) -> GeState {
+        let u: f64 = rng.random();
+        *state = match *state {
+            GeState::Good if u < self.p_good_to_bad => GeState::Bad,
+            GeState::Bad if u < self.p_bad_to_good => GeState::Good,
+            s => s,
+        };
+        *state
+    }
+
+    #[inline]
+    pub fn failure_probability(&self, state: GeState) -> f64 {
+        match state {
+            GeState::Good => self.failure_probability_good,
+            GeState::Bad => self.failure_probability_bad,
+        }
+    }
+}
+
+/// What makes a crossing fail. Both causes are optional and independent; with neither, transfers
+/// never fail.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FailureConfig {
+    /// A crossing fails in an outage: instantaneous SNR γ̄·g below this threshold.
+    #[serde(default)]
+    pub outage_threshold_db: Option<f64>,
+    #[serde(default)]
+    pub gilbert_elliott: Option<GilbertElliottConfig>,
+}
+
+impl FailureConfig {
+    pub fn validate(&self) -> Validation {
+        if let Some(th) = self.outage_threshold_db
+            && !th.is_finite()
+        {
+            return Err(InvalidField::new(
+                "outage_threshold_db",
+                th,
+                "must be a finite SNR threshold in dB (or omitted for no outage failures)",
+            ));
+        }
+        if let Some(ge) = &self.gilbert_elliott {
+            ge.validate().map_err(|e| e.under("gilbert_elliott"))?;
+        }
+        Ok(())
+    }
+
+    /// Probability that one crossing fails in a slot with mean SNR `snr_db`:
+    /// 1 − (1 − P_out(γ̄, γ_th, m))·(1 − p_GE(state)), the two causes independent. A missing
+    /// cause contributes 0 (and `ge_state` is then ignored).
+    #[inline]
+    pub fn crossing_failure_probability(&self, snr_db: f64, nakagami_m: f64, ge_state: GeState) -> f64 {
+        let outage = match self.outage_threshold_db {
+            Some(th_db) => outage_probability(db_to_linear(snr_db), db_to_linear(th_db), nakagami_m),
+            None => 0.0,
+        };
+        let ge = self.gilbert_elliott.as_ref().map_or(0.0, |g| g.failure_probability(ge_state));
+        // = 1 − (1 − a)(1 − b), written so a single cause comes back exactly.
+        outage + ge - outage * ge
+    }
+}
+
+/// Recovery after a failed crossing (system-model.md §8). `checkpoints = false` is the "no
+/// checkpoint" variant: the request restarts from scratch, so the checkpoint benefit is
+/// measurable.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecoveryConfig {
+    pub checkpoints: bool,
+    pub initial_backoff_s: f64,
+    pub max_backoff_s: f64,
+    /// K_max: after this many failures of one request it falls back to the safe plan.
+    pub max_retries: u32,
+    /// The delay is stretched by a factor 1 + jitter_fraction·u, u ~ U[0, 1).
+    pub jitter_fraction: f64,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        Self {
+            checkpoints: DEFAULT_CHECKPOINTS,
+            initial_backoff_s: DEFAULT_INITIAL_BACKOFF_S,
+            max_backoff_s: DEFAULT_MAX_BACKOFF_S,
+            max_retries: DEFAULT_MAX_RETRIES,
+            jitter_fraction: DEFAULT_JITTER_FRACTION,
+        }
+    }
+}
+
+impl RecoveryConfig {
+    pub fn validate(&self) -> Validation {
+        positive("initial_backoff_s", self.initial_backoff_s, "first backoff delay d_0")?;
+        non_negative("max_backoff_s", self.max_backoff_s, "backoff cap d_max")?;
+        if self.max_backoff_s < self.initial_backoff_s {
+            return Err(InvalidField::new(
+                "max_backoff_s",
+                self.max_backoff_s,
+                format!("must be >= initial_backoff_s ({})", self.initial_backoff_s),
+            ));
+        }
+        in_range("jitter_fraction", self.jitter_fraction, 0.0, 1.0, "relative backoff jitter")
+    }
+
+    /// d_k = min(d_0·2^k, d_max)·(1 + jitter·u) for the k-th retry (k = 0 after the first
+    /// failure), `uniform_u` in [0, 1) drawn by the caller from the failure stream.
+    #[inline]
+    pub fn backoff_delay_s(&self, attempt_k: u32, uniform_u: f64) -> f64 {
+        let doubling = 2f64.powi(attempt_k.min(MAX_BACKOFF_EXPONENT) as i32);
+        let base = (self.initial_backoff_s * doubling).min(self.max_backoff_s);
+        base * (1.0 + self.jitter_fraction * uniform_u)
+    }
+}
+
+/// Draws the first failure among many crossings with one Exp(1) number per failure.
+///
+/// A crossing that fails with probability p has hazard h = −ln(1 − p): surviving n crossings
+/// has probability e^{−n·h} = (1 − p)ⁿ. The clock holds a remaining budget E ~ Exp(1); the
+/// first failing crossing is the first whose cumulative hazard reaches E, so
+/// P(first failure at index i) = P(i·h < E <= (i+1)·h) = (1 − p)^i·p, the geometric law.
+/// When all n crossings survive, E − n·h is again Exp(1) (memorylessness), so the budget carries
+/// over to the next call, possibly with another p; after a failure a fresh budget is drawn.
+/// Cost: O(1) per call, whatever n.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+pub struct FailureClock {
+    budget: f64,
+}
+
+impl FailureClock {
+    pub fn new<R: Rng + ?Sized>(rng: &mut R) -> Self {
+        Self { budget: Exp1.sample(rng) }
+    }
+
+    /// Remaining Exp(1) hazard budget.
+    pub fn budget(&self) -> f64 {
+        self.budget
+    }
+
+    /// Runs `n_crossings` crossings that each fail with probability `p_fail`; returns the
+    /// 0-based index of the first failure (and draws a fresh budget from `rng`), or `None` when
+    /// all succeed. p <= 0 (or NaN) never fails; p >= 1 fails at once.
+    #[inline]
+    pub fn consume<R: Rng + ?Sized>(&mut self, n_crossings: u64, p_fail: f64, rng: &mut R) -> Option<u64> {
+        if n_crossings == 0 || p_fail.is_nan() || p_fail <= 0.0 {
+            return None;
+        }
+        let hazard = -(-p_fail).ln_1p(); // +∞ for p >= 1
+        let total = n_crossings as f64 * hazard;
+        if self.budget > total {
+            self.budget -= total;
+            return None;
+        }
+        // First i with (i + 1)·h >= E.
+        let index = ((self.budget / hazard).ceil() - 1.0).max(0.0);
+        let index = if index.is_finite() { (index as u64).min(n_crossings - 1) } else { 0 };
+        *self = Self::new(rng);
+        Some(index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::StreamRng;
+    use rand::SeedableRng;
+    use statrs::distribution::{ChiSquared, ContinuousCDF};
+
+    fn rng(seed: u64) -> StreamRng {
+        StreamRng::seed_from_u64(seed)
+    }
+
+    fn ge() -> GilbertElliottConfig {
+        GilbertElliottConfig {
+            p_good_to_bad: 0.05,
+            p_bad_to_good: 0.2,
+            failure_probability_good: 0.01,
+            failure_probability_bad: 0.5,
+        }
+    }
+
+    #[test]
+    fn gilbert_elliott_long_run_bad_fraction() {
+        // π_B = 0.05 / 0.25 = 0.2. One run of T slots: the chain's second eigenvalue
+        // λ = 1 − 0.05 − 0.2 = 0.75 inflates the variance of the occupation frequency by
+        // (1 + λ)/(1 − λ) = 7, so sd = sqrt(7·0.2·0.8/T) ≈ 1.67e-3 for T = 400 000; 5 sd.
+        let c = ge();
+        assert!((c.stationary_bad_probability() - 0.2).abs() < 1e-15);
+        let mut r = rng(1);
+        let mut s = c.initial_state(&mut r);
+        const T: usize = 400_000;
+        let bad = (0..T).filter(|_| c.advance(&mut s, &mut r) == GeState::Bad).count();
+        let freq = bad as f64 / T as f64;
+        let sd = (7.0 * 0.2 * 0.8 / T as f64).sqrt();
+        assert!((freq - 0.2).abs() < 5.0 * sd, "{freq}");
+        // The initial state is stationary: binomial sd sqrt(0.16/N).
+        const N: usize = 100_000;
+        let bad0 = (0..N).filter(|_| c.initial_state(&mut r) == GeState::Bad).count();
+        assert!((bad0 as f64 / N as f64 - 0.2).abs() < 5.0 * (0.16 / N as f64).sqrt());
+    }
+
+    #[test]
+    fn gilbert_elliott_degenerate_chains() {
+        let mut c = ge();
+        c.p_good_to_bad = 0.0;
+        c.p_bad_to_good = 0.0;
+        assert_eq!(c.stationary_bad_probability(), 0.0);
+        let mut r = rng(2);
+        let mut s = c.initial_state(&mut r);
+        assert_eq!(s, GeState::Good);
+        assert_eq!(c.advance(&mut s, &mut r), GeState::Good);
+        c.p_good_to_bad = 1.0;
+        c.p_bad_to_good = 1.0;
+        assert_eq!(c.advance(&mut s, &mut r), GeState::Bad);
+        assert_eq!(c.advance(&mut s, &mut r), GeState::Good);
+    }
+
+    #[test]
+    fn crossing_failure_combines_independent_causes() {
+        // Outage only, m = 1: γ̄ = 10 dB, γ_th = 0 dB → 1 − e^{−0.1} = 0.0951626.
+        let outage_only = FailureConfig { outage_threshold_db: Some(0.0), gilbert_elliott: None };
+        let p_out = outage_only.crossing_failure_probability(10.0, 1.0, GeState::Bad);
+        assert!((p_out - 0.095_162_581_964_040_43).abs() < 1e-13);
+        // GE only: the state's probability.
+        let ge_only = FailureConfig { outage_threshold_db: None, gilbert_elliott: Some(ge()) };
+        assert_eq!(ge_only.crossing_failure_probability(10.0, 1.0, GeState::Good), 0.01);
+        assert_eq!(ge_only.crossing_failure_probability(10.0, 1.0, GeState::Bad), 0.5);
+        // Both: 1 − (1 − 0.0951626)(1 − 0.5) = 0.5475813.
+        let both = FailureConfig { outage_threshold_db: Some(0.0), gilbert_elliott: Some(ge()) };
+        let p = both.crossing_failure_probability(10.0, 1.0, GeState::Bad);
+        assert!((p - (1.0 - (1.0 - 0.095_162_581_964_040_43) * 0.5)).abs() < 1e-13);
+        // Neither cause: never fails.
+        assert_eq!(FailureConfig::default().crossing_failure_probability(-30.0, 0.5, GeState::Bad), 0.0);
+    }
+
+    #[test]
+    fn backoff_schedule_by_hand() {
+        let c = RecoveryConfig::default();
+        // d_k = min(0.1·2^k, 2.0)·(1 + 0.1·u).
+        assert!((c.backoff_delay_s(0, 0.0) - 0.1).abs() < 1e-15);
+        assert!((c.backoff_delay_s(0, 0.5) - 0.105).abs() < 1e-15);
+        assert!((c.backoff_delay_s(1, 0.0) - 0.2).abs() < 1e-15);
+        assert!((c.backoff_delay_s(3, 0.0) - 0.8).abs() < 1e-15);
+        assert!((c.backoff_delay_s(4, 0.0) - 1.6).abs() < 1e-15);
+        // 0.1·2^5 = 3.2 is capped at 2.0; with u → 1 the jitter adds 10 %: 2.2.
+        assert!((c.backoff_delay_s(5, 0.0) - 2.0).abs() < 1e-15);
+        assert!((c.backoff_delay_s(5, 1.0) - 2.2).abs() < 1e-15);
+        assert!((c.backoff_delay_s(u32::MAX, 0.25) - 2.05).abs() < 1e-15);
+        let no_jitter = RecoveryConfig { jitter_fraction: 0.0, ..c };
+        assert_eq!(no_jitter.backoff_delay_s(2, 0.9), 0.4);
+    }
+
+    #[test]
+    fn recovery_defaults_are_the_spec_values_and_parse() {
+        let c: RecoveryConfig = toml::from_str("").unwrap();
+        assert_eq!(c, RecoveryConfig::default());
+        assert_eq!((c.checkpoints, c.initial_backoff_s, c.max_backoff_s, c.max_retries), (true, 0.1, 2.0, 5));
+        let c: RecoveryConfig = toml::from_str("checkpoints = false\nmax_retries = 2").unwrap();
+        assert!(!c.checkpoints && c.max_retries == 2 && c.initial_backoff_s == 0.1);
+        assert!(toml::from_str::<RecoveryConfig>("retries = 2").is_err());
+        let f: FailureConfig = toml::from_str(
+            "outage_threshold_db = 0.0\n[gilbert_elliott]\np_good_to_bad = 0.05\n\
+             p_bad_to_good = 0.2\nfailure_probability_good = 0.01\nfailure_probability_bad = 0.5\n",
+        )
+        .unwrap();
+        assert_eq!(f.gilbert_elliott, Some(ge()));
+        assert!(f.validate().is_ok());
+        let state = serde_json::to_string(&GeState::Bad).unwrap();
+        assert_eq!(state, "\"bad\"");
+    }
+
+    #[test]
+    fn invalid_failure_fields_name_their_path() {
+        let field = |c: &FailureConfig| c.validate().unwrap_err().field;
+        let mut c = FailureConfig { outage_threshold_db: Some(f64::NAN), gilbert_elliott: None };
+        assert_eq!(field(&c), "outage_threshold_db");
+        c.outage_threshold_db = None;
+        for (i, name) in
+            ["p_good_to_bad", "p_bad_to_good", "failure_probability_good", "failure_probability_bad"].iter().enumerate()
+        {
+            let mut g = ge();
+            let bad = if i % 2 == 0 { 1.5 } else { -0.1 };
+            match i {
+                0 => g.p_good_to_bad = bad,
+                1 => g.p_bad_to_good = bad,
+                2 => g.failure_probability_good = bad,
+                _ => g.failure_probability_bad = bad,
+            }
+            c.gilbert_elliott = Some(g);
+            assert_eq!(field(&c), format!("gilbert_elliott.{name}"));
+        }
+
+        let field = |c: &RecoveryConfig| c.validate().unwrap_err().field;
+        let d = RecoveryConfig::default();
+        assert_eq!(field(&RecoveryConfig { initial_backoff_s: 0.0, ..d.clone() }), "initial_backoff_s");
+        let e = RecoveryConfig { max_backoff_s: 0.05, ..d.clone() }.validate().unwrap_err();
+        assert_eq!(e.field, "max_backoff_s");
+        assert!(e.allowed.contains("initial_backoff_s"));
+        assert_eq!(field(&RecoveryConfig { jitter_fraction: 1.5, ..d.clone() }), "jitter_fraction");
+        assert_eq!(field(&RecoveryConfig { jitter_fraction: -0.1, ..d }), "jitter_fraction");
+    }
+
+    /// Chi-square goodness of fit of first-failure indices to the geometric law
+    /// P(i) = (1 − p)^i·p, bins 0..k−1 plus a tail bin (expected count >= 50 in each bin).
+    /// Rejects at significance 1e-6, so a correct clock fails with probability 1e-6.
+    fn assert_geometric(indices: &[u64], p: f64) {
+        let n = indices.len() as f64;
+        let mut k = 0;
+        while n * (1.0 - p).powi(k + 1) * p >= 50.0 && n * (1.0 - p).powi(k + 1) >= 50.0 {
+            k += 1;
+        }
+        let k = k as usize;
+        let mut counts = vec![0usize; k + 1];
+        for &i in indices {
+            counts[(i as usize).min(k)] += 1;
+        }
+        let mut chi2 = 0.0;
+        for (i, &c) in counts.iter().enumerate() {
+            let prob = if i < k { (1.0 - p).powi(i as i32) * p } else { (1.0 - p).powi(k as i32) };
+            let e = n * prob;
+            chi2 += (c as f64 - e).powi(2) / e;
+        }
+        let critical = ChiSquared::new(k as f64).unwrap().inverse_cdf(1.0 - 1e-6);
+        assert!(chi2 < critical, "p={p}: chi² = {chi2} >= {critical} with {k} dof, {counts:?}");
+        // Mean check too: E[i] = (1 − p)/p, Var = (1 − p)/p², 5 sd of the sample mean.
+        let mean = indices.iter().sum::<u64>() as f64 / n;
+        let sd = ((1.0 - p) / (p * p) / n).sqrt();
+        assert!((mean - (1.0 - p) / p).abs() < 5.0 * sd, "p={p}: mean {mean}");
+    }
+
+    #[test]
+    fn failure_clock_first_failure_is_geometric() {
+        const N: usize = 100_000;
+        for (seed, p) in [(30u64, 0.2), (31, 0.02), (32, 0.7)] {
+            let mut r = rng(seed);
+            let mut clock = FailureClock::new(&mut r);
+            // After each failure the budget is fresh, so successive calls are i.i.d. draws.
+            let one_call: Vec<u64> = (0..N).map(|_| clock.consume(u64::MAX, p, &mut r).unwrap()).collect();
+            assert_geometric(&one_call, p);
+
+            // Chunked: crossings handed over 3 at a time must give the same law.
+            let mut chunked = Vec::with_capacity(N);
+            let mut offset = 0u64;
+            while chunked.len() < N {
+                match clock.consume(3, p, &mut r) {
+                    Some(i) => {
+                        chunked.push(offset + i);
+                        offset = 0;
+                    }
+                    None => offset += 3,
+                }
+            }
+            assert_geometric(&chunked, p);
+        }
+    }
+
+    #[test]
+    fn failure_clock_varying_probability_survival() {
+        // Surviving 10 crossings at p = 0.05 then 4 at p = 0.3 has probability
+        // 0.95^10·0.7^4 = 0.14412; binomial sd over N fresh clocks, 5 sd.
+        const N: usize = 100_000;
+        let mut r = rng(33);
+        let survived = (0..N)
+            .filter(|_| {
+                let mut c = FailureClock::new(&mut r);
+                c.consume(10, 0.05, &mut r).is_none() && c.consume(4, 0.3, &mut r).is_none()
+            })
+            .count();
+        let want = 0.95f64.powi(10) * 0.7f64.powi(4);
+        let sd = (want * (1.0 - want) / N as f64).sqrt();
+        assert!((survived as f64 / N as f64 - want).abs() < 5.0 * sd);
+    }
+
+    #[test]
+    fn failure_clock_edge_probabilities() {
+        let mut r = rng(34);
+        let mut c = FailureClock::new(&mut r);
+        let budget = c.budget();
+        assert_eq!(c.consume(1_000_000, 0.0, &mut r), None);
+        assert_eq!(c.consume(5, f64::NAN, &mut r), None);
+        assert_eq!(c.consume(0, 0.5, &mut r), None);
+        assert_eq!(c.budget(), budget, "p = 0 consumes no budget");
+        for _ in 0..100 {
+            assert_eq!(c.consume(7, 1.0, &mut r), Some(0));
+        }
+        // Survival consumes exactly n·h of the budget.
+        let mut c = FailureClock { budget: 10.0 };
+        assert_eq!(c.consume(4, 0.5, &mut r), None);
+        assert!((c.budget() - (10.0 - 4.0 * 2f64.ln())).abs() < 1e-12);
+        // Budget 1.0 with h = ln 2: (i+1)·0.693 >= 1 first at i = 1.
+        let mut c = FailureClock { budget: 1.0 };
+        assert_eq!(c.consume(10, 0.5, &mut r), Some(1));
+    }
+}
