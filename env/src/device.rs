@@ -180,11 +180,7 @@ impl DeviceProfile {
     /// Roofline time plus launch overhead; zero for an empty segment.
     #[inline]
     pub fn segment_time_s(&self, flops: f64, bytes: f64) -> f64 {
-        if flops == 0.0 && bytes == 0.0 {
-            0.0
-        } else {
-            self.roofline_s(flops, bytes) + self.launch_overhead_s
-        }
+        if flops == 0.0 && bytes == 0.0 { 0.0 } else { self.roofline_s(flops, bytes) + self.launch_overhead_s }
     }
 
     /// Time to load `bytes` of weights from storage.
@@ -319,11 +315,9 @@ mod tests {
 
     #[test]
     fn overrides_apply_and_are_validated() {
-        let cfg: DeviceConfig =
-            toml::from_str("preset = \"raspberry-pi-5\"\nusable_memory_bytes = 4e9").unwrap();
+        let cfg: DeviceConfig = toml::from_str("preset = \"raspberry-pi-5\"\nusable_memory_bytes = 4e9").unwrap();
         assert_eq!(cfg.resolve().unwrap().usable_memory_bytes, 4e9);
-        let bad: DeviceConfig =
-            toml::from_str("preset = \"raspberry-pi-5\"\nmemory_efficiency = 1.5").unwrap();
+        let bad: DeviceConfig = toml::from_str("preset = \"raspberry-pi-5\"\nmemory_efficiency = 1.5").unwrap();
         assert_eq!(bad.resolve().unwrap_err().field, "memory_efficiency");
         assert!(toml::from_str::<DeviceConfig>("preset = \"pi-6\"").is_err());
         assert!(toml::from_str::<DeviceConfig>("preset = \"galaxy-s23\"\npeak_flop = 1").is_err());

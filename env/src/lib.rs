@@ -5,14 +5,18 @@
 
 pub mod accuracy;
 pub mod api;
-pub mod device;
+pub mod background;
 pub mod cartpole;
+pub mod cost;
+pub mod device;
 pub mod failure;
 pub mod link;
 pub mod lyapunov;
 pub mod model;
 pub mod plan;
+pub mod regime;
 pub mod rng;
+pub mod service;
 pub mod spaces;
 pub mod trace;
 pub mod validate;

@@ -68,8 +68,7 @@ pub enum ModelPreset {
 }
 
 impl ModelPreset {
-    pub const ALL: [ModelPreset; 5] =
-        [Self::Gpt2Medium, Self::Gpt2Xl, Self::Llama7b, Self::Llama2_7b, Self::Llama13b];
+    pub const ALL: [ModelPreset; 5] = [Self::Gpt2Medium, Self::Gpt2Xl, Self::Llama7b, Self::Llama2_7b, Self::Llama13b];
 
     /// Published parameter count (for the 2 % check): GPT-2 (Radford et al. 2019) and the
     /// LLaMA / LLaMA 2 papers (Touvron et al. 2023a, 2023b).
@@ -343,7 +342,7 @@ impl ModelCosts {
             weight_bytes: head_params * wb,
             kv_bytes_per_key: kv_bytes_per_head_token,
             // Reads its share of the layer input and writes its W_O partial sum (FP16).
-            act_bytes_per_token: 2.0 * (d / h + d) ,
+            act_bytes_per_token: 2.0 * (d / h + d),
         };
         let ffn_first_params = arch.ffn_first_params();
         let ffn_first = SegmentCost {
@@ -389,9 +388,7 @@ impl ModelCosts {
     }
 
     pub fn layer_weight_bytes(&self) -> f64 {
-        self.head.weight_bytes * self.arch.n_heads as f64
-            + self.ffn_first.weight_bytes
-            + self.ffn_down.weight_bytes
+        self.head.weight_bytes * self.arch.n_heads as f64 + self.ffn_first.weight_bytes + self.ffn_down.weight_bytes
     }
 
     pub fn total_weight_bytes(&self) -> f64 {

@@ -108,10 +108,8 @@ impl Plan {
 
     /// SplitLLM placement: one bit per layer (true = edge), several switches allowed.
     pub fn from_edge_layers(edge: &[bool], n_heads: u32, precision: Precision) -> Self {
-        let layers = edge
-            .iter()
-            .map(|&e| if e { LayerPlacement::edge(n_heads) } else { LayerPlacement::CLOUD })
-            .collect();
+        let layers =
+            edge.iter().map(|&e| if e { LayerPlacement::edge(n_heads) } else { LayerPlacement::CLOUD }).collect();
         Self { layers, precision }
     }
 
@@ -133,8 +131,7 @@ impl Plan {
         if self.layers.len() != n_layers as usize {
             return Err(format!("plan has {} layers, the model {n_layers}", self.layers.len()));
         }
-        if let Some((l, p)) = self.layers.iter().enumerate().find(|(_, p)| u32::from(p.edge_heads) > n_heads)
-        {
+        if let Some((l, p)) = self.layers.iter().enumerate().find(|(_, p)| u32::from(p.edge_heads) > n_heads) {
             return Err(format!("layer {l} puts {} heads on the edge, the model has {n_heads}", p.edge_heads));
         }
         Ok(())

@@ -17,13 +17,8 @@ pub struct Feature {
 
 impl Feature {
     pub fn new(name: impl Into<String>, low: f32, high: f32, unit: &str, description: &str) -> Self {
-        let feature = Self {
-            name: name.into(),
-            low,
-            high,
-            unit: unit.to_string(),
-            description: description.to_string(),
-        };
+        let feature =
+            Self { name: name.into(), low, high, unit: unit.to_string(), description: description.to_string() };
         assert!(
             low.is_finite() && high.is_finite() && low < high,
             "feature {} needs finite bounds low < high, got [{low}, {high}]",
@@ -67,9 +62,7 @@ impl ObservationSpace {
     /// Index of the first feature outside its bounds (or not finite), if any.
     pub fn first_violation(&self, obs: &[f32]) -> Option<usize> {
         assert_eq!(obs.len(), self.dim(), "observation length");
-        obs.iter()
-            .zip(&self.features)
-            .position(|(&x, f)| !(x.is_finite() && x >= f.low && x <= f.high))
+        obs.iter().zip(&self.features).position(|(&x, f)| !(x.is_finite() && x >= f.low && x <= f.high))
     }
 }
 
