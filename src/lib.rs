@@ -1,4 +1,9 @@
 //! The splitwise application: CLI, config loading, training loop, checkpoints, export, logging.
 //! `main.rs` only dispatches; everything testable lives here.
 
+pub mod cli;
+pub mod policies;
+pub mod scenario_file;
+pub mod simulate;
+pub mod summary;
 pub mod tensorboard;

@@ -1,2 +1,15 @@
-//! splitwise: command-line entry point (dispatch only).
-fn main() {}
+//! splitwise: command-line entry point (dispatch only; everything else is in the library).
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = splitwise::cli::Cli::parse();
+    match splitwise::cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

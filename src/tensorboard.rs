@@ -67,22 +67,13 @@ impl EventWriter {
     /// overwritten: on a name clash (a second writer in the same second and process) a numeric
     /// suffix is appended, which sorts after the first file, as TensorBoard reads them in name order.
     pub fn create(dir: &Path) -> Result<Self> {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("creating TensorBoard log directory {}", dir.display()))?;
+        fs::create_dir_all(dir).with_context(|| format!("creating TensorBoard log directory {}", dir.display()))?;
         let wall_time_s = unix_time_s()?;
         // Truncation to whole seconds is intended: the name carries the start second only.
-        let base = format!(
-            "events.out.tfevents.{}.{}.{}.{FILE_SUFFIX}",
-            wall_time_s as u64,
-            hostname(),
-            std::process::id()
-        );
+        let base =
+            format!("events.out.tfevents.{}.{}.{}.{FILE_SUFFIX}", wall_time_s as u64, hostname(), std::process::id());
         let (path, file) = create_new_file(dir, &base)?;
-        let mut writer = Self {
-            path,
-            out: BufWriter::new(file),
-            payload: Vec::with_capacity(128),
-        };
+        let mut writer = Self { path, out: BufWriter::new(file), payload: Vec::with_capacity(128) };
         writer.payload.clear();
         encode_file_version_event(&mut writer.payload, wall_time_s);
         writer.write_payload()?;
@@ -109,15 +100,12 @@ impl EventWriter {
         let wall_time_s = unix_time_s()?;
         self.payload.clear();
         encode_scalar_event(&mut self.payload, wall_time_s, step, tag, value as f32);
-        self.write_payload()
-            .with_context(|| format!("writing scalar {tag:?} at step {step}"))
+        self.write_payload().with_context(|| format!("writing scalar {tag:?} at step {step}"))
     }
 
     /// Pushes buffered records to the operating system.
     pub fn flush(&mut self) -> Result<()> {
-        self.out
-            .flush()
-            .with_context(|| format!("flushing TensorBoard event file {}", self.path.display()))
+        self.out.flush().with_context(|| format!("flushing TensorBoard event file {}", self.path.display()))
     }
 
     fn write_payload(&mut self) -> Result<()> {
@@ -150,34 +138,20 @@ fn hostname() -> String {
         .map(|name| name.trim().to_owned())
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| FALLBACK_HOSTNAME.to_owned());
-    raw.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    raw.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_' { c } else { '_' }).collect()
 }
 
 fn create_new_file(dir: &Path, base: &str) -> Result<(PathBuf, File)> {
     // A handful of attempts is plenty: a clash needs the same second and the same process id.
     const MAX_ATTEMPTS: u32 = 100;
     for attempt in 0..MAX_ATTEMPTS {
-        let name = if attempt == 0 {
-            base.to_owned()
-        } else {
-            format!("{base}.{attempt}")
-        };
+        let name = if attempt == 0 { base.to_owned() } else { format!("{base}.{attempt}") };
         let path = dir.join(name);
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(file) => return Ok((path, file)),
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(err) => {
-                return Err(err).with_context(|| {
-                    format!("creating TensorBoard event file {}", path.display())
-                });
+                return Err(err).with_context(|| format!("creating TensorBoard event file {}", path.display()));
             }
         }
     }
@@ -295,17 +269,7 @@ mod tests {
 
     #[test]
     fn varint_len_agrees_with_encoder() {
-        for value in [
-            0,
-            1,
-            127,
-            128,
-            16_383,
-            16_384,
-            1 << 32,
-            i64::MAX as u64,
-            u64::MAX,
-        ] {
+        for value in [0, 1, 127, 128, 16_383, 16_384, 1 << 32, i64::MAX as u64, u64::MAX] {
             assert_eq!(varint_len(value), varint(value).len(), "value {value}");
         }
     }
@@ -345,10 +309,7 @@ mod tests {
         write_record(&mut out, b"xyz").unwrap();
         assert_eq!(out.len(), 8 + 4 + 3 + 4);
         assert_eq!(&out[..8], &3u64.to_le_bytes());
-        assert_eq!(
-            &out[8..12],
-            &masked_crc32c(&3u64.to_le_bytes()).to_le_bytes()
-        );
+        assert_eq!(&out[8..12], &masked_crc32c(&3u64.to_le_bytes()).to_le_bytes());
         assert_eq!(&out[12..15], b"xyz");
         assert_eq!(&out[15..], &masked_crc32c(b"xyz").to_le_bytes());
     }
@@ -369,16 +330,8 @@ mod tests {
         let first = EventWriter::create(dir.path()).unwrap();
         let second = EventWriter::create(dir.path()).unwrap();
         assert_ne!(first.path(), second.path());
-        let name = first
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
+        let name = first.path().file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.starts_with("events.out.tfevents."), "{name}");
-        assert!(
-            name.contains(&format!(".{}.", std::process::id())),
-            "{name}"
-        );
+        assert!(name.contains(&format!(".{}.", std::process::id())), "{name}");
     }
 }

@@ -57,9 +57,7 @@ pub const ALS_KAPPA: f64 = 0.5;
 /// Decoder layers of LLaMA2-7B, the model ALS's surrogate was fitted on (Touvron et al. 2023).
 pub const ALS_MODEL_LAYERS: f64 = 32.0;
 /// Erasure probabilities of the surrogate table's rows.
-pub const ALS_ERASURE_RATES: [f64; 13] = [
-    0.01, 0.03, 0.05, 0.08, 0.10, 0.12, 0.15, 0.18, 0.20, 0.22, 0.25, 0.28, 0.30,
-];
+pub const ALS_ERASURE_RATES: [f64; 13] = [0.01, 0.03, 0.05, 0.08, 0.10, 0.12, 0.15, 0.18, 0.20, 0.22, 0.25, 0.28, 0.30];
 /// Split layers (split after decoder layer s) of the surrogate table's columns.
 pub const ALS_SPLIT_LAYERS: [f64; 10] = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0];
 
@@ -99,11 +97,7 @@ pub struct QuantisationLossConfig {
 
 impl Default for QuantisationLossConfig {
     fn default() -> Self {
-        Self {
-            bits16: QUANT_LOSS_16_BIT,
-            bits8: QUANT_LOSS_8_BIT,
-            bits4: QUANT_LOSS_4_BIT,
-        }
+        Self { bits16: QUANT_LOSS_16_BIT, bits8: QUANT_LOSS_8_BIT, bits4: QUANT_LOSS_4_BIT }
     }
 }
 
@@ -114,18 +108,10 @@ impl QuantisationLossConfig {
         probability("bits8", self.bits8)?;
         probability("bits4", self.bits4)?;
         if self.bits8 < self.bits16 {
-            return Err(InvalidField::new(
-                "bits8",
-                self.bits8,
-                "must be >= bits16 (fewer bits lose more)",
-            ));
+            return Err(InvalidField::new("bits8", self.bits8, "must be >= bits16 (fewer bits lose more)"));
         }
         if self.bits4 < self.bits8 {
-            return Err(InvalidField::new(
-                "bits4",
-                self.bits4,
-                "must be >= bits8 (fewer bits lose more)",
-            ));
+            return Err(InvalidField::new("bits4", self.bits4, "must be >= bits8 (fewer bits lose more)"));
         }
         Ok(())
     }
@@ -133,10 +119,7 @@ impl QuantisationLossConfig {
     /// Loss of one crossing at `bits`. The action space offers 16/8/4; any other width maps to
     /// the nearest supported width not above it (32 → 16, 12 → 8, 2 → 4 counts as 4-bit).
     pub fn loss_per_crossing(&self, bits: u8) -> f64 {
-        debug_assert!(
-            matches!(bits, 4 | 8 | 16),
-            "boundary precision {bits} is not 16/8/4"
-        );
+        debug_assert!(matches!(bits, 4 | 8 | 16), "boundary precision {bits} is not 16/8/4");
         match bits {
             16.. => self.bits16,
             8..=15 => self.bits8,
@@ -166,11 +149,7 @@ pub enum ErasureLossConfig {
     /// An absolute table `loss[i][j]` at `erasure_rates[i]` × `depth_fractions[j]`, interpolated
     /// bilinearly and held constant beyond the grid, except below the first erasure rate, where
     /// it falls linearly to zero at p = 0 (no erasure, no loss).
-    Measured {
-        erasure_rates: Vec<f64>,
-        depth_fractions: Vec<f64>,
-        loss: Vec<Vec<f64>>,
-    },
+    Measured { erasure_rates: Vec<f64>, depth_fractions: Vec<f64>, loss: Vec<Vec<f64>> },
 }
 
 impl Default for ErasureLossConfig {
@@ -182,26 +161,17 @@ impl Default for ErasureLossConfig {
 impl ErasureLossConfig {
     pub fn validate(&self) -> Validation {
         match self {
-            Self::AlsSurrogate { kappa } => non_negative(
-                "kappa",
-                *kappa,
-                "loss per unit erasure rate at the reference split",
-            ),
-            Self::Measured {
-                erasure_rates,
-                depth_fractions,
-                loss,
-            } => {
+            Self::AlsSurrogate { kappa } => {
+                non_negative("kappa", *kappa, "loss per unit erasure rate at the reference split")
+            }
+            Self::Measured { erasure_rates, depth_fractions, loss } => {
                 increasing_grid("erasure_rates", erasure_rates)?;
                 increasing_grid("depth_fractions", depth_fractions)?;
                 if loss.len() != erasure_rates.len() {
                     return Err(InvalidField::new(
                         "loss",
                         format!("{} rows", loss.len()),
-                        format!(
-                            "must have one row per erasure rate ({})",
-                            erasure_rates.len()
-                        ),
+                        format!("must have one row per erasure rate ({})", erasure_rates.len()),
                     ));
                 }
                 for (i, row) in loss.iter().enumerate() {
@@ -209,10 +179,7 @@ impl ErasureLossConfig {
                         return Err(InvalidField::new(
                             format!("loss[{i}]"),
                             format!("{} values", row.len()),
-                            format!(
-                                "must have one value per depth fraction ({})",
-                                depth_fractions.len()
-                            ),
+                            format!("must have one value per depth fraction ({})", depth_fractions.len()),
                         ));
                     }
                     for (j, &l) in row.iter().enumerate() {
@@ -228,21 +195,13 @@ impl ErasureLossConfig {
 /// A non-empty, strictly increasing grid inside [0, 1].
 fn increasing_grid(field: &str, grid: &[f64]) -> Validation {
     if grid.is_empty() {
-        return Err(InvalidField::new(
-            field,
-            "[]",
-            "must list at least one grid point",
-        ));
+        return Err(InvalidField::new(field, "[]", "must list at least one grid point"));
     }
     for (i, &g) in grid.iter().enumerate() {
         let name = format!("{field}[{i}]");
         in_range(&name, g, 0.0, 1.0, "a fraction")?;
         if i > 0 && g <= grid[i - 1] {
-            return Err(InvalidField::new(
-                name,
-                g,
-                "grid must be strictly increasing",
-            ));
+            return Err(InvalidField::new(name, g, "grid must be strictly increasing"));
         }
     }
     Ok(())
@@ -258,9 +217,7 @@ pub struct AccuracyConfig {
 
 impl AccuracyConfig {
     pub fn validate(&self) -> Validation {
-        self.quantisation
-            .validate()
-            .map_err(|e| e.under("quantisation"))?;
+        self.quantisation.validate().map_err(|e| e.under("quantisation"))?;
         self.erasure.validate().map_err(|e| e.under("erasure"))
     }
 }
@@ -293,23 +250,14 @@ impl AccuracyModel {
     pub fn new(config: &AccuracyConfig) -> Result<Self, InvalidField> {
         config.validate()?;
         let erasure = match &config.erasure {
-            ErasureLossConfig::AlsSurrogate { kappa } => {
-                ErasureModel::AlsSurrogate { kappa: *kappa }
-            }
-            ErasureLossConfig::Measured {
-                erasure_rates,
-                depth_fractions,
-                loss,
-            } => ErasureModel::Measured {
+            ErasureLossConfig::AlsSurrogate { kappa } => ErasureModel::AlsSurrogate { kappa: *kappa },
+            ErasureLossConfig::Measured { erasure_rates, depth_fractions, loss } => ErasureModel::Measured {
                 rates: erasure_rates.clone(),
                 depths: depth_fractions.clone(),
                 loss: loss.iter().flatten().copied().collect(),
             },
         };
-        Ok(Self {
-            quantisation: config.quantisation.clone(),
-            erasure,
-        })
+        Ok(Self { quantisation: config.quantisation.clone(), erasure })
     }
 
     pub fn quantisation_loss(&self, bits: u8, crossing_points: u32) -> f64 {
@@ -326,11 +274,7 @@ impl AccuracyModel {
         let p = erasure_rate.min(1.0);
         match &self.erasure {
             ErasureModel::AlsSurrogate { kappa } => als_erasure_loss(*kappa, depth_fraction, p),
-            ErasureModel::Measured {
-                rates,
-                depths,
-                loss,
-            } => {
+            ErasureModel::Measured { rates, depths, loss } => {
                 let (d0, d1, wd) = bracket(depths, depth_fraction);
                 let at_row = |i: usize| {
                     let row = &loss[i * depths.len()..(i + 1) * depths.len()];
@@ -517,17 +461,11 @@ mod tests {
         }
         assert_eq!(c.validate().unwrap_err().field, "erasure.loss[0]");
         let c = AccuracyConfig {
-            quantisation: QuantisationLossConfig {
-                bits16: 0.0,
-                bits8: 0.01,
-                bits4: 0.005,
-            },
+            quantisation: QuantisationLossConfig { bits16: 0.0, bits8: 0.01, bits4: 0.005 },
             erasure: ErasureLossConfig::default(),
         };
         assert_eq!(c.validate().unwrap_err().field, "quantisation.bits4");
-        let e = ErasureLossConfig::AlsSurrogate { kappa: f64::NAN }
-            .validate()
-            .unwrap_err();
+        let e = ErasureLossConfig::AlsSurrogate { kappa: f64::NAN }.validate().unwrap_err();
         assert_eq!(e.field, "kappa");
     }
 
@@ -548,10 +486,9 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.quantisation.bits8, QUANT_LOSS_8_BIT);
         assert_eq!(c.erasure, measured().erasure);
-        let e =
-            toml::from_str::<AccuracyConfig>("[erasure]\nkind = \"als-surrogate\"\nkapa = 1.0\n")
-                .unwrap_err()
-                .to_string();
+        let e = toml::from_str::<AccuracyConfig>("[erasure]\nkind = \"als-surrogate\"\nkapa = 1.0\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("kapa"), "{e}");
     }
 }

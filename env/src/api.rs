@@ -95,6 +95,15 @@ pub trait Env: Send {
 
     fn save_state(&self) -> Self::State;
 
+    /// The mask of component `prefix.len()` given the values already chosen for the components
+    /// before it (autoregressive masking, system-model §9: memory couples layers, so a joint
+    /// plan is only guaranteed feasible when each choice is masked given the earlier ones).
+    /// Writes `nvec[prefix.len()]` booleans and returns `true`; returns `false` when this
+    /// environment's masks do not depend on earlier choices (use the observation's mask).
+    fn conditional_mask(&self, _prefix: &[usize], _out: &mut [bool]) -> bool {
+        false
+    }
+
     fn restore_state(&mut self, state: &Self::State) -> Result<(), EnvError>;
 
     fn reset(&mut self, seed: Option<u64>) -> (Observation, Self::Info) {

@@ -8,8 +8,9 @@
 //! a failure (checkpoint resume, fallback plan, counting) lives with the environment.
 
 use crate::link::{db_to_linear, outage_probability};
+use crate::regime::{RegimeChain, RegimeState};
 use crate::validate::{InvalidField, Validation, in_range, non_negative, positive, probability};
-use rand::{Rng, RngExt};
+use rand::Rng;
 use rand_distr::{Distribution, Exp1};
 use serde::{Deserialize, Serialize};
 
@@ -34,50 +35,32 @@ pub enum GeState {
     Bad,
 }
 
-/// A two-state Markov chain stepped once per slot: Good → Bad with probability `p_good_to_bad`,
-/// Bad → Good with `p_bad_to_good` (both per slot, the chain's classic discrete-time form; they
-/// should be re-tuned if `slot_s` changes). In each state a crossing fails with that state's
+/// The Gilbert–Elliott channel in continuous time: Good and Bad alternate with exponential
+/// sojourns of mean `mean_good_s` and `mean_bad_s` (seconds, so the chain behaves the same at any
+/// slot length; the classic per-slot form p_GB, p_BG is its sampling at one slot with
+/// p_GB ≈ slot_s / mean_good_s for short slots). In each state a crossing fails with that state's
 /// failure probability.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GilbertElliottConfig {
-    pub p_good_to_bad: f64,
-    pub p_bad_to_good: f64,
+    pub mean_good_s: f64,
+    pub mean_bad_s: f64,
     pub failure_probability_good: f64,
     pub failure_probability_bad: f64,
 }
 
 impl GilbertElliottConfig {
     pub fn validate(&self) -> Validation {
-        probability("p_good_to_bad", self.p_good_to_bad)?;
-        probability("p_bad_to_good", self.p_bad_to_good)?;
+        positive("mean_good_s", self.mean_good_s, "mean sojourn time in the Good state, s")?;
+        positive("mean_bad_s", self.mean_bad_s, "mean sojourn time in the Bad state, s")?;
         probability("failure_probability_good", self.failure_probability_good)?;
         probability("failure_probability_bad", self.failure_probability_bad)
     }
 
-    /// Long-run fraction of slots in Bad: p_gb / (p_gb + p_bg). When both are 0 the chain never
-    /// moves and stays where it starts, which [`Self::initial_state`] makes Good (→ 0).
+    /// Long-run fraction of time in Bad: mean_bad_s / (mean_good_s + mean_bad_s) (an alternating
+    /// renewal process spends in each state its share of the mean cycle).
     pub fn stationary_bad_probability(&self) -> f64 {
-        let total = self.p_good_to_bad + self.p_bad_to_good;
-        if total > 0.0 { self.p_good_to_bad / total } else { 0.0 }
-    }
-
-    /// Stationary start (one uniform).
-    pub fn initial_state<R: Rng + ?Sized>(&self, rng: &mut R) -> GeState {
-        let u: f64 = rng.random();
-        if u < self.stationary_bad_probability() { GeState::Bad } else { GeState::Good }
-    }
-
-    /// One slot transition (one uniform); returns the new state.
-    #[inline]
-    pub fn advance<R: Rng + ?Sized>(&self, state: &mut GeState, rng: &mut R) -> GeState {
-        let u: f64 = rng.random();
-        *state = match *state {
-            GeState::Good if u < self.p_good_to_bad => GeState::Bad,
-            GeState::Bad if u < self.p_bad_to_good => GeState::Good,
-            s => s,
-        };
-        *state
+        self.mean_bad_s / (self.mean_good_s + self.mean_bad_s)
     }
 
     #[inline]
@@ -86,6 +69,62 @@ impl GilbertElliottConfig {
             GeState::Good => self.failure_probability_good,
             GeState::Bad => self.failure_probability_bad,
         }
+    }
+}
+
+/// The Bad state's regime index in the chain (Good is regime 0).
+const BAD_REGIME: usize = 1;
+
+/// A validated Gilbert–Elliott chain: the project's continuous-time [`RegimeChain`] with two
+/// regimes (0 = Good, 1 = Bad), so it is simulated exactly whatever the slot length.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GilbertElliott {
+    config: GilbertElliottConfig,
+    chain: RegimeChain,
+}
+
+impl GilbertElliott {
+    /// Errors name the config field (`mean_good_s`, ...).
+    pub fn new(config: &GilbertElliottConfig) -> Result<Self, InvalidField> {
+        config.validate()?;
+        let chain = RegimeChain::new(&[config.mean_good_s, config.mean_bad_s]).map_err(|e| {
+            let field = if e.field.ends_with(&format!("[{BAD_REGIME}]")) { "mean_bad_s" } else { "mean_good_s" };
+            InvalidField { field: field.to_string(), ..e }
+        })?;
+        Ok(Self { config: config.clone(), chain })
+    }
+
+    pub fn config(&self) -> &GilbertElliottConfig {
+        &self.config
+    }
+
+    /// Stationary start: Bad with probability [`Self::stationary_bad_probability`], and an
+    /// exponential residual sojourn.
+    pub fn initial_state(&self, rng: &mut impl Rng) -> RegimeState {
+        self.chain.initial_state(rng)
+    }
+
+    /// Advances the chain by one slot of `slot_s` (any number of switches inside it) and returns
+    /// the state the slot ends in.
+    #[inline]
+    pub fn advance(&self, state: &mut RegimeState, slot_s: f64, rng: &mut impl Rng) -> GeState {
+        self.chain.advance(state, slot_s, rng);
+        self.state(state)
+    }
+
+    #[inline]
+    pub fn state(&self, state: &RegimeState) -> GeState {
+        if state.regime == BAD_REGIME { GeState::Bad } else { GeState::Good }
+    }
+
+    #[inline]
+    pub fn failure_probability(&self, state: GeState) -> f64 {
+        self.config.failure_probability(state)
+    }
+
+    /// mean_bad_s / (mean_good_s + mean_bad_s), the chain's stationary law.
+    pub fn stationary_bad_probability(&self) -> f64 {
+        self.chain.stationary_probability(BAD_REGIME)
     }
 }
 
@@ -243,47 +282,145 @@ mod tests {
 
     fn ge() -> GilbertElliottConfig {
         GilbertElliottConfig {
-            p_good_to_bad: 0.05,
-            p_bad_to_good: 0.2,
+            mean_good_s: 30.0,
+            mean_bad_s: 10.0,
             failure_probability_good: 0.01,
             failure_probability_bad: 0.5,
         }
     }
 
-    #[test]
-    fn gilbert_elliott_long_run_bad_fraction() {
-        // π_B = 0.05 / 0.25 = 0.2. One run of T slots: the chain's second eigenvalue
-        // λ = 1 − 0.05 − 0.2 = 0.75 inflates the variance of the occupation frequency by
-        // (1 + λ)/(1 − λ) = 7, so sd = sqrt(7·0.2·0.8/T) ≈ 1.67e-3 for T = 400 000; 5 sd.
-        let c = ge();
-        assert!((c.stationary_bad_probability() - 0.2).abs() < 1e-15);
-        let mut r = rng(1);
-        let mut s = c.initial_state(&mut r);
-        const T: usize = 400_000;
-        let bad = (0..T).filter(|_| c.advance(&mut s, &mut r) == GeState::Bad).count();
-        let freq = bad as f64 / T as f64;
-        let sd = (7.0 * 0.2 * 0.8 / T as f64).sqrt();
-        assert!((freq - 0.2).abs() < 5.0 * sd, "{freq}");
-        // The initial state is stationary: binomial sd sqrt(0.16/N).
-        const N: usize = 100_000;
-        let bad0 = (0..N).filter(|_| c.initial_state(&mut r) == GeState::Bad).count();
-        assert!((bad0 as f64 / N as f64 - 0.2).abs() < 5.0 * (0.16 / N as f64).sqrt());
+    /// Long-run statistics of a two-state process sampled every `slot_s` for `horizon_s`:
+    /// (fraction of samples in Bad, observed state changes per second). `initial_bad` is the
+    /// state before the first sample; `next_is_bad` advances one slot and reports the state.
+    fn two_state_statistics(
+        slot_s: f64,
+        horizon_s: f64,
+        initial_bad: bool,
+        mut next_is_bad: impl FnMut() -> bool,
+    ) -> (f64, f64) {
+        let n = (horizon_s / slot_s).round() as usize;
+        let (mut bad, mut changes, mut prev) = (0usize, 0usize, initial_bad);
+        for _ in 0..n {
+            let is_bad = next_is_bad();
+            bad += usize::from(is_bad);
+            changes += usize::from(is_bad != prev);
+            prev = is_bad;
+        }
+        (bad as f64 / n as f64, changes as f64 / horizon_s)
+    }
+
+    /// Checks `two_state_statistics` against a continuous-time two-state chain with exponential
+    /// sojourns of mean g (Good) and b (Bad), at 5 sd. Derivation:
+    /// - Sampled every Δ the chain is a discrete two-state chain with transition matrix
+    ///   P(Δ)_ij = π_j + (δ_ij − π_j)·ρ, ρ = e^{−Δ/τ}, τ = 1/(1/g + 1/b), π_B = b/(g + b). The
+    ///   Bad indicator thus has autocovariance π_B(1 − π_B)·ρ^|k|, and the mean of n = T/Δ
+    ///   samples has variance π_B(1 − π_B)(1 + ρ)/((1 − ρ)·n) (≈ 2τ·π_B(1 − π_B)/T for Δ ≪ τ).
+    /// - Consecutive samples differ with probability π_G·P_GB(Δ) + π_B·P_BG(Δ) = 2π_Gπ_B(1 − ρ),
+    ///   i.e. 2π_Gπ_B(1 − ρ)/Δ changes per second (it undercounts the 2/(g + b) switches per
+    ///   second by the even numbers of switches inside one slot, and so depends on Δ). Its sd is
+    ///   taken from the switch count of the alternating renewal process: a cycle (Good + Bad
+    ///   sojourn) has mean μ = g + b and variance σ² = g² + b², the number of cycles in T has
+    ///   variance ≈ T·σ²/μ³ (renewal CLT), and there are 2 switches per cycle, so the rate has
+    ///   sd 2·sqrt(σ²/(μ³·T)).
+    fn assert_two_state(
+        what: &str,
+        g: f64,
+        b: f64,
+        slot_s: f64,
+        horizon_s: f64,
+        (bad_fraction, change_rate): (f64, f64),
+    ) {
+        let pi_b = b / (g + b);
+        let tau = 1.0 / (1.0 / g + 1.0 / b);
+        let rho = (-slot_s / tau).exp();
+        let n = horizon_s / slot_s;
+        let sd_fraction = (pi_b * (1.0 - pi_b) * (1.0 + rho) / ((1.0 - rho) * n)).sqrt();
+        assert!(
+            (bad_fraction - pi_b).abs() < 5.0 * sd_fraction,
+            "{what}, slot {slot_s} s: Bad fraction {bad_fraction} vs {pi_b} (sd {sd_fraction})"
+        );
+        let want_rate = 2.0 * pi_b * (1.0 - pi_b) * (1.0 - rho) / slot_s;
+        let (mu, var) = (g + b, g * g + b * b);
+        let sd_rate = 2.0 * (var / (mu * mu * mu * horizon_s)).sqrt();
+        assert!(
+            (change_rate - want_rate).abs() < 5.0 * sd_rate,
+            "{what}, slot {slot_s} s: {change_rate} changes/s vs {want_rate} (sd {sd_rate})"
+        );
     }
 
     #[test]
-    fn gilbert_elliott_degenerate_chains() {
-        let mut c = ge();
-        c.p_good_to_bad = 0.0;
-        c.p_bad_to_good = 0.0;
-        assert_eq!(c.stationary_bad_probability(), 0.0);
-        let mut r = rng(2);
-        let mut s = c.initial_state(&mut r);
-        assert_eq!(s, GeState::Good);
-        assert_eq!(c.advance(&mut s, &mut r), GeState::Good);
-        c.p_good_to_bad = 1.0;
-        c.p_bad_to_good = 1.0;
-        assert_eq!(c.advance(&mut s, &mut r), GeState::Bad);
-        assert_eq!(c.advance(&mut s, &mut r), GeState::Good);
+    fn gilbert_elliott_and_rate_regimes_share_long_run_statistics_at_any_slot_length() {
+        // Mean sojourns g = 30 s (Good) and b = 10 s (Bad): π_B = 0.25, τ = 7.5 s. Over
+        // T = 400 000 s the Bad fraction has sd 2.65e-3 at either slot length (Δ = 1: ρ = 0.8752,
+        // n = 4e5; Δ = 0.25: ρ = 0.9672, n = 1.6e6), and the change rate sd 2·sqrt(1000/(40³·T))
+        // = 3.95e-4 per second around 0.04681 (Δ = 1) and 0.04918 (Δ = 0.25). The two processes
+        // run the same regime chain, so both must match at both slot lengths.
+        let config = ge();
+        let chain = GilbertElliott::new(&config).unwrap();
+        assert_eq!(chain.stationary_bad_probability(), 0.25);
+        assert_eq!(config.stationary_bad_probability(), 0.25);
+        let mut regimes = crate::link::RegimesConfig::cellular_3g_lte_5g();
+        regimes.regimes.truncate(2);
+        regimes.regimes[0].mean_dwell_s = config.mean_good_s;
+        regimes.regimes[1].mean_dwell_s = config.mean_bad_s;
+        let rate = crate::link::RateProcess::new(&crate::link::RateProcessConfig::Regimes(regimes), None).unwrap();
+        let in_second_regime = |s: &crate::link::RateState| match s {
+            crate::link::RateState::Regimes { regime, .. } => regime.regime == 1,
+            other => panic!("not a regimes state: {other:?}"),
+        };
+        const HORIZON_S: f64 = 400_000.0;
+        for (seed, slot_s) in [(40u64, 1.0), (41, 0.25)] {
+            let mut r = rng(seed);
+            let mut s = chain.initial_state(&mut r);
+            let initial_bad = chain.state(&s) == GeState::Bad;
+            let stats = two_state_statistics(slot_s, HORIZON_S, initial_bad, || {
+                chain.advance(&mut s, slot_s, &mut r) == GeState::Bad
+            });
+            assert_two_state("Gilbert–Elliott", 30.0, 10.0, slot_s, HORIZON_S, stats);
+
+            let mut r = rng(seed + 100);
+            let mut s = rate.initial_state(&mut r);
+            let initial_bad = in_second_regime(&s);
+            let stats = two_state_statistics(slot_s, HORIZON_S, initial_bad, || {
+                rate.advance(&mut s, slot_s, &mut r);
+                in_second_regime(&s)
+            });
+            assert_two_state("rate regimes", 30.0, 10.0, slot_s, HORIZON_S, stats);
+        }
+    }
+
+    #[test]
+    fn gilbert_elliott_starts_stationary_and_moves_as_the_continuous_time_chain() {
+        let g = GilbertElliott::new(&ge()).unwrap();
+        let mut r = rng(1);
+        // Stationary start: Bad with π_B = 0.25; binomial sd sqrt(0.1875/N), 5 sd.
+        const N: usize = 100_000;
+        let bad0 = (0..N).filter(|_| g.state(&g.initial_state(&mut r)) == GeState::Bad).count();
+        assert!((bad0 as f64 / N as f64 - 0.25).abs() < 5.0 * (0.1875 / N as f64).sqrt(), "{bad0}");
+        // From Good, one slot of Δ ends in Bad with P_GB(Δ) = π_B·(1 − e^{−Δ/τ}), τ = 7.5 s,
+        // counting every switch inside the slot: Δ = 0.25 → 0.25·(1 − e^{−1/30}) = 0.008196,
+        // Δ = 1 → 0.25·(1 − e^{−2/15}) = 0.031207, Δ = 20 → 0.25·(1 − e^{−8/3}) = 0.232629.
+        // A stationary start conditioned on Good has an Exp(30 s) residual (memorylessness), so
+        // N independent such starts give a binomial count; 5 sd.
+        for (slot_s, want) in [(0.25, 0.008_196), (1.0, 0.031_207), (20.0, 0.232_629)] {
+            let exact = 0.25 * -(-slot_s / 7.5f64).exp_m1();
+            assert!((exact - want).abs() < 1e-6, "hand value {want} vs {exact}");
+            let mut bad = 0usize;
+            for _ in 0..N {
+                let mut s = g.initial_state(&mut r);
+                while g.state(&s) == GeState::Bad {
+                    s = g.initial_state(&mut r);
+                }
+                let state = g.advance(&mut s, slot_s, &mut r);
+                assert_eq!(state, g.state(&s));
+                bad += usize::from(state == GeState::Bad);
+            }
+            let sd = (exact * (1.0 - exact) / N as f64).sqrt();
+            assert!((bad as f64 / N as f64 - exact).abs() < 5.0 * sd, "slot {slot_s}: {bad}");
+        }
+        assert_eq!(g.failure_probability(GeState::Good), 0.01);
+        assert_eq!(g.failure_probability(GeState::Bad), 0.5);
+        assert_eq!(g.config(), &ge());
     }
 
     #[test]
@@ -330,8 +467,8 @@ mod tests {
         assert!(!c.checkpoints && c.max_retries == 2 && c.initial_backoff_s == 0.1);
         assert!(toml::from_str::<RecoveryConfig>("retries = 2").is_err());
         let f: FailureConfig = toml::from_str(
-            "outage_threshold_db = 0.0\n[gilbert_elliott]\np_good_to_bad = 0.05\n\
-             p_bad_to_good = 0.2\nfailure_probability_good = 0.01\nfailure_probability_bad = 0.5\n",
+            "outage_threshold_db = 0.0\n[gilbert_elliott]\nmean_good_s = 30.0\n\
+             mean_bad_s = 10.0\nfailure_probability_good = 0.01\nfailure_probability_bad = 0.5\n",
         )
         .unwrap();
         assert_eq!(f.gilbert_elliott, Some(ge()));
@@ -346,19 +483,18 @@ mod tests {
         let mut c = FailureConfig { outage_threshold_db: Some(f64::NAN), gilbert_elliott: None };
         assert_eq!(field(&c), "outage_threshold_db");
         c.outage_threshold_db = None;
-        for (i, name) in
-            ["p_good_to_bad", "p_bad_to_good", "failure_probability_good", "failure_probability_bad"].iter().enumerate()
-        {
-            let mut g = ge();
-            let bad = if i % 2 == 0 { 1.5 } else { -0.1 };
-            match i {
-                0 => g.p_good_to_bad = bad,
-                1 => g.p_bad_to_good = bad,
-                2 => g.failure_probability_good = bad,
-                _ => g.failure_probability_bad = bad,
-            }
-            c.gilbert_elliott = Some(g);
+        let cases = [
+            ("mean_good_s", GilbertElliottConfig { mean_good_s: 0.0, ..ge() }),
+            ("mean_good_s", GilbertElliottConfig { mean_good_s: f64::INFINITY, ..ge() }),
+            ("mean_bad_s", GilbertElliottConfig { mean_bad_s: -1.0, ..ge() }),
+            ("mean_bad_s", GilbertElliottConfig { mean_bad_s: f64::NAN, ..ge() }),
+            ("failure_probability_good", GilbertElliottConfig { failure_probability_good: 1.5, ..ge() }),
+            ("failure_probability_bad", GilbertElliottConfig { failure_probability_bad: -0.1, ..ge() }),
+        ];
+        for (name, g) in cases {
+            c.gilbert_elliott = Some(g.clone());
             assert_eq!(field(&c), format!("gilbert_elliott.{name}"));
+            assert_eq!(GilbertElliott::new(&g).unwrap_err().field, name);
         }
 
         let field = |c: &RecoveryConfig| c.validate().unwrap_err().field;

@@ -9,6 +9,7 @@
 //! ([`Link::advance`], the transfer-time functions) does not allocate. No file IO: a trace-driven
 //! rate takes an already parsed [`RateTrace`] (see [`TraceRateConfig::parse`]).
 
+use crate::regime::{RegimeChain, RegimeState};
 use crate::rng::{Stream, StreamRng, stream_rng};
 use crate::trace::{MAHIMAHI_PACKET_BYTES, RateTrace, TraceCursor, TraceError, parse_mahimahi, parse_time_series_csv};
 use crate::validate::{InvalidField, Validation, non_negative, positive};
@@ -231,16 +232,18 @@ pub struct RegimeConfig {
     pub mean_bps: f64,
     pub min_bps: f64,
     pub max_bps: f64,
-    /// Mean time spent in this regime before switching (exponential holding time).
+    /// Mean time spent in this regime before switching (exponential holding time, see
+    /// [`RegimeChain`]).
     pub mean_dwell_s: f64,
 }
 
 /// Markov-modulated log-AR(1) rate (system-model.md §4).
 ///
-/// Regime switching is a continuous-time Markov chain sampled once per slot: the regime is left
-/// with probability 1 − exp(−slot_s / mean_dwell_s) per slot, to one of the other regimes chosen
-/// uniformly. Within the slot chain the stationary probability of regime i is ∝ 1/p_leave,i
-/// (≈ ∝ mean_dwell_s for short slots), which is what the initial regime is drawn from.
+/// Regime switching is the project's continuous-time Markov chain ([`RegimeChain`]): regime i
+/// lasts an exponential time of mean `mean_dwell_s`, then one of the other regimes is chosen
+/// uniformly. It is simulated exactly (several switches may fall in one slot), so its law does
+/// not depend on the slot length; its stationary law, which the initial regime is drawn from,
+/// is π_i ∝ mean_dwell_s,i.
 ///
 /// Inside a regime, x = ln(R / mean) + σ²/2 follows a stationary AR(1) whose coefficient over
 /// one second is `log_ar_coefficient_per_s` (φ); over a slot of `slot_s` it is φ^slot_s, so the
@@ -389,7 +392,7 @@ pub enum RateState {
     /// Constant rate, or a Shannon rate (which has no state of its own).
     Stateless,
     Regimes {
-        regime: usize,
+        regime: RegimeState,
         log_deviation: f64,
     },
     Trace {
@@ -410,8 +413,14 @@ pub struct TraceProcess {
 /// A validated rate process ready to step.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RateProcess {
-    Constant { bandwidth_bps: f64 },
-    Regimes(RegimesConfig),
+    Constant {
+        bandwidth_bps: f64,
+    },
+    /// The regime chain is built once from the regimes' `mean_dwell_s`.
+    Regimes {
+        config: RegimesConfig,
+        chain: RegimeChain,
+    },
     Trace(TraceProcess),
 }
 
@@ -422,7 +431,15 @@ impl RateProcess {
         config.validate()?;
         Ok(match config {
             RateProcessConfig::Constant { bandwidth_bps } => Self::Constant { bandwidth_bps: *bandwidth_bps },
-            RateProcessConfig::Regimes(r) => Self::Regimes(r.clone()),
+            RateProcessConfig::Regimes(r) => {
+                let dwell_s: Vec<f64> = r.regimes.iter().map(|g| g.mean_dwell_s).collect();
+                // Validated above, so this cannot fail; an error would name the regime's dwell.
+                let chain = RegimeChain::new(&dwell_s).map_err(|e| {
+                    let field = e.field.replacen("mean_dwell_s[", "regimes[", 1).replacen(']', "].mean_dwell_s", 1);
+                    InvalidField { field, ..e }
+                })?;
+                Self::Regimes { config: r.clone(), chain }
+            }
             RateProcessConfig::Trace(t) => {
                 let Some(trace) = trace else {
                     return Err(InvalidField::new(
@@ -441,33 +458,17 @@ impl RateProcess {
         })
     }
 
-    /// The state of the first slot, drawn from the stationary law (regime from the slot chain's
-    /// stationary distribution, log-deviation from N(0, σ²)); a trace starts at its beginning or,
-    /// with `random_start`, at a uniform point of one pass.
-    pub fn initial_state<R: Rng + ?Sized>(&self, slot_s: f64, rng: &mut R) -> RateState {
+    /// The state of the first slot, drawn from the stationary law (regime from π ∝ mean dwell
+    /// with an exponential residual dwell, log-deviation from N(0, σ²)); a trace starts at its
+    /// beginning or, with `random_start`, at a uniform point of one pass.
+    pub fn initial_state<R: Rng + ?Sized>(&self, rng: &mut R) -> RateState {
         match self {
             Self::Constant { .. } => RateState::Stateless,
-            Self::Regimes(c) => {
-                let leave = |r: &RegimeConfig| -(-slot_s / r.mean_dwell_s).exp_m1();
-                let weight = |r: &RegimeConfig| {
-                    let p = leave(r);
-                    if p > 0.0 { 1.0 / p } else { f64::MAX }
-                };
-                let mut regime = 0;
-                if c.regimes.len() > 1 {
-                    let total: f64 = c.regimes.iter().map(weight).sum();
-                    let mut u = rng.random::<f64>() * total;
-                    regime = c.regimes.len() - 1;
-                    for (i, r) in c.regimes.iter().enumerate() {
-                        u -= weight(r);
-                        if u < 0.0 {
-                            regime = i;
-                            break;
-                        }
-                    }
-                }
+            Self::Regimes { config, chain } => {
+                // `&mut R` is itself an Rng, which lets an unsized R reach the chain's `impl Rng`.
+                let regime = chain.initial_state(&mut &mut *rng);
                 let eps: f64 = StandardNormal.sample(rng);
-                RateState::Regimes { regime, log_deviation: c.log_sigma * eps }
+                RateState::Regimes { regime, log_deviation: config.log_sigma * eps }
             }
             Self::Trace(p) => {
                 let start = p.trace.start_s();
@@ -487,8 +488,8 @@ impl RateProcess {
     pub fn rate_bps(&self, state: &RateState) -> f64 {
         match (self, state) {
             (Self::Constant { bandwidth_bps }, _) => *bandwidth_bps,
-            (Self::Regimes(c), RateState::Regimes { regime, log_deviation }) => {
-                let r = &c.regimes[(*regime).min(c.regimes.len() - 1)];
+            (Self::Regimes { config: c, .. }, RateState::Regimes { regime, log_deviation }) => {
+                let r = &c.regimes[regime.regime.min(c.regimes.len() - 1)];
                 let half_var = 0.5 * c.log_sigma * c.log_sigma;
                 (r.mean_bps * (log_deviation - half_var).exp()).clamp(r.min_bps, r.max_bps)
             }
@@ -498,28 +499,19 @@ impl RateProcess {
             }
             // A state of another process kind (a programmer error: a state restored into the
             // wrong link): report the process's start-of-trace / mean-regime value.
-            (Self::Regimes(c), _) => c.regimes[0].mean_bps,
+            (Self::Regimes { config: c, .. }, _) => c.regimes[0].mean_bps,
             (Self::Trace(p), _) => p.trace.rate_at(p.trace.start_s(), p.loop_trace),
         }
     }
 
     /// Moves `state` to the next slot and returns that slot's rate in bit/s. Allocation-free.
-    /// Draws: regimes — one uniform (switch) and one normal per slot; trace and constant — none.
+    /// Draws: regimes — an exponential and a uniform per regime switch plus one normal per slot;
+    /// trace and constant — none.
     pub fn advance<R: Rng + ?Sized>(&self, state: &mut RateState, slot_s: f64, rng: &mut R) -> f64 {
         match (self, &mut *state) {
             (Self::Constant { bandwidth_bps }, _) => return *bandwidth_bps,
-            (Self::Regimes(c), RateState::Regimes { regime, log_deviation }) => {
-                let k = c.regimes.len();
-                let current = (*regime).min(k - 1);
-                let u: f64 = rng.random();
-                let p_leave = -(-slot_s / c.regimes[current].mean_dwell_s).exp_m1();
-                *regime = if k > 1 && u < p_leave {
-                    // u / p_leave is again uniform on [0, 1): reuse it to pick among the others.
-                    let j = (((u / p_leave) * (k - 1) as f64) as usize).min(k - 2);
-                    if j >= current { j + 1 } else { j }
-                } else {
-                    current
-                };
+            (Self::Regimes { config: c, chain }, RateState::Regimes { regime, log_deviation }) => {
+                chain.advance(regime, slot_s, &mut &mut *rng);
                 let phi = c.log_ar_coefficient_per_s.powf(slot_s);
                 *log_deviation = ar1_step(*log_deviation, phi, c.log_sigma, rng);
             }
@@ -534,7 +526,7 @@ impl RateProcess {
             }
             _ => {
                 debug_assert!(false, "rate state {state:?} does not belong to this process");
-                *state = self.initial_state(slot_s, rng);
+                *state = self.initial_state(rng);
             }
         }
         self.rate_bps(state)
@@ -545,14 +537,16 @@ impl RateProcess {
 // SNR, latency, transport
 // ---------------------------------------------------------------------------------------------
 
-/// Average SNR γ̄ (dB) as a stationary AR(1) per slot around `mean_db` with stationary std
-/// `sigma_db`, plus the Nakagami-m shape of the small-scale fading (system-model.md §4).
-/// `ar_coefficient` is per slot (so it should be re-tuned if `slot_s` changes).
+/// Average SNR γ̄ (dB) as a stationary AR(1) around `mean_db` with stationary std `sigma_db`,
+/// plus the Nakagami-m shape of the small-scale fading (system-model.md §4).
+/// `ar_coefficient_per_s` is the lag-1 s autocorrelation φ; a slot of `slot_s` uses φ^slot_s
+/// (the sampling of a continuous-time Ornstein–Uhlenbeck process), so the same config gives
+/// the same dynamics at any slot length.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SnrConfig {
     pub mean_db: f64,
-    pub ar_coefficient: f64,
+    pub ar_coefficient_per_s: f64,
     pub sigma_db: f64,
     pub nakagami_m: f64,
 }
@@ -560,7 +554,7 @@ pub struct SnrConfig {
 impl SnrConfig {
     pub fn validate(&self) -> Validation {
         finite("mean_db", self.mean_db, "mean SNR in dB")?;
-        ar_coefficient("ar_coefficient", self.ar_coefficient)?;
+        ar_coefficient("ar_coefficient_per_s", self.ar_coefficient_per_s)?;
         non_negative("sigma_db", self.sigma_db, "stationary std of the SNR in dB")?;
         validate_nakagami_m("nakagami_m", self.nakagami_m)
     }
@@ -593,9 +587,10 @@ impl SnrProcess {
         self.config.mean_db + state.deviation_db
     }
 
-    /// Moves to the next slot (one normal draw) and returns its mean SNR in dB.
-    pub fn advance<R: Rng + ?Sized>(&self, state: &mut SnrState, rng: &mut R) -> f64 {
-        state.deviation_db = ar1_step(state.deviation_db, self.config.ar_coefficient, self.config.sigma_db, rng);
+    /// Moves to the next slot, `slot_s` later (one normal draw), and returns its mean SNR in dB.
+    pub fn advance<R: Rng + ?Sized>(&self, state: &mut SnrState, slot_s: f64, rng: &mut R) -> f64 {
+        let phi = self.config.ar_coefficient_per_s.powf(slot_s);
+        state.deviation_db = ar1_step(state.deviation_db, phi, self.config.sigma_db, rng);
         self.snr_db(state)
     }
 }
@@ -943,10 +938,11 @@ impl Link {
     }
 
     /// The first slot: every process drawn from its stationary law, plus the slot's fading and
-    /// latency draws.
-    pub fn initial_state(&self, slot_s: f64, rngs: &mut LinkRngs<'_>) -> LinkState {
+    /// latency draws. The stationary laws are those of continuous-time processes, so they do not
+    /// depend on the slot length (`_slot_s` is kept for callers that pass it).
+    pub fn initial_state(&self, _slot_s: f64, rngs: &mut LinkRngs<'_>) -> LinkState {
         let rate = match &self.rate {
-            RateModel::Process(p) => p.initial_state(slot_s, &mut *rngs.bandwidth),
+            RateModel::Process(p) => p.initial_state(&mut *rngs.bandwidth),
             RateModel::Shannon { .. } => RateState::Stateless,
         };
         let snr = self.snr.initial_state(&mut *rngs.snr);
@@ -967,7 +963,7 @@ impl Link {
             RateModel::Process(p) => p.advance(&mut state.rate, slot_s, &mut *rngs.bandwidth),
             RateModel::Shannon { .. } => 0.0,
         };
-        let snr_db = self.snr.advance(&mut state.snr, &mut *rngs.snr);
+        let snr_db = self.snr.advance(&mut state.snr, slot_s, &mut *rngs.snr);
         state.slot = self.realise(process_rate, snr_db, rngs);
         state.slot
     }
@@ -1102,7 +1098,7 @@ mod tests {
     fn link_config(rate: RateModelConfig) -> LinkConfig {
         LinkConfig {
             rate,
-            snr: SnrConfig { mean_db: 15.0, ar_coefficient: 0.9, sigma_db: 3.0, nakagami_m: 1.0 },
+            snr: SnrConfig { mean_db: 15.0, ar_coefficient_per_s: 0.9, sigma_db: 3.0, nakagami_m: 1.0 },
             latency: LatencyConfig { one_way_s: 0.02, jitter_s: 0.01 },
             transport: TransportConfig {
                 mode: TransportMode::Reliable,
@@ -1112,13 +1108,25 @@ mod tests {
         }
     }
 
+    fn regime_of(state: &RateState) -> usize {
+        match state {
+            RateState::Regimes { regime, .. } => regime.regime,
+            other => panic!("not a regimes state: {other:?}"),
+        }
+    }
+
+    fn log_deviation_of(state: &RateState) -> f64 {
+        match state {
+            RateState::Regimes { log_deviation, .. } => *log_deviation,
+            other => panic!("not a regimes state: {other:?}"),
+        }
+    }
+
     #[test]
     fn regime_process_is_stationary_and_clamped() {
-        // Stationary regime law for the slot chain: π_i ∝ 1/p_leave,i. With equal dwell times
-        // (60 s), π = 1/3 each. Started stationary, the occupation frequency of each regime
-        // over many independent starts stays at 1/3; over T steps of one long run it converges
-        // too. We check independent starts (binomial sd sqrt(π(1−π)/N)) at slot 0 and after 50
-        // slots, 5 sd.
+        // Stationary regime law π_i ∝ mean_dwell_s,i: the preset's equal dwell times (60 s) give
+        // π = 1/3 each. Over N independent stationary starts the count in each regime is
+        // binomial (sd sqrt(π(1−π)/N)); checked at slot 0 and after 50 slots, 5 sd.
         let process = RateProcess::new(&RateProcessConfig::Regimes(regimes_config()), None).unwrap();
         let c = regimes_config();
         const N: usize = 30_000;
@@ -1127,18 +1135,15 @@ mod tests {
         let mut log_devs = Vec::with_capacity(N);
         let mut r = rng(5);
         for _ in 0..N {
-            let mut s = process.initial_state(1.0, &mut r);
-            let RateState::Regimes { regime, .. } = s else { panic!("regimes state") };
-            counts0[regime] += 1;
+            let mut s = process.initial_state(&mut r);
+            counts0[regime_of(&s)] += 1;
             for _ in 0..50 {
                 let bps = process.advance(&mut s, 1.0, &mut r);
-                let RateState::Regimes { regime, .. } = s else { panic!("regimes state") };
-                let reg = &c.regimes[regime];
+                let reg = &c.regimes[regime_of(&s)];
                 assert!(bps >= reg.min_bps && bps <= reg.max_bps);
             }
-            let RateState::Regimes { regime, log_deviation } = s else { panic!("regimes state") };
-            counts50[regime] += 1;
-            log_devs.push(log_deviation);
+            counts50[regime_of(&s)] += 1;
+            log_devs.push(log_deviation_of(&s));
         }
         let sd = (1.0 / 3.0 * (2.0 / 3.0) / N as f64).sqrt();
         for i in 0..3 {
@@ -1153,45 +1158,70 @@ mod tests {
     }
 
     #[test]
-    fn regime_dwell_times_and_unequal_stationary_law() {
-        // Two regimes with dwell 10 s and 30 s, slot 1 s: p_leave = 1 − e^{−0.1} = 0.09516 and
-        // 1 − e^{−1/30} = 0.03278; π ∝ 1/p → π_1 = 0.03278/(0.03278 + 0.09516) = 0.2562.
-        // Over one run of T = 400 000 slots the chain's autocorrelation inflates the variance of
-        // the occupation frequency by (1 + λ)/(1 − λ) with λ = 1 − p_0 − p_1 = 0.872, i.e. ×14.6,
-        // so sd ≈ sqrt(14.6·π(1−π)/T) ≈ 2.6e-3; tolerance 5 sd.
-        let mut c = regimes_config();
-        c.regimes.truncate(2);
-        c.regimes[0].mean_dwell_s = 10.0;
-        c.regimes[1].mean_dwell_s = 30.0;
-        let process = RateProcess::new(&RateProcessConfig::Regimes(c), None).unwrap();
-        let mut r = rng(6);
-        let mut s = process.initial_state(1.0, &mut r);
-        const T: usize = 400_000;
-        let mut in_first = 0usize;
-        let mut switches = 0usize;
-        let mut prev = 0;
-        for t in 0..T {
-            process.advance(&mut s, 1.0, &mut r);
-            let RateState::Regimes { regime, .. } = s else { panic!() };
-            if regime == 0 {
-                in_first += 1;
+    fn regime_transition_law_is_exact_at_any_slot_length() {
+        // Three regimes of equal dwell d = 60 s with uniform jumps: the generator is
+        // Q = (J/2 − 3I/2)/d (J the all-ones matrix), with eigenvalues 0 and −3/(2d) (twice), so
+        // P_00(t) = 1/3 + (2/3)·e^{−3t/(2d)} and P_01(t) = 1/3 − (1/3)·e^{−3t/(2d)}; at t = 30 s
+        // that is 0.648244 and 0.175878. A stationary start conditioned on regime 0 has an
+        // Exp(60 s) residual dwell (memorylessness), so N independent 30 s runs give binomial
+        // counts (sd sqrt(P(1−P)/N) <= 3.4e-3 for N = 20 000); 5 sd. The 30 s slot crosses
+        // several switches in one step (a per-slot leave probability would give
+        // P_00 = 1/3 + (2/3)(1 − 1.5·(1 − e^{−0.5})) = 0.607, 12 sd off).
+        let process = RateProcess::new(&RateProcessConfig::Regimes(regimes_config()), None).unwrap();
+        let decay = (-0.75f64).exp();
+        let (p00, p01) = (1.0 / 3.0 + 2.0 / 3.0 * decay, 1.0 / 3.0 - decay / 3.0);
+        assert!((p00 - 0.648_244).abs() < 1e-6 && (p01 - 0.175_878).abs() < 1e-6);
+        const N: usize = 20_000;
+        for (seed, slot_s, steps) in [(13u64, 0.25, 120), (14, 1.0, 30), (15, 30.0, 1)] {
+            let mut r = rng(seed);
+            let mut counts = [0usize; 3];
+            for _ in 0..N {
+                let mut s = process.initial_state(&mut r);
+                while regime_of(&s) != 0 {
+                    s = process.initial_state(&mut r);
+                }
+                for _ in 0..steps {
+                    process.advance(&mut s, slot_s, &mut r);
+                }
+                counts[regime_of(&s)] += 1;
             }
-            if t > 0 && regime != prev {
-                switches += 1;
+            for (count, p) in [(counts[0], p00), (counts[1], p01), (counts[2], p01)] {
+                let sd = (p * (1.0 - p) / N as f64).sqrt();
+                assert!((count as f64 / N as f64 - p).abs() < 5.0 * sd, "slot {slot_s}: {counts:?}");
             }
-            prev = regime;
         }
-        let p0 = -(-0.1f64).exp_m1();
-        let p1 = -(-1.0f64 / 30.0).exp_m1();
-        let pi0 = p1 / (p0 + p1);
-        let lambda = 1.0 - p0 - p1;
-        let sd = ((1.0 + lambda) / (1.0 - lambda) * pi0 * (1.0 - pi0) / T as f64).sqrt();
-        let freq = in_first as f64 / T as f64;
-        assert!((freq - pi0).abs() < 5.0 * sd, "{freq} vs {pi0}");
-        // Switch rate = π0·p0 + π1·p1 = 2·π0·p0 per slot (balance).
-        let want = 2.0 * pi0 * p0;
-        let got = switches as f64 / T as f64;
-        assert!((got - want).abs() < 0.05 * want, "switch rate {got} vs {want}");
+    }
+
+    #[test]
+    fn stationary_regime_law_is_proportional_to_the_dwell_times() {
+        // Dwells 10, 30 and 60 s: π = (0.1, 0.3, 0.6). N independent stationary starts give
+        // binomial counts (sd sqrt(π(1−π)/N)), at the start and after 20 s in 0.25 s slots (the
+        // chain preserves its stationary law); 5 sd. (The long-run statistics of one run, at
+        // slot lengths 1 and 0.25 s, are checked against the Gilbert–Elliott chain in
+        // failure.rs.)
+        let mut c = regimes_config();
+        for (regime, dwell_s) in c.regimes.iter_mut().zip([10.0, 30.0, 60.0]) {
+            regime.mean_dwell_s = dwell_s;
+        }
+        let process = RateProcess::new(&RateProcessConfig::Regimes(c), None).unwrap();
+        let pi = [0.1, 0.3, 0.6];
+        const N: usize = 20_000;
+        let mut r = rng(6);
+        let mut counts0 = [0usize; 3];
+        let mut counts20 = [0usize; 3];
+        for _ in 0..N {
+            let mut s = process.initial_state(&mut r);
+            counts0[regime_of(&s)] += 1;
+            for _ in 0..80 {
+                process.advance(&mut s, 0.25, &mut r);
+            }
+            counts20[regime_of(&s)] += 1;
+        }
+        for i in 0..3 {
+            let sd = (pi[i] * (1.0 - pi[i]) / N as f64).sqrt();
+            assert!((counts0[i] as f64 / N as f64 - pi[i]).abs() < 5.0 * sd, "{counts0:?}");
+            assert!((counts20[i] as f64 / N as f64 - pi[i]).abs() < 5.0 * sd, "{counts20:?}");
+        }
     }
 
     #[test]
@@ -1212,37 +1242,71 @@ mod tests {
         };
         let process = RateProcess::new(&RateProcessConfig::Regimes(c), None).unwrap();
         let mut r = rng(7);
-        let mut s = process.initial_state(0.5, &mut r);
+        let mut s = process.initial_state(&mut r);
         const N: usize = 100_000;
         let mean = (0..N).map(|_| process.advance(&mut s, 0.5, &mut r)).sum::<f64>() / N as f64;
         let sd = 10e6 * (0.09f64.exp() - 1.0).sqrt() / (N as f64).sqrt();
         assert!((mean - 10e6).abs() < 5.0 * sd, "{mean}");
     }
 
+    /// Sample correlation r = Σxy / sqrt(Σx²·Σy²) of `n` independent zero-mean pairs. For
+    /// bivariate normal pairs with correlation ρ its asymptotic sd is (1 − ρ²)/sqrt(n) (Fisher;
+    /// knowing the means does not change the first order).
+    fn zero_mean_correlation(n: usize, mut pair: impl FnMut() -> (f64, f64)) -> f64 {
+        let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+        for _ in 0..n {
+            let (x, y) = pair();
+            sxy += x * y;
+            sxx += x * x;
+            syy += y * y;
+        }
+        sxy / (sxx * syy).sqrt()
+    }
+
     #[test]
     fn ar_coefficient_is_slot_length_independent() {
         // Lag-1 s autocorrelation of the log-deviation equals φ = 0.9 whether we step 1 s or
-        // 0.25 s (four steps of φ^0.25). Estimate over N independent stationary pairs: the
-        // sample correlation has sd ≈ (1 − ρ²)/sqrt(N) = 0.19/sqrt(N); 5 sd.
+        // 0.25 s (four steps of φ^0.25), over N independent stationary starts:
+        // sd (1 − 0.81)/sqrt(N) = 9.5e-4 for N = 40 000; 5 sd.
         let mut c = regimes_config();
         c.regimes.truncate(1);
-        let process = RateProcess::new(&RateProcessConfig::Regimes(c.clone()), None).unwrap();
+        let process = RateProcess::new(&RateProcessConfig::Regimes(c), None).unwrap();
         const N: usize = 40_000;
-        for (slot_s, steps) in [(1.0, 1), (0.25, 4)] {
-            let mut r = rng(8);
-            let (mut sxy, mut sxx) = (0.0, 0.0);
-            for _ in 0..N {
-                let mut s = process.initial_state(slot_s, &mut r);
-                let RateState::Regimes { log_deviation: x0, .. } = s else { panic!() };
+        for (seed, slot_s, steps) in [(8u64, 1.0, 1), (9, 0.25, 4)] {
+            let mut r = rng(seed);
+            let rho = zero_mean_correlation(N, || {
+                let mut s = process.initial_state(&mut r);
+                let x0 = log_deviation_of(&s);
                 for _ in 0..steps {
                     process.advance(&mut s, slot_s, &mut r);
                 }
-                let RateState::Regimes { log_deviation: x1, .. } = s else { panic!() };
-                sxy += x0 * x1;
-                sxx += x0 * x0;
-            }
-            let rho = sxy / sxx;
+                (x0, log_deviation_of(&s))
+            });
             assert!((rho - 0.9).abs() < 5.0 * 0.19 / (N as f64).sqrt(), "slot {slot_s}: {rho}");
+        }
+    }
+
+    #[test]
+    fn snr_lag_one_second_autocorrelation_is_the_per_second_coefficient() {
+        // ar_coefficient_per_s = 0.7: the lag-1 s autocorrelation of the mean SNR is 0.7 at
+        // slot 1 s and at slot 0.25 s (four steps of 0.7^0.25 = 0.9147; a per-slot reading of
+        // the coefficient would give 0.7^4 = 0.24). Over N independent stationary starts the
+        // sd is (1 − 0.49)/sqrt(N) = 2.55e-3 for N = 40 000; 5 sd.
+        let config = SnrConfig { mean_db: 10.0, ar_coefficient_per_s: 0.7, sigma_db: 4.0, nakagami_m: 1.0 };
+        let process = SnrProcess::new(&config).unwrap();
+        const N: usize = 40_000;
+        for (seed, slot_s, steps) in [(16u64, 1.0, 1), (17, 0.25, 4)] {
+            let mut r = rng(seed);
+            let rho = zero_mean_correlation(N, || {
+                let mut s = process.initial_state(&mut r);
+                let x0 = process.snr_db(&s) - 10.0;
+                let mut x1 = x0;
+                for _ in 0..steps {
+                    x1 = process.advance(&mut s, slot_s, &mut r) - 10.0;
+                }
+                (x0, x1)
+            });
+            assert!((rho - 0.7).abs() < 5.0 * 0.51 / (N as f64).sqrt(), "slot {slot_s}: {rho}");
         }
     }
 
@@ -1265,7 +1329,7 @@ mod tests {
         let (cfg, trace) = csv_trace();
         let process = RateProcess::new(&RateProcessConfig::Trace(cfg), Some(trace)).unwrap();
         let mut r = rng(9);
-        let mut s = process.initial_state(1.0, &mut r);
+        let mut s = process.initial_state(&mut r);
         assert_eq!(process.rate_bps(&s), 2e6);
         let got: Vec<f64> = (0..7).map(|_| process.advance(&mut s, 1.0, &mut r)).collect();
         // Period 3 s (last row lasts 1 s); scale 2: 4, 6, 2, 4, 6, 2, 4 Mbit/s.
@@ -1282,7 +1346,7 @@ mod tests {
         let mut r = rng(10);
         let mut seen = [0usize; 3];
         for _ in 0..3000 {
-            let s = process.initial_state(1.0, &mut r);
+            let s = process.initial_state(&mut r);
             seen[(process.rate_bps(&s) / 2e6) as usize - 1] += 1;
         }
         // Each third of the period is hit with probability 1/3: binomial sd ≈ 25.8 of 1000.
@@ -1318,7 +1382,7 @@ mod tests {
         let mut r = rng(11);
         let mut s = p.initial_state(&mut r);
         const T: usize = 200_000;
-        let xs: Vec<f64> = (0..T).map(|_| p.advance(&mut s, &mut r)).collect();
+        let xs: Vec<f64> = (0..T).map(|_| p.advance(&mut s, 1.0, &mut r)).collect();
         let mean = xs.iter().sum::<f64>() / T as f64;
         assert!((mean - 15.0).abs() < 5.0 * 3.0 * (19.0 / T as f64).sqrt(), "{mean}");
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / T as f64;
@@ -1510,7 +1574,7 @@ mod tests {
             mean_dwell_s = 60.0
             [snr]
             mean_db = 15.0
-            ar_coefficient = 0.9
+            ar_coefficient_per_s = 0.9
             sigma_db = 3.0
             nakagami_m = 1.0
             [latency]
@@ -1545,6 +1609,9 @@ mod tests {
         );
         assert!(toml::from_str::<RateModelConfig>(&format!("{trace}\nbogus = 1\n")).is_err());
         let state = RateState::Trace { time_s: 1.5, cursor: TraceCursor { index: 2 } };
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(serde_json::from_str::<RateState>(&json).unwrap(), state);
+        let state = RateState::Regimes { regime: RegimeState { regime: 2, dwell_left_s: 12.5 }, log_deviation: -0.1 };
         let json = serde_json::to_string(&state).unwrap();
         assert_eq!(serde_json::from_str::<RateState>(&json).unwrap(), state);
     }
@@ -1595,8 +1662,8 @@ mod tests {
         assert_eq!(e.field, "snr.nakagami_m");
         assert!(e.to_string().starts_with("snr.nakagami_m = 0.3: must be a finite number >= 0.5"));
         let mut c = base.clone();
-        c.snr.ar_coefficient = -0.1;
-        assert_eq!(field(&c), "snr.ar_coefficient");
+        c.snr.ar_coefficient_per_s = -0.1;
+        assert_eq!(field(&c), "snr.ar_coefficient_per_s");
         let mut c = base.clone();
         c.snr.sigma_db = f64::NAN;
         assert_eq!(field(&c), "snr.sigma_db");

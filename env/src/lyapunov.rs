@@ -101,11 +101,7 @@ pub enum VConfig {
 
 impl Default for VConfig {
     fn default() -> Self {
-        Self::Adaptive {
-            v_min: SPLITWISE_V_MIN,
-            v_max: SPLITWISE_V_MAX,
-            q0: SPLITWISE_Q0,
-        }
+        Self::Adaptive { v_min: SPLITWISE_V_MIN, v_max: SPLITWISE_V_MAX, q0: SPLITWISE_Q0 }
     }
 }
 
@@ -117,11 +113,7 @@ impl VConfig {
                 non_negative("v_min", v_min, "V at a long queue")?;
                 non_negative("v_max", v_max, "V at an empty queue")?;
                 if v_max < v_min {
-                    return Err(InvalidField::new(
-                        "v_max",
-                        v_max,
-                        format!("must be >= v_min ({v_min})"),
-                    ));
+                    return Err(InvalidField::new("v_max", v_max, format!("must be >= v_min ({v_min})")));
                 }
                 positive("q0", q0, "backlog scale of the decay, requests")
             }
@@ -234,13 +226,7 @@ impl RewardConfig {
             positive("energy_budget_w", p, "time-average edge power budget, W")?;
         }
         if let Some(a) = self.accuracy_budget {
-            in_range(
-                "accuracy_budget",
-                a,
-                0.0,
-                1.0,
-                "per-request average loss fraction",
-            )?;
+            in_range("accuracy_budget", a, 0.0, 1.0, "per-request average loss fraction")?;
         }
         Ok(())
     }
@@ -299,11 +285,7 @@ pub fn lyapunov_function(theta: &[f64]) -> f64 {
 
 /// Θ = (Q/q_scale, Z_E/energy_scale_j, Z_A/accuracy_scale).
 pub fn normalised_state(scales: &RewardScales, backlog: f64, queues: &VirtualQueues) -> [f64; 3] {
-    [
-        backlog / scales.backlog_requests,
-        queues.energy_j / scales.energy_j,
-        queues.accuracy / scales.accuracy,
-    ]
+    [backlog / scales.backlog_requests, queues.energy_j / scales.energy_j, queues.accuracy / scales.accuracy]
 }
 
 /// What happened in one slot. Latency, energy, accuracy, cloud cost and edge load are sums over
@@ -427,11 +409,7 @@ pub fn reward_terms(
 }
 
 /// The slot's reward terms; advances `queues` to Z(t+1).
-pub fn reward(
-    config: &RewardConfig,
-    outcome: &SlotOutcome,
-    queues: &mut VirtualQueues,
-) -> RewardTerms {
+pub fn reward(config: &RewardConfig, outcome: &SlotOutcome, queues: &mut VirtualQueues) -> RewardTerms {
     let (terms, after) = reward_terms(config, outcome, queues);
     *queues = after;
     terms
@@ -451,13 +429,7 @@ mod tests {
         RewardConfig {
             kind,
             v: VConfig::Fixed { v: 2.0 },
-            weights: RewardWeights {
-                latency: 1.0,
-                energy: 0.5,
-                accuracy: 2.0,
-                cloud_cost: 0.2,
-                load: 1.0,
-            },
+            weights: RewardWeights { latency: 1.0, energy: 0.5, accuracy: 2.0, cloud_cost: 0.2, load: 1.0 },
             scales: RewardScales {
                 backlog_requests: 10.0,
                 latency_s: 2.0,
@@ -486,10 +458,7 @@ mod tests {
         }
     }
 
-    const QUEUES: VirtualQueues = VirtualQueues {
-        energy_j: 2.0,
-        accuracy: 0.01,
-    };
+    const QUEUES: VirtualQueues = VirtualQueues { energy_j: 2.0, accuracy: 0.01 };
 
     #[test]
     fn hand_computed_terms_shared_by_every_kind() {
@@ -501,10 +470,7 @@ mod tests {
         let mut q = QUEUES;
         let t = reward(&config(RewardKind::DriftPlusPenalty), &outcome(), &mut q);
         assert!(close(q.energy_j, 4.0) && close(q.accuracy, 0.04), "{q:?}");
-        assert_eq!(
-            (t.energy_queue_before_j, t.accuracy_queue_before),
-            (2.0, 0.01)
-        );
+        assert_eq!((t.energy_queue_before_j, t.accuracy_queue_before), (2.0, 0.01));
         assert!(close(t.energy_queue_after_j, 4.0) && close(t.accuracy_queue_after, 0.04));
         assert!(close(t.lyapunov_before, 0.645) && close(t.lyapunov_after, 2.82));
         assert!(close(t.drift, 2.175));
@@ -537,17 +503,12 @@ mod tests {
         assert_eq!(v.v(1e6), SPLITWISE_V_MIN); // exp(−20000) underflows to 0
         // Q = Q_0: 0.1 + 9.9·e⁻¹ = 0.1 + 9.9·0.3678794412 = 3.7420064679.
         assert!((v.v(50.0) - 3.742_006_467_9).abs() < 1e-9);
-        assert!(
-            (adaptive_v(25.0, 1.0, 3.0, 25.0) - (1.0 + 2.0 / std::f64::consts::E)).abs() < 1e-15
-        );
+        assert!((adaptive_v(25.0, 1.0, 3.0, 25.0) - (1.0 + 2.0 / std::f64::consts::E)).abs() < 1e-15);
         // The reward uses V at the backlog seen at decision time.
         let mut c = config(RewardKind::DriftPlusPenalty);
         c.v = VConfig::default();
         let t = reward(&c, &outcome(), &mut QUEUES.clone());
-        assert_eq!(
-            t.v,
-            adaptive_v(10.0, SPLITWISE_V_MIN, SPLITWISE_V_MAX, SPLITWISE_Q0)
-        );
+        assert_eq!(t.v, adaptive_v(10.0, SPLITWISE_V_MIN, SPLITWISE_V_MAX, SPLITWISE_Q0));
     }
 
     #[test]
@@ -567,10 +528,7 @@ mod tests {
         // The energy budget is per slot: P·slot_s. Slot 2 s: max(2 + 5 − 6, 0) = 1.
         let mut c = config(RewardKind::Penalty);
         c.accuracy_budget = None;
-        let o = SlotOutcome {
-            slot_s: 2.0,
-            ..outcome()
-        };
+        let o = SlotOutcome { slot_s: 2.0, ..outcome() };
         assert!(close(QUEUES.next(&c, &o).energy_j, 1.0));
     }
 
@@ -612,50 +570,20 @@ mod tests {
         assert_eq!(c.kind, RewardKind::DriftPlusPenaltyVOnDrift);
         assert_eq!(c.weights.energy, SPLITWISE_W_ENERGY);
         assert_eq!(c.scales, RewardScales::default());
-        assert_eq!(
-            toml::from_str::<RewardConfig>("").unwrap(),
-            RewardConfig::default()
-        );
-        let e = toml::from_str::<RewardConfig>("[scales]\nlatency = 1.0\n")
-            .unwrap_err()
-            .to_string();
+        assert_eq!(toml::from_str::<RewardConfig>("").unwrap(), RewardConfig::default());
+        let e = toml::from_str::<RewardConfig>("[scales]\nlatency = 1.0\n").unwrap_err().to_string();
         assert!(e.contains("latency"), "{e}");
 
         let d = RewardConfig::default;
-        let c = RewardConfig {
-            scales: RewardScales {
-                energy_j: 0.0,
-                ..Default::default()
-            },
-            ..d()
-        };
+        let c = RewardConfig { scales: RewardScales { energy_j: 0.0, ..Default::default() }, ..d() };
         assert_eq!(c.validate().unwrap_err().field, "scales.energy_j");
-        let c = RewardConfig {
-            v: VConfig::Adaptive {
-                v_min: 5.0,
-                v_max: 1.0,
-                q0: 50.0,
-            },
-            ..d()
-        };
+        let c = RewardConfig { v: VConfig::Adaptive { v_min: 5.0, v_max: 1.0, q0: 50.0 }, ..d() };
         assert_eq!(c.validate().unwrap_err().field, "v.v_max");
-        let c = RewardConfig {
-            weights: RewardWeights {
-                accuracy: -1.0,
-                ..Default::default()
-            },
-            ..d()
-        };
+        let c = RewardConfig { weights: RewardWeights { accuracy: -1.0, ..Default::default() }, ..d() };
         assert_eq!(c.validate().unwrap_err().field, "weights.accuracy");
-        let c = RewardConfig {
-            accuracy_budget: Some(1.5),
-            ..d()
-        };
+        let c = RewardConfig { accuracy_budget: Some(1.5), ..d() };
         assert_eq!(c.validate().unwrap_err().field, "accuracy_budget");
-        let c = RewardConfig {
-            energy_budget_w: Some(0.0),
-            ..d()
-        };
+        let c = RewardConfig { energy_budget_w: Some(0.0), ..d() };
         assert_eq!(c.validate().unwrap_err().field, "energy_budget_w");
     }
 }

@@ -136,14 +136,14 @@ impl ModelArch {
         positive("n_kv_heads", self.n_kv_heads)?;
         positive("d_ff", self.d_ff)?;
         positive("vocab_size", self.vocab_size)?;
-        if self.d_model % self.n_heads != 0 {
+        if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(InvalidField::new(
                 "d_model",
                 self.d_model,
                 format!("must be a multiple of n_heads = {}", self.n_heads),
             ));
         }
-        if self.n_kv_heads > self.n_heads || self.n_heads % self.n_kv_heads != 0 {
+        if self.n_kv_heads > self.n_heads || !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(InvalidField::new(
                 "n_kv_heads",
                 self.n_kv_heads,

@@ -49,9 +49,10 @@ impl RegimeChain {
         Ok(Self { mean_dwell_s: mean_dwell_s.to_vec() })
     }
 
-    /// One regime that never switches.
+    /// One regime that never switches. Its dwell is `f64::MAX`, not infinity, so states stay
+    /// finite and round-trip through JSON checkpoints.
     pub fn single() -> Self {
-        Self { mean_dwell_s: vec![f64::INFINITY] }
+        Self { mean_dwell_s: vec![f64::MAX] }
     }
 
     pub fn n_regimes(&self) -> usize {
@@ -75,7 +76,7 @@ impl RegimeChain {
     /// makes the residual of a stationary exponential dwell exponential with the same mean).
     pub fn initial_state(&self, rng: &mut impl Rng) -> RegimeState {
         if self.n_regimes() == 1 {
-            return RegimeState { regime: 0, dwell_left_s: f64::INFINITY };
+            return RegimeState { regime: 0, dwell_left_s: f64::MAX };
         }
         let total: f64 = self.mean_dwell_s.iter().sum();
         let mut u = rng.random::<f64>() * total;
@@ -145,6 +146,8 @@ mod tests {
         let mut s = chain.initial_state(&mut rng);
         chain.advance(&mut s, 1e9, &mut rng);
         assert_eq!(s.regime, 0);
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<RegimeState>(&json).unwrap(), s, "finite, so JSON round-trips");
         assert_eq!(RegimeChain::new(&[5.0, -1.0]).unwrap_err().field, "mean_dwell_s[1]");
         assert_eq!(check_regime_list("levels", &[1.0], 2).unwrap_err().field, "levels");
     }

@@ -31,6 +31,8 @@ pub enum Stream {
     Policy = 13,
     VectorEnv = 14,
     Requests = 15,
+    ArrivalRate = 16,
+    GilbertElliott = 17,
 }
 
 /// SplitMix64 finaliser (Steele, Lea & Flood 2014). Written out because it is four lines and the

@@ -52,18 +52,10 @@ pub enum ArrivalConfig {
     /// uniformly among the others (with two regimes: the other one). The parametrisation is in
     /// continuous time, so the regime process does not depend on `slot_s`; its stationary
     /// distribution is π_k ∝ `mean_dwell_s[k]` (the embedded jump chain is uniform).
-    Markov {
-        rates_per_s: Vec<f64>,
-        mean_dwell_s: Vec<f64>,
-    },
+    Markov { rates_per_s: Vec<f64>, mean_dwell_s: Vec<f64> },
     /// λ(t) = mean·(1 + amplitude·cos(2π(t − phase_s)/period_s)): `phase_s` is the time of the
     /// peak, amplitude ∈ [0, 1] keeps λ ≥ 0.
-    Diurnal {
-        mean_rate_per_s: f64,
-        amplitude: f64,
-        period_s: f64,
-        phase_s: f64,
-    },
+    Diurnal { mean_rate_per_s: f64, amplitude: f64, period_s: f64, phase_s: f64 },
     /// Replays a CSV of (time, requests/s). `path` is only a name here: the caller reads and
     /// parses the file and hands the series to [`ArrivalProcess::from_config`].
     Trace { path: String, loop_trace: bool },
@@ -73,16 +65,9 @@ impl ArrivalConfig {
     pub fn validate(&self) -> Validation {
         match self {
             Self::Constant { rate_per_s } => non_negative("rate_per_s", *rate_per_s, "requests/s"),
-            Self::Markov {
-                rates_per_s,
-                mean_dwell_s,
-            } => {
+            Self::Markov { rates_per_s, mean_dwell_s } => {
                 if rates_per_s.is_empty() {
-                    return Err(InvalidField::new(
-                        "rates_per_s",
-                        "[]",
-                        "must list at least one regime rate",
-                    ));
+                    return Err(InvalidField::new("rates_per_s", "[]", "must list at least one regime rate"));
                 }
                 if mean_dwell_s.len() != rates_per_s.len() {
                     return Err(InvalidField::new(
@@ -93,28 +78,13 @@ impl ArrivalConfig {
                 }
                 for (k, (&rate, &dwell)) in rates_per_s.iter().zip(mean_dwell_s).enumerate() {
                     non_negative(&format!("rates_per_s[{k}]"), rate, "requests/s")?;
-                    positive(
-                        &format!("mean_dwell_s[{k}]"),
-                        dwell,
-                        "mean regime dwell time, s",
-                    )?;
+                    positive(&format!("mean_dwell_s[{k}]"), dwell, "mean regime dwell time, s")?;
                 }
                 Ok(())
             }
-            Self::Diurnal {
-                mean_rate_per_s,
-                amplitude,
-                period_s,
-                phase_s,
-            } => {
+            Self::Diurnal { mean_rate_per_s, amplitude, period_s, phase_s } => {
                 non_negative("mean_rate_per_s", *mean_rate_per_s, "requests/s")?;
-                in_range(
-                    "amplitude",
-                    *amplitude,
-                    0.0,
-                    1.0,
-                    "relative swing; keeps λ >= 0",
-                )?;
+                in_range("amplitude", *amplitude, 0.0, 1.0, "relative swing; keeps λ >= 0")?;
                 positive("period_s", *period_s, "period of the daily cycle, s")?;
                 if !phase_s.is_finite() {
                     return Err(InvalidField::new("phase_s", phase_s, "must be finite (s)"));
@@ -123,11 +93,7 @@ impl ArrivalConfig {
             }
             Self::Trace { path, .. } => {
                 if path.trim().is_empty() {
-                    return Err(InvalidField::new(
-                        "path",
-                        "\"\"",
-                        "must name the arrival-rate CSV",
-                    ));
+                    return Err(InvalidField::new("path", "\"\"", "must name the arrival-rate CSV"));
                 }
                 Ok(())
             }
@@ -147,16 +113,8 @@ pub struct RateSeries {
 }
 
 impl RateSeries {
-    pub fn new(
-        times_s: Vec<f64>,
-        values: Vec<f64>,
-        loop_series: bool,
-    ) -> Result<Self, InvalidField> {
-        let series = Self {
-            times_s,
-            values,
-            loop_series,
-        };
+    pub fn new(times_s: Vec<f64>, values: Vec<f64>, loop_series: bool) -> Result<Self, InvalidField> {
+        let series = Self { times_s, values, loop_series };
         series.validate()?;
         Ok(series)
     }
@@ -164,11 +122,7 @@ impl RateSeries {
     /// Non-empty, equal lengths, strictly increasing finite times, finite non-negative values.
     pub fn validate(&self) -> Validation {
         if self.times_s.is_empty() {
-            return Err(InvalidField::new(
-                "times_s",
-                "[]",
-                "a rate series needs at least one row",
-            ));
+            return Err(InvalidField::new("times_s", "[]", "a rate series needs at least one row"));
         }
         if self.values.len() != self.times_s.len() {
             return Err(InvalidField::new(
@@ -226,11 +180,7 @@ impl RateSeries {
         let n = self.times_s.len();
         let mut acc = 0.0;
         for i in 0..n {
-            let end = if i + 1 < n {
-                self.times_s[i + 1]
-            } else {
-                self.times_s[0] + period
-            };
+            let end = if i + 1 < n { self.times_s[i + 1] } else { self.times_s[0] + period };
             acc += self.values[i] * (end - self.times_s[i]);
         }
         acc / period
@@ -248,52 +198,25 @@ pub type ArrivalState = RegimeState;
 /// A validated arrival process, ready to run.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ArrivalProcess {
-    Constant {
-        rate_per_s: f64,
-    },
-    Markov {
-        rates_per_s: Vec<f64>,
-        chain: RegimeChain,
-    },
-    Diurnal {
-        mean_rate_per_s: f64,
-        amplitude: f64,
-        period_s: f64,
-        phase_s: f64,
-    },
+    Constant { rate_per_s: f64 },
+    Markov { rates_per_s: Vec<f64>, chain: RegimeChain },
+    Diurnal { mean_rate_per_s: f64, amplitude: f64, period_s: f64, phase_s: f64 },
     Trace(RateSeries),
 }
 
 impl ArrivalProcess {
     /// Validates `config` and builds the process. A `trace` config needs the parsed series
     /// (its `loop_series` is overridden by the config's `loop_trace`); other kinds ignore it.
-    pub fn from_config(
-        config: &ArrivalConfig,
-        trace: Option<RateSeries>,
-    ) -> Result<Self, InvalidField> {
+    pub fn from_config(config: &ArrivalConfig, trace: Option<RateSeries>) -> Result<Self, InvalidField> {
         config.validate()?;
         Ok(match config {
-            ArrivalConfig::Constant { rate_per_s } => Self::Constant {
-                rate_per_s: *rate_per_s,
-            },
-            ArrivalConfig::Markov {
-                rates_per_s,
-                mean_dwell_s,
-            } => Self::Markov {
-                rates_per_s: rates_per_s.clone(),
-                chain: RegimeChain::new(mean_dwell_s)?,
-            },
-            &ArrivalConfig::Diurnal {
-                mean_rate_per_s,
-                amplitude,
-                period_s,
-                phase_s,
-            } => Self::Diurnal {
-                mean_rate_per_s,
-                amplitude,
-                period_s,
-                phase_s,
-            },
+            ArrivalConfig::Constant { rate_per_s } => Self::Constant { rate_per_s: *rate_per_s },
+            ArrivalConfig::Markov { rates_per_s, mean_dwell_s } => {
+                Self::Markov { rates_per_s: rates_per_s.clone(), chain: RegimeChain::new(mean_dwell_s)? }
+            }
+            &ArrivalConfig::Diurnal { mean_rate_per_s, amplitude, period_s, phase_s } => {
+                Self::Diurnal { mean_rate_per_s, amplitude, period_s, phase_s }
+            }
             ArrivalConfig::Trace { path, loop_trace } => {
                 let Some(mut series) = trace else {
                     return Err(InvalidField::new(
@@ -322,12 +245,7 @@ impl ArrivalProcess {
         match self {
             Self::Constant { rate_per_s } => *rate_per_s,
             Self::Markov { rates_per_s, .. } => rates_per_s[state.regime],
-            &Self::Diurnal {
-                mean_rate_per_s,
-                amplitude,
-                period_s,
-                phase_s,
-            } => {
+            &Self::Diurnal { mean_rate_per_s, amplitude, period_s, phase_s } => {
                 let angle = 2.0 * PI * (t_s - phase_s) / period_s;
                 (mean_rate_per_s * (1.0 + amplitude * angle.cos())).max(0.0)
             }
@@ -350,9 +268,7 @@ impl ArrivalProcess {
         match self {
             Self::Constant { rate_per_s } => *rate_per_s,
             Self::Markov { rates_per_s, chain } => chain.stationary_mean(rates_per_s),
-            Self::Diurnal {
-                mean_rate_per_s, ..
-            } => *mean_rate_per_s,
+            Self::Diurnal { mean_rate_per_s, .. } => *mean_rate_per_s,
             Self::Trace(series) => series.mean_value(),
         }
     }
@@ -362,16 +278,11 @@ impl ArrivalProcess {
         match self {
             Self::Constant { rate_per_s } => *rate_per_s,
             Self::Markov { rates_per_s, .. } => rates_per_s.iter().copied().fold(0.0, f64::max),
-            Self::Diurnal {
-                mean_rate_per_s,
-                amplitude,
-                ..
-            } => mean_rate_per_s * (1.0 + amplitude),
+            Self::Diurnal { mean_rate_per_s, amplitude, .. } => mean_rate_per_s * (1.0 + amplitude),
             Self::Trace(series) => series.max_value(),
         }
     }
 }
-
 
 /// Appends the arrival offsets (s from the slot start, sorted) of a homogeneous Poisson process
 /// of rate `rate_per_s` over `[0, slot_s)`. Generated by exponential inter-arrival gaps, so the
@@ -432,19 +343,9 @@ impl LengthConfig {
 
     pub fn validate(&self) -> Validation {
         positive("median_tokens", self.median_tokens, "tokens")?;
-        in_range(
-            "sigma",
-            self.sigma,
-            0.0,
-            MAX_LENGTH_SIGMA,
-            "log-space standard deviation",
-        )?;
+        in_range("sigma", self.sigma, 0.0, MAX_LENGTH_SIGMA, "log-space standard deviation")?;
         if self.min_tokens < 1 {
-            return Err(InvalidField::new(
-                "min_tokens",
-                self.min_tokens,
-                "must be >= 1",
-            ));
+            return Err(InvalidField::new("min_tokens", self.min_tokens, "must be >= 1"));
         }
         if self.max_tokens < self.min_tokens {
             return Err(InvalidField::new(
@@ -494,11 +395,8 @@ impl LengthSampler {
         let z = |tokens: u32| (f64::from(tokens).ln() - ln_median) / config.sigma;
         let (z_min, z_max) = (z(config.min_tokens), z(config.max_tokens));
         let upper = z_min > 0.0;
-        let (p_lo, p_hi) = if upper {
-            (upper_tail(z_max), upper_tail(z_min))
-        } else {
-            (lower_tail(z_min), lower_tail(z_max))
-        };
+        let (p_lo, p_hi) =
+            if upper { (upper_tail(z_max), upper_tail(z_min)) } else { (lower_tail(z_min), lower_tail(z_max)) };
         Self {
             ln_median,
             sigma: config.sigma,
@@ -573,16 +471,9 @@ impl DeadlineConfig {
         match *self {
             Self::None => Ok(()),
             Self::Fixed { deadline_s } => positive("deadline_s", deadline_s, "SLA, s"),
-            Self::PerToken {
-                base_s,
-                per_output_token_s,
-            } => {
+            Self::PerToken { base_s, per_output_token_s } => {
                 non_negative("base_s", base_s, "s")?;
-                non_negative(
-                    "per_output_token_s",
-                    per_output_token_s,
-                    "s per output token",
-                )?;
+                non_negative("per_output_token_s", per_output_token_s, "s per output token")?;
                 if base_s + per_output_token_s <= 0.0 {
                     return Err(InvalidField::new(
                         "base_s",
@@ -601,10 +492,7 @@ impl DeadlineConfig {
         match *self {
             Self::None => None,
             Self::Fixed { deadline_s } => Some(deadline_s),
-            Self::PerToken {
-                base_s,
-                per_output_token_s,
-            } => Some(base_s + per_output_token_s * f64::from(n_out)),
+            Self::PerToken { base_s, per_output_token_s } => Some(base_s + per_output_token_s * f64::from(n_out)),
         }
     }
 }
@@ -636,19 +524,11 @@ pub struct WorkloadConfig {
 impl WorkloadConfig {
     pub fn validate(&self) -> Validation {
         self.arrivals.validate().map_err(|e| e.under("arrivals"))?;
-        self.prompt_tokens
-            .validate()
-            .map_err(|e| e.under("prompt_tokens"))?;
-        self.output_tokens
-            .validate()
-            .map_err(|e| e.under("output_tokens"))?;
+        self.prompt_tokens.validate().map_err(|e| e.under("prompt_tokens"))?;
+        self.output_tokens.validate().map_err(|e| e.under("output_tokens"))?;
         self.deadline.validate().map_err(|e| e.under("deadline"))?;
         if self.queue_capacity == 0 {
-            return Err(InvalidField::new(
-                "queue_capacity",
-                0,
-                "must be >= 1 request",
-            ));
+            return Err(InvalidField::new("queue_capacity", 0, "must be >= 1 request"));
         }
         Ok(())
     }
@@ -677,10 +557,7 @@ mod tests {
             .map(|_| {
                 out.clear();
                 sample_arrivals(rate, slot_s, &mut r, &mut out);
-                assert!(
-                    out.windows(2).all(|w| w[0] <= w[1]),
-                    "offsets must be sorted"
-                );
+                assert!(out.windows(2).all(|w| w[0] <= w[1]), "offsets must be sorted");
                 assert!(out.iter().all(|&t| (0.0..slot_s).contains(&t)));
                 out.len() as f64
             })
@@ -689,14 +566,8 @@ mod tests {
         let var = counts.iter().map(|c| (c - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
         let se_mean = (lambda / n as f64).sqrt();
         let se_var = ((lambda + 2.0 * lambda * lambda) / n as f64).sqrt();
-        assert!(
-            (mean - lambda).abs() < 5.0 * se_mean,
-            "mean {mean} vs {lambda}"
-        );
-        assert!(
-            (var - lambda).abs() < 5.0 * se_var,
-            "variance {var} vs {lambda}"
-        );
+        assert!((mean - lambda).abs() < 5.0 * se_mean, "mean {mean} vs {lambda}");
+        assert!((var - lambda).abs() < 5.0 * se_var, "variance {var} vs {lambda}");
     }
 
     #[test]
@@ -738,12 +609,7 @@ mod tests {
     fn diurnal_rate_at_hand_picked_times() {
         // λ(t) = 10·(1 + 0.5·cos(2π(t − 43200)/86400)), peak at noon.
         let p = ArrivalProcess::from_config(
-            &ArrivalConfig::Diurnal {
-                mean_rate_per_s: 10.0,
-                amplitude: 0.5,
-                period_s: 86_400.0,
-                phase_s: 43_200.0,
-            },
+            &ArrivalConfig::Diurnal { mean_rate_per_s: 10.0, amplitude: 0.5, period_s: 86_400.0, phase_s: 43_200.0 },
             None,
         )
         .unwrap();
@@ -758,10 +624,7 @@ mod tests {
 
     fn two_regime() -> ArrivalProcess {
         ArrivalProcess::from_config(
-            &ArrivalConfig::Markov {
-                rates_per_s: vec![1.0, 10.0],
-                mean_dwell_s: vec![30.0, 10.0],
-            },
+            &ArrivalConfig::Markov { rates_per_s: vec![1.0, 10.0], mean_dwell_s: vec![30.0, 10.0] },
             None,
         )
         .unwrap()
@@ -803,14 +666,9 @@ mod tests {
         let p = two_regime();
         let mut r = rng(6);
         let n = 20_000;
-        let low = (0..n)
-            .filter(|_| p.initial_state(&mut r).regime == 0)
-            .count();
+        let low = (0..n).filter(|_| p.initial_state(&mut r).regime == 0).count();
         let f = low as f64 / n as f64;
-        assert!(
-            (f - 0.75).abs() < 5.0 * (0.75 * 0.25 / n as f64).sqrt(),
-            "{f}"
-        );
+        assert!((f - 0.75).abs() < 5.0 * (0.75 * 0.25 / n as f64).sqrt(), "{f}");
         let s = p.initial_state(&mut r);
         assert_eq!(p.rate_per_s(&s, 0.0), [1.0, 10.0][s.regime]);
     }
@@ -823,10 +681,7 @@ mod tests {
         // 9.2 s and Var(average) ≤ 2·π(1−π)·τ/T per indicator. We use τ = 20 s (conservative):
         // T = 400 000 s gives SE ≤ 0.0050 for π = 4/7; tolerance 5·SE.
         let p = ArrivalProcess::from_config(
-            &ArrivalConfig::Markov {
-                rates_per_s: vec![1.0, 2.0, 3.0],
-                mean_dwell_s: vec![20.0, 10.0, 5.0],
-            },
+            &ArrivalConfig::Markov { rates_per_s: vec![1.0, 2.0, 3.0], mean_dwell_s: vec![20.0, 10.0, 5.0] },
             None,
         )
         .unwrap();
@@ -850,15 +705,9 @@ mod tests {
         // Rows at 0, 10, 20 s: period = 20 + 10 = 30 s when looping.
         let times = vec![0.0, 10.0, 20.0];
         let values = vec![1.0, 2.0, 4.0];
-        let cfg = ArrivalConfig::Trace {
-            path: "arrivals.csv".into(),
-            loop_trace: true,
-        };
-        let p = ArrivalProcess::from_config(
-            &cfg,
-            Some(RateSeries::new(times.clone(), values.clone(), false).unwrap()),
-        )
-        .unwrap();
+        let cfg = ArrivalConfig::Trace { path: "arrivals.csv".into(), loop_trace: true };
+        let p = ArrivalProcess::from_config(&cfg, Some(RateSeries::new(times.clone(), values.clone(), false).unwrap()))
+            .unwrap();
         let s = ArrivalState::default();
         assert_eq!(p.rate_per_s(&s, 0.0), 1.0);
         assert_eq!(p.rate_per_s(&s, 9.99), 1.0);
@@ -870,31 +719,16 @@ mod tests {
         // (1·10 + 2·10 + 4·10)/30
         assert!((p.mean_rate_per_s() - 70.0 / 30.0).abs() < 1e-12);
         let hold = RateSeries::new(times, values, false).unwrap();
-        assert_eq!(
-            hold.value_at(1e6),
-            4.0,
-            "without looping the last value holds"
-        );
-        assert_eq!(
-            hold.value_at(-5.0),
-            1.0,
-            "before the first row the first value holds"
-        );
+        assert_eq!(hold.value_at(1e6), 4.0, "without looping the last value holds");
+        assert_eq!(hold.value_at(-5.0), 1.0, "before the first row the first value holds");
     }
 
     #[test]
     fn trace_without_series_or_with_bad_series_is_an_error() {
-        let cfg = ArrivalConfig::Trace {
-            path: "a.csv".into(),
-            loop_trace: false,
-        };
+        let cfg = ArrivalConfig::Trace { path: "a.csv".into(), loop_trace: false };
         let e = ArrivalProcess::from_config(&cfg, None).unwrap_err();
         assert_eq!(e.field, "path");
-        let bad = RateSeries {
-            times_s: vec![0.0, 0.0],
-            values: vec![1.0, 1.0],
-            loop_series: false,
-        };
+        let bad = RateSeries { times_s: vec![0.0, 0.0], values: vec![1.0, 1.0], loop_series: false };
         let e = ArrivalProcess::from_config(&cfg, Some(bad)).unwrap_err();
         assert_eq!(e.field, "trace.times_s[1]");
         let e = RateSeries::new(vec![0.0], vec![-1.0], false).unwrap_err();
@@ -914,12 +748,7 @@ mod tests {
         // The integer output n = round(X) (X truncated to [16, 1024]) has
         // P(n ≤ k) = P(X < k + 0.5) = F_trunc(k + 0.5). Empirical CDF over N = 50 000 draws has
         // SE ≤ 0.5/√N = 0.00224; tolerance 5·SE = 0.0112.
-        let c = LengthConfig {
-            median_tokens: 128.0,
-            sigma: 1.0,
-            min_tokens: 16,
-            max_tokens: 1024,
-        };
+        let c = LengthConfig { median_tokens: 128.0, sigma: 1.0, min_tokens: 16, max_tokens: 1024 };
         c.validate().unwrap();
         let sampler = c.sampler();
         let mut r = rng(8);
@@ -930,10 +759,7 @@ mod tests {
         for k in [16u32, 20, 64, 128, 300, 800] {
             let emp = draws.iter().filter(|&&d| d <= k).count() as f64 / n as f64;
             let law = truncated_cdf(&c, f64::from(k) + 0.5);
-            assert!(
-                (emp - law).abs() < tol,
-                "k = {k}: empirical {emp}, law {law}"
-            );
+            assert!((emp - law).abs() < tol, "k = {k}: empirical {emp}, law {law}");
         }
         // Hand check of the law itself, z = ln(x/128) with σ = 1: F_trunc(128) =
         // (Φ(0) − Φ(ln(1/8)))/(Φ(ln 8) − Φ(ln(1/8))) = (0.5 − 0.0188)/(0.9812 − 0.0188).
@@ -945,12 +771,7 @@ mod tests {
         // Median 10, σ 0.3, window [200, 400]: z_min = ln 20/0.3 = 9.99, so Φ(z_min) rounds to 1
         // in f64 and a naive inverse CDF would return max every time. The survival-space draw
         // must follow P(X ≤ x | window) = (S(z_min) − S(z(x)))/(S(z_min) − S(z_max)).
-        let c = LengthConfig {
-            median_tokens: 10.0,
-            sigma: 0.3,
-            min_tokens: 200,
-            max_tokens: 400,
-        };
+        let c = LengthConfig { median_tokens: 10.0, sigma: 0.3, min_tokens: 200, max_tokens: 400 };
         let sampler = c.sampler();
         let mut r = rng(9);
         let n = 20_000;
@@ -962,10 +783,7 @@ mod tests {
         for x in [201.0, 205.0, 210.0, 220.0] {
             let law = (s_min - upper_tail(z(x))) / (s_min - s_max);
             let emp = xs.iter().filter(|&&v| v <= x).count() as f64 / n as f64;
-            assert!(
-                (emp - law).abs() < tol,
-                "x = {x}: empirical {emp}, law {law}"
-            );
+            assert!((emp - law).abs() < tol, "x = {x}: empirical {emp}, law {law}");
         }
     }
 
@@ -973,65 +791,32 @@ mod tests {
     fn a_window_with_underflowing_mass_collapses_onto_its_nearest_end() {
         // Median 10, σ 0.05, window [1000, 2000]: z_min = ln 100/0.05 = 92, so both tail
         // probabilities underflow to 0; the conditional law sits at the window's lower end.
-        let c = LengthConfig {
-            median_tokens: 10.0,
-            sigma: 0.05,
-            min_tokens: 1000,
-            max_tokens: 2000,
-        };
+        let c = LengthConfig { median_tokens: 10.0, sigma: 0.05, min_tokens: 1000, max_tokens: 2000 };
         let mut r = rng(11);
         assert!((0..100).all(|_| c.sample(&mut r) == 1000));
-        let c = LengthConfig {
-            median_tokens: 1e6,
-            sigma: 0.05,
-            min_tokens: 1,
-            max_tokens: 20,
-        };
+        let c = LengthConfig { median_tokens: 1e6, sigma: 0.05, min_tokens: 1, max_tokens: 20 };
         assert!((0..100).all(|_| c.sample(&mut r) == 20));
     }
 
     #[test]
     fn degenerate_lengths_are_deterministic() {
         let mut r = rng(10);
-        let c = LengthConfig {
-            median_tokens: 100.4,
-            sigma: 0.0,
-            min_tokens: 1,
-            max_tokens: 512,
-        };
+        let c = LengthConfig { median_tokens: 100.4, sigma: 0.0, min_tokens: 1, max_tokens: 512 };
         assert_eq!(c.sample(&mut r), 100);
-        let c = LengthConfig {
-            median_tokens: 100.0,
-            sigma: 1.0,
-            min_tokens: 7,
-            max_tokens: 7,
-        };
+        let c = LengthConfig { median_tokens: 100.0, sigma: 1.0, min_tokens: 7, max_tokens: 7 };
         assert_eq!(c.sample(&mut r), 7);
-        let c = LengthConfig {
-            median_tokens: 900.0,
-            sigma: 0.0,
-            min_tokens: 1,
-            max_tokens: 512,
-        };
+        let c = LengthConfig { median_tokens: 900.0, sigma: 0.0, min_tokens: 1, max_tokens: 512 };
         assert_eq!(c.sample(&mut r), 512);
     }
 
     #[test]
     fn deadlines_by_kind() {
         assert_eq!(DeadlineConfig::None.deadline_s(128, 64), None);
-        assert_eq!(
-            DeadlineConfig::Fixed { deadline_s: 2.0 }.deadline_s(128, 64),
-            Some(2.0)
-        );
+        assert_eq!(DeadlineConfig::Fixed { deadline_s: 2.0 }.deadline_s(128, 64), Some(2.0));
         // 0.5 + 0.05·64 = 3.7
-        let d = DeadlineConfig::PerToken {
-            base_s: 0.5,
-            per_output_token_s: 0.05,
-        };
+        let d = DeadlineConfig::PerToken { base_s: 0.5, per_output_token_s: 0.05 };
         assert!((d.deadline_s(128, 64).unwrap() - 3.7).abs() < 1e-12);
-        let e = DeadlineConfig::Fixed { deadline_s: 0.0 }
-            .validate()
-            .unwrap_err();
+        let e = DeadlineConfig::Fixed { deadline_s: 0.0 }.validate().unwrap_err();
         assert_eq!(e.field, "deadline_s");
     }
 
@@ -1057,9 +842,7 @@ mod tests {
         assert_eq!(back, w);
 
         let unknown = "[arrivals]\nkind = \"constant\"\nrate_per_s = 1.0\nburst = 2\n";
-        let e = toml::from_str::<WorkloadConfig>(unknown)
-            .unwrap_err()
-            .to_string();
+        let e = toml::from_str::<WorkloadConfig>(unknown).unwrap_err().to_string();
         assert!(e.contains("burst"), "{e}");
         let trace = "[arrivals]\nkind = \"trace\"\npath = \"x.csv\"\nloop_trace = true\n";
         assert!(toml::from_str::<WorkloadConfig>(trace).is_ok());
@@ -1068,10 +851,7 @@ mod tests {
     #[test]
     fn validation_names_the_dotted_field() {
         let mut w = WorkloadConfig {
-            arrivals: ArrivalConfig::Markov {
-                rates_per_s: vec![1.0, 2.0],
-                mean_dwell_s: vec![5.0, 0.0],
-            },
+            arrivals: ArrivalConfig::Markov { rates_per_s: vec![1.0, 2.0], mean_dwell_s: vec![5.0, 0.0] },
             prompt_tokens: LengthConfig::default_prompt(),
             output_tokens: LengthConfig::default_output(),
             deadline: DeadlineConfig::None,
@@ -1079,17 +859,8 @@ mod tests {
         };
         let e = w.validate().unwrap_err();
         assert_eq!(e.field, "arrivals.mean_dwell_s[1]");
-        assert!(
-            e.to_string()
-                .starts_with("arrivals.mean_dwell_s[1] = 0: must be"),
-            "{e}"
-        );
-        w.arrivals = ArrivalConfig::Diurnal {
-            mean_rate_per_s: 1.0,
-            amplitude: 1.5,
-            period_s: 10.0,
-            phase_s: 0.0,
-        };
+        assert!(e.to_string().starts_with("arrivals.mean_dwell_s[1] = 0: must be"), "{e}");
+        w.arrivals = ArrivalConfig::Diurnal { mean_rate_per_s: 1.0, amplitude: 1.5, period_s: 10.0, phase_s: 0.0 };
         assert_eq!(w.validate().unwrap_err().field, "arrivals.amplitude");
         w.arrivals = ArrivalConfig::Constant { rate_per_s: 1.0 };
         w.output_tokens.max_tokens = 0;
@@ -1097,12 +868,7 @@ mod tests {
         w.output_tokens = LengthConfig::default_output();
         w.queue_capacity = 0;
         assert_eq!(w.validate().unwrap_err().field, "queue_capacity");
-        let e = ArrivalConfig::Markov {
-            rates_per_s: vec![1.0],
-            mean_dwell_s: vec![],
-        }
-        .validate()
-        .unwrap_err();
+        let e = ArrivalConfig::Markov { rates_per_s: vec![1.0], mean_dwell_s: vec![] }.validate().unwrap_err();
         assert_eq!(e.field, "mean_dwell_s");
     }
 }

@@ -59,8 +59,7 @@ fn replay(ep: &Episode) -> Result<(), String> {
         }
         let last = t == n;
         // Gymnasium's TimeLimit also sets truncated when step 500 terminates; so do we.
-        let (want_term, want_trunc) =
-            if last { (ep.terminated, ep.truncated) } else { (false, false) };
+        let (want_term, want_trunc) = if last { (ep.terminated, ep.truncated) } else { (false, false) };
         if (step.terminated, step.truncated) != (want_term, want_trunc) {
             return Err(format!(
                 "step {t}: (terminated, truncated) = {:?}, want {:?}",

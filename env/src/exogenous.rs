@@ -1,0 +1,126 @@
+//! The exogenous conditions of every slot: link (rate, SNR, fading, latency, packet loss),
+//! Gilbert–Elliott link state, shared-cloud load, edge availability and the arrival rate.
+//!
+//! None of them depends on actions: each process draws from its own stream of the episode seed
+//! (system-model §1), so two policies on the same seed face identical conditions. Slots are
+//! generated lazily *ahead* of the current one because a request started now may run for many
+//! slots and must see the conditions of each slot it spans; slots before the current one are
+//! discarded, so the buffer stays as long as the longest request in flight.
+
+use crate::background::EdgeAvailability;
+use crate::failure::GeState;
+use crate::link::{LinkSlot, LinkState, LinkStreams};
+use crate::regime::RegimeState;
+use crate::rng::{Stream, StreamRng, stream_rng};
+use crate::scenario::Scenario;
+use crate::workload::ArrivalState;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// One slot's exogenous conditions (the oracle state of that slot).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExoSlot {
+    pub link: LinkSlot,
+    pub ge: GeState,
+    /// Probability that one crossing fails in this slot (outage and Gilbert–Elliott).
+    pub crossing_failure_probability: f64,
+    pub cloud_load: f64,
+    pub edge: EdgeAvailability,
+    pub arrival_rate_per_s: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct ExoStreams {
+    link: LinkStreams,
+    ge: StreamRng,
+    cloud: StreamRng,
+    edge: StreamRng,
+    arrival_rate: StreamRng,
+}
+
+/// Process states plus the generated-but-not-yet-discarded slots.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExoState {
+    streams: ExoStreams,
+    link: LinkState,
+    ge: RegimeState,
+    cloud: RegimeState,
+    edge: RegimeState,
+    arrival: ArrivalState,
+    /// Absolute slot index of `buffer[0]`.
+    first: u64,
+    buffer: VecDeque<ExoSlot>,
+}
+
+impl ExoState {
+    /// Slot 0 of episode `seed`: every process from its stationary law.
+    pub fn new(s: &Scenario, seed: u64) -> Self {
+        let slot_s = s.config.serving.slot_s;
+        let mut streams = ExoStreams {
+            link: LinkStreams::new(seed),
+            ge: stream_rng(seed, Stream::GilbertElliott),
+            cloud: stream_rng(seed, Stream::CloudLoad),
+            edge: stream_rng(seed, Stream::EdgeLoad),
+            arrival_rate: stream_rng(seed, Stream::ArrivalRate),
+        };
+        let link = s.link.initial_state(slot_s, &mut streams.link.rngs());
+        let ge = s.ge.as_ref().map_or_else(RegimeState::default, |g| g.initial_state(&mut streams.ge));
+        let mut cloud = s.cloud_load.initial_state(&mut streams.cloud);
+        let mut edge = s.edge_load.initial_state(&mut streams.edge);
+        let arrival = s.arrivals.initial_state(&mut streams.arrival_rate);
+        // The background processes report a slot's level when advanced; advancing by 0 s reads
+        // the initial level without moving the chains.
+        let cloud_load = s.cloud_load.advance(&mut cloud, 0.0, &mut streams.cloud);
+        let edge_avail = s.edge_load.advance(&mut edge, 0.0, &mut streams.edge);
+        let mut state = Self { streams, link, ge, cloud, edge, arrival, first: 0, buffer: VecDeque::with_capacity(64) };
+        let slot0 = state.realise(s, cloud_load, edge_avail, 0.0);
+        state.buffer.push_back(slot0);
+        state
+    }
+
+    fn realise(&self, s: &Scenario, cloud_load: f64, edge: EdgeAvailability, t_s: f64) -> ExoSlot {
+        let ge = s.ge.as_ref().map_or(GeState::Good, |g| g.state(&self.ge));
+        let crossing_failure_probability =
+            s.config.failures.crossing_failure_probability(self.link.slot.snr_db, s.link.nakagami_m(), ge);
+        ExoSlot {
+            link: self.link.slot,
+            ge,
+            crossing_failure_probability,
+            cloud_load,
+            edge,
+            arrival_rate_per_s: s.arrivals.rate_per_s(&self.arrival, t_s),
+        }
+    }
+
+    /// The conditions of absolute slot `index` (generating slots up to it if needed).
+    pub fn get(&mut self, s: &Scenario, index: u64) -> ExoSlot {
+        assert!(index >= self.first, "slot {index} was discarded (first kept: {})", self.first);
+        let slot_s = s.config.serving.slot_s;
+        while self.first + self.buffer.len() as u64 <= index {
+            let next = self.first + self.buffer.len() as u64;
+            s.link.advance(&mut self.link, slot_s, &mut self.streams.link.rngs());
+            if let Some(g) = &s.ge {
+                g.advance(&mut self.ge, slot_s, &mut self.streams.ge);
+            }
+            let cloud_load = s.cloud_load.advance(&mut self.cloud, slot_s, &mut self.streams.cloud);
+            let edge = s.edge_load.advance(&mut self.edge, slot_s, &mut self.streams.edge);
+            s.arrivals.advance(&mut self.arrival, slot_s, &mut self.streams.arrival_rate);
+            let slot = self.realise(s, cloud_load, edge, next as f64 * slot_s);
+            self.buffer.push_back(slot);
+        }
+        self.buffer[(index - self.first) as usize]
+    }
+
+    /// The conditions of slot `index` if it has been generated and not discarded.
+    pub fn peek(&self, index: u64) -> Option<ExoSlot> {
+        index.checked_sub(self.first).and_then(|i| self.buffer.get(i as usize)).copied()
+    }
+
+    /// Drops slots before `index` (they can no longer be asked for).
+    pub fn discard_before(&mut self, index: u64) {
+        while self.first < index && !self.buffer.is_empty() {
+            self.buffer.pop_front();
+            self.first += 1;
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! Conformance suite over every environment (CartPole, partition hierarchical, partition layer
+//! split on each shipped scenario):
+//! - observations inside the declared finite bounds, masks respected (actions are drawn from the
+//!   conditional masks) and no infeasible plan executed;
+//! - same seed ⇒ bit-identical trajectories; save/restore mid-episode ⇒ identical continuation;
+//! - `truncated` only at the time limit;
+//! - over ≥ 100k random partition steps (property tests): request conservation
+//!   (arrivals = started + dropped + queued) at every step, and every request's latency ≥ a
+//!   roofline-plus-link lower bound computed here, independently of the cost module;
+//! - two different plans on the same seed see the same arrivals and channel.
+
+use proptest::prelude::*;
+use rand::{RngExt, SeedableRng};
+use splitwise_env::api::Env;
+use splitwise_env::cartpole::CartPole;
+use splitwise_env::partition::{PartitionEnv, RequestRecord};
+use splitwise_env::plan::{FfnMode, Plan};
+use splitwise_env::policy::{CloudOnly, DecisionContext, EdgeOnly, Policy};
+use splitwise_env::rng::StreamRng;
+use splitwise_env::scenario::{ActionMode, InfeasibleAction, NoTraces, Scenario, ScenarioConfig};
+use std::sync::Arc;
+
+const SCENARIOS: [(&str, &str); 3] = [
+    ("jetson-llama7b-lte", include_str!("../../configs/jetson-llama7b-lte.toml")),
+    ("pi5-gpt2xl-wifi", include_str!("../../configs/pi5-gpt2xl-wifi.toml")),
+    ("s23-llama13b-5g-fading", include_str!("../../configs/s23-llama13b-5g-fading.toml")),
+];
+
+fn scenario(text: &str, edit: impl FnOnce(&mut ScenarioConfig)) -> Arc<Scenario> {
+    let mut cfg = ScenarioConfig::from_toml(text).expect("shipped scenario parses");
+    edit(&mut cfg);
+    Arc::new(Scenario::resolve(cfg, &NoTraces).expect("shipped scenario is valid"))
+}
+
+/// Every (name, env factory) under test.
+fn partition_envs(episode_slots: u64) -> Vec<(String, Arc<Scenario>)> {
+    let mut out = Vec::new();
+    for (name, text) in SCENARIOS {
+        for mode in [ActionMode::Hierarchical, ActionMode::LayerSplit] {
+            let sc = scenario(text, |c| {
+                c.actions.mode = mode;
+                c.serving.episode_slots = episode_slots;
+            });
+            out.push((format!("{name}/{mode:?}"), sc));
+        }
+    }
+    out
+}
+
+/// A legal random action: each component drawn uniformly under its conditional mask.
+fn random_action<E: Env>(env: &E, mask: &[bool], rng: &mut StreamRng) -> Vec<usize> {
+    let space = &env.spec().action;
+    let mut action = Vec::with_capacity(space.nvec.len());
+    let mut buf = Vec::new();
+    for (k, &n) in space.nvec.iter().enumerate() {
+        buf.resize(n, false);
+        if !env.conditional_mask(&action, &mut buf) {
+            let off = space.mask_offset(k);
+            buf.copy_from_slice(&mask[off..off + n]);
+        }
+        let legal: Vec<usize> = (0..n).filter(|&v| buf[v]).collect();
+        assert!(!legal.is_empty(), "component {k} has no legal value");
+        // The static mask must allow whatever the conditional mask allows.
+        let off = space.mask_offset(k);
+        assert!(legal.iter().all(|&v| mask[off + v]), "conditional mask allows a value the mask forbids");
+        action.push(legal[rng.random_range(0..legal.len())]);
+    }
+    action
+}
+
+/// One trajectory: (observation bits, reward bits, terminated, truncated) per step.
+type Trace = Vec<(Vec<u32>, u64, bool, bool)>;
+
+fn rollout<E: Env>(env: &mut E, seed: u64, steps: usize, rng_seed: u64) -> Trace {
+    let mut rng = StreamRng::seed_from_u64(rng_seed);
+    let (mut obs, _) = env.reset(Some(seed));
+    let mut out = Vec::new();
+    let limit = env.spec().max_episode_steps;
+    let mut t = 0u64;
+    for _ in 0..steps {
+        let action = random_action(env, &obs.mask, &mut rng);
+        let step = env.step(&action).expect("a masked action is accepted");
+        t += 1;
+        if let Some(i) = env.spec().observation.first_violation(&step.obs.features) {
+            panic!(
+                "{}: feature {} = {} outside [{}, {}]",
+                env.spec().id,
+                env.spec().observation.features[i].name,
+                step.obs.features[i],
+                env.spec().observation.features[i].low,
+                env.spec().observation.features[i].high
+            );
+        }
+        assert_eq!(step.truncated, limit == Some(t), "{}: truncated only at the time limit (t = {t})", env.spec().id);
+        out.push((
+            step.obs.features.iter().map(|x| x.to_bits()).collect(),
+            step.reward.to_bits(),
+            step.terminated,
+            step.truncated,
+        ));
+        obs = step.obs;
+        if step.terminated || step.truncated {
+            obs = env.reset(None).0;
+            t = 0;
+        }
+    }
+    out
+}
+
+fn determinism_and_restore<E: Env>(make: impl Fn() -> E, steps: usize) {
+    let (mut a, mut b) = (make(), make());
+    let ta = rollout(&mut a, 11, steps, 5);
+    let tb = rollout(&mut b, 11, steps, 5);
+    assert_eq!(ta, tb, "same seed must give a bit-identical trajectory");
+    // Save mid-episode, continue; restore into a fresh env, continue: identical.
+    let mut env = make();
+    let mut rng = StreamRng::seed_from_u64(8);
+    let (mut obs, _) = env.reset(Some(3));
+    for _ in 0..steps / 2 {
+        let action = random_action(&env, &obs.mask, &mut rng);
+        let s = env.step(&action).expect("accepted");
+        obs = if s.terminated || s.truncated { env.reset(None).0 } else { s.obs };
+    }
+    let saved = env.save_state();
+    let rng_saved = rng.clone();
+    let cont = |env: &mut E, mut rng: StreamRng, mut obs: splitwise_env::api::Observation| {
+        let mut out = Vec::new();
+        for _ in 0..steps / 2 {
+            let action = random_action(env, &obs.mask, &mut rng);
+            let s = env.step(&action).expect("accepted");
+            out.push((s.obs.features.clone(), s.reward.to_bits(), s.terminated, s.truncated));
+            obs = if s.terminated || s.truncated { env.reset(None).0 } else { s.obs };
+        }
+        out
+    };
+    let first = cont(&mut env, rng_saved.clone(), obs.clone());
+    let mut fresh = make();
+    fresh.reset(Some(999));
+    fresh.restore_state(&saved).expect("restores");
+    let second = cont(&mut fresh, rng_saved, obs);
+    assert_eq!(first, second, "restored state must continue identically");
+}
+
+#[test]
+fn cartpole_conforms() {
+    determinism_and_restore(CartPole::new, 2_000);
+    rollout(&mut CartPole::new(), 1, 5_000, 2);
+}
+
+#[test]
+fn partition_envs_conform() {
+    for (name, sc) in partition_envs(60) {
+        let make = || PartitionEnv::new(sc.clone());
+        determinism_and_restore(make, 300);
+        let _ = name;
+    }
+}
+
+/// Lower bound of a request's latency under `plan`, from the presets alone: every decode pass
+/// reads the weights of the sub-blocks it runs (at full, 100 % efficient memory bandwidth; the
+/// two sides may overlap at best), the prefill reads them once, and a plan that uses the cloud
+/// and returns tokens to the edge crosses the link at least twice per pass at the minimum
+/// one-way latency (cloud-only: the prompt up and the last token down once).
+fn latency_lower_bound(sc: &Scenario, plan: &Plan, r: &RequestRecord) -> f64 {
+    let m = &sc.memory;
+    let (mut edge_bytes, mut cloud_bytes) = (0.0, 0.0);
+    let h = sc.n_heads() as f64;
+    for p in &plan.layers {
+        let e_heads = f64::from(p.edge_heads);
+        edge_bytes += e_heads * m.head_weight_bytes;
+        cloud_bytes += (h - e_heads) * m.head_weight_bytes;
+        let (e_ffn, c_ffn) = match p.ffn {
+            FfnMode::Edge => (m.ffn_first_weight_bytes + m.ffn_down_weight_bytes, 0.0),
+            FfnMode::Split => (m.ffn_first_weight_bytes, m.ffn_down_weight_bytes),
+            FfnMode::Cloud => (0.0, m.ffn_first_weight_bytes + m.ffn_down_weight_bytes),
+        };
+        edge_bytes += e_ffn;
+        cloud_bytes += c_ffn;
+    }
+    let per_pass =
+        (edge_bytes / sc.edge.memory_bandwidth_bytes_per_s).max(cloud_bytes / sc.cloud.memory_bandwidth_bytes_per_s);
+    let one_way = sc.config.link.latency.one_way_s;
+    let crossings = if plan.is_cloud_only() {
+        2.0
+    } else if cloud_bytes > 0.0 {
+        2.0 * f64::from(r.n_out)
+    } else {
+        0.0
+    };
+    f64::from(r.n_out) * per_pass + crossings * one_way
+}
+
+/// Runs random legal actions for `steps` slots, checking conservation, feasibility and the
+/// latency lower bound of every served request.
+fn check_random_run(sc: &Arc<Scenario>, seed: u64, steps: usize) -> usize {
+    let mut env = PartitionEnv::new(sc.clone());
+    env.set_recording(true);
+    let mut rng = StreamRng::seed_from_u64(seed ^ 0xabcd);
+    let (mut obs, _) = env.reset(Some(seed));
+    let mut plans: Vec<Plan> = Vec::new();
+    let mut served = 0;
+    for _ in 0..steps {
+        let action = random_action(&env, &obs.mask, &mut rng);
+        let plan = env.plan_of_action(&action);
+        let s = env.step(&action).expect("masked actions are feasible");
+        assert_eq!(*env.current_plan(), plan);
+        assert!(
+            s.info.plan.edge_memory_bytes <= s.info.edge_memory_available_bytes,
+            "executed a plan needing {} B with {} B available",
+            s.info.plan.edge_memory_bytes,
+            s.info.edge_memory_available_bytes
+        );
+        let t = env.totals();
+        assert_eq!(
+            t.arrivals,
+            t.started + t.dropped + env.queued() as u64,
+            "request conservation at slot {}",
+            s.info.slot
+        );
+        assert_eq!(s.info.backlog as usize, env.queued());
+        plans.push(plan);
+        for r in env.take_records() {
+            assert!(r.start_s >= r.arrival_s && r.end_s > r.start_s);
+            if r.failed {
+                // Gave up after K_max failures with no fallback: its latency is the time to give
+                // up, not a service time.
+                assert!(r.failures >= sc.config.recovery.max_retries);
+                continue;
+            }
+            let bound = latency_lower_bound(sc, &plans[r.slot as usize], &r);
+            assert!(r.latency_s >= bound, "request {} latency {} below its lower bound {bound}", r.id, r.latency_s);
+            served += 1;
+        }
+        obs = if s.truncated {
+            plans.clear();
+            env.reset(None).0
+        } else {
+            s.obs
+        };
+    }
+    served
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// 24 cases × 4 200 slots ≈ 100k random steps over every scenario and action mode.
+    #[test]
+    fn conservation_feasibility_and_latency_bounds(seed in any::<u64>(), which in 0usize..6) {
+        let envs = partition_envs(700);
+        let (_, sc) = &envs[which];
+        let served = check_random_run(sc, seed, 4_200);
+        prop_assert!(served > 0);
+    }
+}
+
+#[test]
+fn repair_mode_never_executes_an_infeasible_plan() {
+    // Independent components drawn from the permissive observation mask, repaired by the env.
+    let sc = scenario(SCENARIOS[2].1, |c| {
+        c.actions.infeasible = InfeasibleAction::Repair;
+        c.serving.episode_slots = 500;
+    });
+    let mut env = PartitionEnv::new(sc);
+    let mut rng = StreamRng::seed_from_u64(1);
+    let (mut obs, _) = env.reset(Some(4));
+    let mut repaired = 0;
+    for _ in 0..500 {
+        let space = env.spec().action.clone();
+        let action: Vec<usize> = space
+            .nvec
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| {
+                let off = space.mask_offset(k);
+                let legal: Vec<usize> = (0..n).filter(|&v| obs.mask[off + v]).collect();
+                legal[rng.random_range(0..legal.len())]
+            })
+            .collect();
+        let s = env.step(&action).expect("repair mode accepts permissive actions");
+        assert!(s.info.plan.edge_memory_bytes <= s.info.edge_memory_available_bytes);
+        repaired += usize::from(s.info.repaired);
+        obs = s.obs;
+        if s.truncated {
+            break;
+        }
+    }
+    assert!(repaired > 100, "most random LLaMA-13B window choices overflow a phone: {repaired} repairs");
+}
+
+#[test]
+fn error_mode_rejects_an_infeasible_action() {
+    let sc = scenario(SCENARIOS[2].1, |_| {});
+    let mut env = PartitionEnv::new(sc.clone());
+    env.reset(Some(1));
+    // Edge-only LLaMA-13B on a phone.
+    let mut action = vec![sc.n_layers() as usize, 0];
+    for _ in 0..sc.config.actions.window_layers {
+        action.extend([(sc.n_heads() / sc.config.actions.head_step) as usize, 2]);
+    }
+    let err = env.step(&action).unwrap_err();
+    assert!(matches!(err, splitwise_env::EnvError::ActionMasked { component: 0, .. }), "{err:?}");
+}
+
+fn run_policy(sc: &Arc<Scenario>, policy: &mut dyn Policy, seed: u64, steps: usize) -> Vec<(u32, u64, u64, u64)> {
+    let mut env = PartitionEnv::new(sc.clone());
+    let (mut obs, _) = env.reset(Some(seed));
+    let mut out = Vec::new();
+    for _ in 0..steps {
+        let edge_memory_bytes = env.available_edge_memory_bytes();
+        let ctx = DecisionContext { obs: &obs.features, mask: &obs.mask, env: &env, oracle: None, edge_memory_bytes };
+        let splitwise_env::policy::Decision::Plan(plan) = policy.decide(&ctx) else { panic!("a plan") };
+        let (mut f, mut m) = env.buffers();
+        let t = env.step_plan_into(&plan, &mut f, &mut m).expect("feasible");
+        out.push((t.info.arrivals, t.info.rate_bps.to_bits(), t.info.snr_db.to_bits(), t.info.cloud_load.to_bits()));
+        obs = splitwise_env::api::Observation { features: f, mask: m };
+    }
+    out
+}
+
+#[test]
+fn different_plans_see_the_same_arrivals_and_channel() {
+    let sc = scenario(SCENARIOS[0].1, |c| c.serving.episode_slots = 400);
+    let a = run_policy(&sc, &mut CloudOnly, 21, 400);
+    let b = run_policy(&sc, &mut EdgeOnly, 21, 400);
+    assert_eq!(a, b, "arrivals, rate, SNR and cloud load must not depend on the plan");
+    assert!(a.iter().map(|x| x.0).sum::<u32>() > 20, "enough arrivals to compare");
+}

@@ -1,0 +1,27 @@
+//! Command-line interface: clap subcommands, each delegating to its module.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "splitwise",
+    version,
+    about = "Train, evaluate and export RL policies that split an LLM between an edge device and the cloud"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a policy on a scenario and print a summary table.
+    Simulate(crate::simulate::SimulateArgs),
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Simulate(args) => crate::simulate::run(&args),
+    }
+}
