@@ -128,18 +128,19 @@ impl PlanProfile {
             ffn_values: costs.ffn_split_values(),
             in_cloud_run: false,
         };
-        let mut layer_all = costs.head.scaled(a.n_heads as f64);
-        layer_all.add(&costs.ffn_first);
-        layer_all.add(&costs.ffn_down);
-        let total_weights = layer_all.weight_bytes * n_layers + costs.lm_head.weight_bytes;
+        let all_heads = costs.head.scaled(a.n_heads as f64);
+        let mut ffn = costs.ffn_first;
+        ffn.add(&costs.ffn_down);
+        let total_weights = (all_heads.weight_bytes + ffn.weight_bytes) * n_layers + costs.lm_head.weight_bytes;
         if p.streaming {
-            // Prompt ids up once (counted per prefill by the evaluator), everything in the cloud.
+            // Prompt ids up once (counted per prefill by the evaluator), everything in the cloud,
+            // with the same stages (one launch for a layer's heads, one for its FFN) as the cloud
+            // part of any other plan.
             for _ in 0..a.n_layers {
-                p.stages.push(Stage { side: Side::Cloud, cost: layer_all, single_position: false });
+                p.compute(Side::Cloud, all_heads, false);
+                p.compute(Side::Cloud, ffn, false);
             }
-            p.stages.push(Stage { side: Side::Cloud, cost: costs.lm_head, single_position: true });
-            p.cloud_visits = 1;
-            p.in_cloud_run = true;
+            p.compute(Side::Cloud, costs.lm_head, true);
             return p;
         }
         let mut edge_weights = 0.0;
@@ -169,21 +170,15 @@ impl PlanProfile {
             } else {
                 let heads_side = if h_edge > 0.0 { Side::Edge } else { Side::Cloud };
                 p.cross(&mut side, heads_side, Payload::Hidden, depth);
-                p.compute(side, costs.head.scaled(a.n_heads as f64), false);
+                p.compute(side, all_heads, false);
                 p.cross(&mut side, gather, Payload::Hidden, depth);
             }
             match placement.ffn {
                 FfnMode::Edge => {
-                    edge_weights += costs.ffn_first.weight_bytes + costs.ffn_down.weight_bytes;
-                    let mut ffn = costs.ffn_first;
-                    ffn.add(&costs.ffn_down);
+                    edge_weights += ffn.weight_bytes;
                     p.compute(Side::Edge, ffn, false);
                 }
-                FfnMode::Cloud => {
-                    let mut ffn = costs.ffn_first;
-                    ffn.add(&costs.ffn_down);
-                    p.compute(Side::Cloud, ffn, false);
-                }
+                FfnMode::Cloud => p.compute(Side::Cloud, ffn, false),
                 FfnMode::Split => {
                     edge_weights += costs.ffn_first.weight_bytes;
                     p.compute(Side::Edge, costs.ffn_first, false);

@@ -1160,3 +1160,193 @@ impl PartitionEnv {
         self.state.exo.peek(self.state.slot).map_or(1.0, |x| x.edge.memory)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{CloudOnly, EdgeOnly, Policy, act_and_step};
+    use crate::scenario::{NoTraces, ScenarioConfig};
+
+    /// A deterministic scenario: GPT-2 Medium on a Jetson next to an idle A100, a constant
+    /// 10 Mbit/s link with 20 ms one-way latency and no loss or failures, fixed 64/64-token
+    /// requests.
+    const CALM: &str = r#"
+        version = 1
+        name = "calm"
+        [model]
+        preset = "gpt2-medium"
+        [edge]
+        preset = "jetson-orin-nx-16gb"
+        [cloud]
+        preset = "a100-80gb-sxm"
+        [link.rate]
+        model = "rate"
+        [link.rate.process]
+        kind = "constant"
+        bandwidth_bps = 10e6
+        [link.snr]
+        mean_db = 60.0
+        ar_coefficient_per_s = 0.5
+        sigma_db = 0.0
+        nakagami_m = 100.0
+        [link.latency]
+        one_way_s = 0.02
+        jitter_s = 0.0
+        [link.transport]
+        mode = "reliable"
+        packet_loss_threshold_db = -40.0
+        [workload]
+        [workload.arrivals]
+        kind = "constant"
+        rate_per_s = 0.05
+        [workload.prompt_tokens]
+        median_tokens = 64
+        sigma = 0.0
+        min_tokens = 64
+        max_tokens = 64
+        [workload.output_tokens]
+        median_tokens = 64
+        sigma = 0.0
+        min_tokens = 64
+        max_tokens = 64
+        [serving]
+        episode_slots = 400
+        [actions]
+        mode = "layer-split"
+    "#;
+
+    fn calm() -> Arc<Scenario> {
+        Arc::new(Scenario::from_toml(CALM, &NoTraces).unwrap())
+    }
+
+    fn first_record(sc: &Arc<Scenario>, policy: &mut dyn Policy) -> RequestRecord {
+        let mut env = PartitionEnv::new(sc.clone());
+        env.set_recording(true);
+        let (mut obs, _) = env.reset(Some(5));
+        for _ in 0..400 {
+            act_and_step(&mut env, policy, &mut obs).unwrap();
+            if let Some(r) = env.take_records().first() {
+                return *r;
+            }
+        }
+        panic!("no request in 400 slots");
+    }
+
+    /// Roofline of a segment on a device, written out from the datasheet numbers.
+    fn roofline(flops: f64, bytes: f64, peak: f64, eta_c: f64, bw: f64, eta_m: f64, launch: f64) -> f64 {
+        (flops / (eta_c * peak)).max(bytes / (eta_m * bw)) + launch
+    }
+
+    #[test]
+    fn cloud_only_latency_matches_a_hand_computation() {
+        // GPT-2 Medium: d = 1024, 16 heads of 64, d_ff = 4096, vocab 50257, FP16.
+        // Per layer: attention 4d² + 4d (biases) + 2d (LN) params, FFN 8d² + 5d + 2d.
+        let d: f64 = 1024.0;
+        let attn_params = 4.0 * d * d + 4.0 * d + 2.0 * d;
+        let ffn_params = 8.0 * d * d + 5.0 * d + 2.0 * d;
+        let lm_params = 50257.0 * d + 2.0 * d;
+        // A100: 312 TFLOP/s × 0.5, 2039 GB/s × 0.8, 10 µs per launch.
+        let a100 = |flops: f64, bytes: f64| roofline(flops, bytes, 312e12, 0.5, 2039e9, 0.8, 10e-6);
+        // One pass over n tokens with `ctx` cached: attention attends (query, key) pairs
+        // n·ctx + n(n+1)/2 at 4·64 FLOPs per pair per head and reads (ctx + n) cached tokens of
+        // K and V (2·1024 values × 2 B); activations: heads 2·(64 + 1024) B per head per token,
+        // FFN 4·(1024 + 4096) B per token (up reads x and writes the intermediate, down reads it
+        // and writes the output), LM head 2·(1024 + 50257) B.
+        let pass = |n: f64, ctx: f64| {
+            let pairs = n * ctx + n * (n + 1.0) / 2.0;
+            let keys = ctx + n;
+            let heads = a100(
+                2.0 * attn_params * n + 4.0 * 64.0 * 16.0 * pairs,
+                2.0 * attn_params + 2.0 * 2.0 * d * keys + 16.0 * 2.0 * (64.0 + d) * n,
+            );
+            let ffn = a100(2.0 * ffn_params * n, 2.0 * ffn_params + 4.0 * (d + 4096.0) * n);
+            24.0 * (heads + ffn) + a100(2.0 * lm_params, 2.0 * lm_params + 2.0 * (d + 50257.0))
+        };
+        // Prompt ids up (64 × 4 B), prefill, 63 decode steps at the mean context 64 + 32, and
+        // the stream's last token down (4 B).
+        let link = |bytes: f64| 0.02 + bytes * 8.0 / 10e6;
+        let expected = link(256.0) + pass(64.0, 0.0) + 63.0 * pass(1.0, 96.0) + link(4.0);
+        let r = first_record(&calm(), &mut CloudOnly);
+        assert_eq!((r.n_in, r.n_out, r.failures), (64, 64, 0));
+        assert!((r.latency_s - expected).abs() < 1e-9, "{} vs hand {expected}", r.latency_s);
+        // ≈ 0.04 s of link and ≈ 0.9 ms per decode step (49 launches + 0.7 GB of weights).
+        assert!(r.latency_s > 0.04 && r.latency_s < 0.11, "{}", r.latency_s);
+        // Edge energy: the radio sends the prompt (2 W) and receives the last token (1 W); the
+        // Jetson idles at 5 W the rest of the time.
+        let (tx, rx) = (256.0 * 8.0 / 10e6, 32.0 / 10e6);
+        let energy = 2.0 * tx + 1.0 * rx + 5.0 * (r.latency_s - tx - rx);
+        assert!((r.energy_j - energy).abs() < 1e-9, "{} vs {energy}", r.energy_j);
+    }
+
+    #[test]
+    fn switching_plans_loads_only_missing_weights() {
+        // Cloud-only → edge-only loads every weight (GPT-2 Medium: 354.8M params × 2 B at
+        // 2 GB/s ≈ 0.355 s); back to cloud-only and edge-only again loads nothing (resident).
+        let sc = calm();
+        let mut env = PartitionEnv::new(sc.clone());
+        let (mut f, mut m) = env.buffers();
+        env.reset_into(Some(1), &mut f, &mut m);
+        let (l, h) = (sc.n_layers(), sc.n_heads());
+        let edge = Plan::edge_only(l, h, Precision::Bits16);
+        let cloud = Plan::cloud_only(l, Precision::Bits16);
+        let t = env.step_plan_into(&edge, &mut f, &mut m).unwrap();
+        let expected = sc.costs.total_weight_bytes() / 2e9;
+        assert!((t.info.switch_load_s - expected).abs() < 1e-9, "{}", t.info.switch_load_s);
+        assert!((t.info.switch_energy_j - 20.0 * expected).abs() < 1e-9);
+        let t = env.step_plan_into(&cloud, &mut f, &mut m).unwrap();
+        assert_eq!(t.info.switch_load_s, 0.0);
+        let t = env.step_plan_into(&edge, &mut f, &mut m).unwrap();
+        assert!(t.info.plan_changed && t.info.switch_load_s == 0.0);
+    }
+
+    #[test]
+    fn edge_only_is_slower_than_cloud_only_on_a_calm_link() {
+        // system-model §0: on a healthy link with an idle cloud, cloud-only wins on latency.
+        let sc = calm();
+        let c = first_record(&sc, &mut CloudOnly);
+        let e = first_record(&sc, &mut EdgeOnly);
+        assert!(e.latency_s > 5.0 * c.latency_s, "edge {} vs cloud {}", e.latency_s, c.latency_s);
+        assert!(e.energy_j > c.energy_j);
+    }
+
+    #[test]
+    fn phone_memory_masks_deep_splits() {
+        // S23: 4 GB for LLaMA-13B FP16 (40 layers of 634.5 MB with 2 × 768-token KV caches of
+        // 2·5120·2 B per token = 31.5 MB) plus 327.7 MB of embedding and the workspace of 2 × 512
+        // × (13824 + 10240) × 2 B = 49.3 MB: 5 layers fit (3.87 GB), 6 do not (4.54 GB).
+        let text = include_str!("../../configs/s23-llama13b-5g-fading.toml");
+        let mut cfg = ScenarioConfig::from_toml(text).unwrap();
+        cfg.actions.mode = ActionMode::LayerSplit;
+        let sc = Arc::new(Scenario::resolve(cfg, &NoTraces).unwrap());
+        let per_layer = 4.0 * 5120.0 * 5120.0 * 2.0 + 3.0 * 5120.0 * 13824.0 * 2.0 + 2.0 * 5120.0 * 2.0;
+        let kv = 2.0 * (2.0 * 5120.0 * 2.0 * 768.0);
+        let fixed = 32000.0 * 5120.0 * 2.0 + 2.0 * 512.0 * (13824.0 + 2.0 * 5120.0) * 2.0;
+        assert!(fixed + 5.0 * (per_layer + kv) < 4e9 && fixed + 6.0 * (per_layer + kv) > 4e9);
+        let mut env = PartitionEnv::new(sc);
+        let (obs, _) = env.reset(Some(2));
+        let allowed: Vec<usize> = (0..obs.mask.len()).filter(|&s| obs.mask[s]).collect();
+        // The privacy floor (1 layer) removes split 0; memory removes splits above 5.
+        assert_eq!(allowed, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn repair_moves_the_split_down_and_clamps_window_choices() {
+        let text = include_str!("../../configs/s23-llama13b-5g-fading.toml");
+        let sc = Arc::new(Scenario::from_toml(text, &NoTraces).unwrap());
+        let env = PartitionEnv::new(sc.clone());
+        let avail = sc.edge.usable_memory_bytes;
+        // Split 40 (edge-only), 4-bit, every window layer full edge: the split falls to the
+        // largest allowed value, and the window keeps only what fits.
+        let mut action = vec![40, 2];
+        action.extend([4, 2, 4, 2, 4, 2, 4, 2]);
+        assert!(env.repair(&mut action, avail));
+        assert!(action[0] < 40);
+        let plan = env.plan_of_action(&action);
+        assert!(sc.memory.plan_bytes(&plan) <= avail);
+        assert_eq!(action[1], 2, "4-bit is allowed and kept");
+        // Repair is deterministic and idempotent.
+        let mut again = action.clone();
+        assert!(!env.repair(&mut again, avail));
+        assert_eq!(again, action);
+    }
+}
