@@ -39,7 +39,7 @@ pub fn simulate(args: &SimulateArgs) -> Result<RunSummary> {
         let t = act_and_step(&mut env, policy.as_mut(), &mut obs)
             .with_context(|| format!("policy {} at slot {}", policy.name(), env.slot()))?;
         summary.add_step(&t.info);
-        for r in env.take_records() {
+        for r in env.take_records().iter().filter(|r| !r.failed) {
             summary.record_latency(r.latency_s);
         }
         if t.truncated || t.terminated {

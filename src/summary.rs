@@ -18,7 +18,9 @@ pub struct RunSummary {
     pub fallbacks: u64,
     pub retries: u64,
     pub sla_violations: u64,
-    pub latency_sum_s: f64,
+    /// Completed requests whose latency was recorded, and the sum of their latencies.
+    pub completed: u64,
+    pub completed_latency_sum_s: f64,
     pub energy_sum_j: f64,
     pub accuracy_sum: f64,
     pub cloud_cost_usd: f64,
@@ -48,7 +50,8 @@ impl RunSummary {
             fallbacks: 0,
             retries: 0,
             sla_violations: 0,
-            latency_sum_s: 0.0,
+            completed: 0,
+            completed_latency_sum_s: 0.0,
             energy_sum_j: 0.0,
             accuracy_sum: 0.0,
             cloud_cost_usd: 0.0,
@@ -61,7 +64,10 @@ impl RunSummary {
         }
     }
 
+    /// Records the latency of a completed request (failed requests are counted, not timed).
     pub fn record_latency(&mut self, latency_s: f64) {
+        self.completed += 1;
+        self.completed_latency_sum_s += latency_s;
         let us = (latency_s * 1e6).round().clamp(1.0, LATENCY_MAX_US as f64) as u64;
         self.latency_us.saturating_record(us);
     }
@@ -75,7 +81,6 @@ impl RunSummary {
         self.fallbacks += u64::from(info.fallbacks);
         self.retries += u64::from(info.retries);
         self.sla_violations += u64::from(info.sla_violations);
-        self.latency_sum_s += info.latency_sum_s;
         self.energy_sum_j += info.energy_j;
         self.accuracy_sum += info.accuracy_loss_sum;
         self.cloud_cost_usd += info.cloud_cost_usd;
@@ -99,8 +104,9 @@ impl RunSummary {
         if self.steps == 0 { f64::NAN } else { sum / self.steps as f64 }
     }
 
+    /// Mean latency of completed requests.
     pub fn mean_latency_s(&self) -> f64 {
-        self.per_request(self.latency_sum_s)
+        if self.completed == 0 { f64::NAN } else { self.completed_latency_sum_s / self.completed as f64 }
     }
 
     pub fn energy_per_request_j(&self) -> f64 {
@@ -123,6 +129,7 @@ impl RunSummary {
             ("slots", self.steps.to_string()),
             ("arrivals", self.arrivals.to_string()),
             ("requests served", self.requests.to_string()),
+            ("requests completed", self.completed.to_string()),
             ("latency mean (s)", format!("{:.3}", self.mean_latency_s())),
             ("latency P50 (s)", format!("{:.3}", self.latency_quantile_s(0.50))),
             ("latency P95 (s)", format!("{:.3}", self.latency_quantile_s(0.95))),
@@ -158,10 +165,11 @@ mod tests {
         assert!((s.latency_quantile_s(0.5) - 0.050).abs() < 1e-4);
         assert!((s.latency_quantile_s(0.95) - 0.095).abs() < 1e-4);
         assert!((s.latency_quantile_s(0.99) - 0.099).abs() < 1e-4);
+        // 1..100 ms sum to 5.05 s over 100 requests.
+        assert!((s.mean_latency_s() - 0.0505).abs() < 1e-12);
         let info = StepInfo { started: 4, latency_sum_s: 2.0, energy_j: 8.0, backlog: 3, ..StepInfo::default() };
         s.add_step(&info);
         s.add_step(&StepInfo { backlog: 1, ..StepInfo::default() });
-        assert_eq!(s.mean_latency_s(), 0.5);
         assert_eq!(s.energy_per_request_j(), 2.0);
         assert_eq!(s.mean_backlog(), 2.0);
         assert_eq!(s.backlog_max, 3);

@@ -27,11 +27,7 @@ fn crc32c_bitwise(data: &[u8]) -> u32 {
     for &byte in data {
         crc ^= u32::from(byte);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ POLY_REFLECTED
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 == 1 { (crc >> 1) ^ POLY_REFLECTED } else { crc >> 1 };
         }
     }
     !crc
@@ -48,19 +44,9 @@ fn mask(crc: u32) -> u32 {
 
 #[derive(Debug, PartialEq)]
 enum RecordError {
-    Truncated {
-        offset: usize,
-    },
-    LengthCrc {
-        offset: usize,
-        stored: u32,
-        computed: u32,
-    },
-    DataCrc {
-        offset: usize,
-        stored: u32,
-        computed: u32,
-    },
+    Truncated { offset: usize },
+    LengthCrc { offset: usize, stored: u32, computed: u32 },
+    DataCrc { offset: usize, stored: u32, computed: u32 },
 }
 
 fn le_u32(bytes: &[u8]) -> u32 {
@@ -72,35 +58,21 @@ fn read_records(bytes: &[u8]) -> Result<Vec<&[u8]>, RecordError> {
     let mut records = Vec::new();
     let mut offset = 0;
     while offset < bytes.len() {
-        let header = bytes
-            .get(offset..offset + 12)
-            .ok_or(RecordError::Truncated { offset })?;
+        let header = bytes.get(offset..offset + 12).ok_or(RecordError::Truncated { offset })?;
         let len_bytes = &header[..8];
         let stored = le_u32(&header[8..12]);
         let computed = mask(crc32c_bitwise(len_bytes));
         if stored != computed {
-            return Err(RecordError::LengthCrc {
-                offset,
-                stored,
-                computed,
-            });
+            return Err(RecordError::LengthCrc { offset, stored, computed });
         }
         let len = u64::from_le_bytes(len_bytes.try_into().expect("8 bytes")) as usize;
         let data_start = offset + 12;
-        let data = bytes
-            .get(data_start..data_start + len)
-            .ok_or(RecordError::Truncated { offset })?;
-        let crc_bytes = bytes
-            .get(data_start + len..data_start + len + 4)
-            .ok_or(RecordError::Truncated { offset })?;
+        let data = bytes.get(data_start..data_start + len).ok_or(RecordError::Truncated { offset })?;
+        let crc_bytes = bytes.get(data_start + len..data_start + len + 4).ok_or(RecordError::Truncated { offset })?;
         let stored = le_u32(crc_bytes);
         let computed = mask(crc32c_bitwise(data));
         if stored != computed {
-            return Err(RecordError::DataCrc {
-                offset,
-                stored,
-                computed,
-            });
+            return Err(RecordError::DataCrc { offset, stored, computed });
         }
         records.push(data);
         offset = data_start + len + 4;
@@ -119,9 +91,7 @@ enum FieldValue<'a> {
 fn read_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, String> {
     let mut value = 0u64;
     for group in 0..10 {
-        let byte = *bytes
-            .get(*pos)
-            .ok_or_else(|| format!("varint runs past the end at byte {}", *pos))?;
+        let byte = *bytes.get(*pos).ok_or_else(|| format!("varint runs past the end at byte {}", *pos))?;
         *pos += 1;
         value |= u64::from(byte & 0x7f) << (7 * group);
         if byte & 0x80 == 0 {
@@ -132,9 +102,7 @@ fn read_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, String> {
 }
 
 fn take<'a>(bytes: &'a [u8], pos: &mut usize, n: usize) -> Result<&'a [u8], String> {
-    let slice = bytes
-        .get(*pos..*pos + n)
-        .ok_or_else(|| format!("{n} bytes wanted at {} of {}", *pos, bytes.len()))?;
+    let slice = bytes.get(*pos..*pos + n).ok_or_else(|| format!("{n} bytes wanted at {} of {}", *pos, bytes.len()))?;
     *pos += n;
     Ok(slice)
 }
@@ -213,9 +181,7 @@ fn parse_summary_value(bytes: &[u8]) -> Result<(String, f32), String> {
     }
     match (tag, simple_value) {
         (Some(tag), Some(value)) => Ok((tag, value)),
-        other => Err(format!(
-            "Summary.Value without tag or simple_value: {other:?}"
-        )),
+        other => Err(format!("Summary.Value without tag or simple_value: {other:?}")),
     }
 }
 
@@ -224,17 +190,12 @@ fn parse_summary_value(bytes: &[u8]) -> Result<(String, f32), String> {
 // ---------------------------------------------------------------------------------------------
 
 fn now_s() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("test machine clock after 1970")
-        .as_secs_f64()
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("test machine clock after 1970").as_secs_f64()
 }
 
 fn only_event_file(dir: &Path) -> PathBuf {
-    let files: Vec<PathBuf> = fs::read_dir(dir)
-        .expect("log dir exists")
-        .map(|entry| entry.expect("readable dir entry").path())
-        .collect();
+    let files: Vec<PathBuf> =
+        fs::read_dir(dir).expect("log dir exists").map(|entry| entry.expect("readable dir entry").path()).collect();
     assert_eq!(files.len(), 1, "expected one event file, found {files:?}");
     files.into_iter().next().expect("one file")
 }
@@ -245,9 +206,7 @@ fn read_events(path: &Path) -> Vec<ParsedEvent> {
         .expect("every record's framing and CRCs are valid")
         .into_iter()
         .enumerate()
-        .map(|(i, record)| {
-            parse_event(record).unwrap_or_else(|e| panic!("record {i} is not an Event: {e}"))
-        })
+        .map(|(i, record)| parse_event(record).unwrap_or_else(|e| panic!("record {i} is not an Event: {e}")))
         .collect()
 }
 
@@ -281,22 +240,14 @@ fn scalars_round_trip_exactly() {
         ("losses/value_loss".into(), 0.1, 2048),
         ("losses/approx_kl".into(), 1e-12, (1u64 << 32) + 7),
         ("losses/entropy".into(), f64::from(f32::MAX), 1u64 << 40),
-        (
-            "losses/explained_variance".into(),
-            -f64::from(f32::MIN_POSITIVE),
-            5_000_000_000,
-        ),
+        ("losses/explained_variance".into(), -f64::from(f32::MIN_POSITIVE), 5_000_000_000),
         ("env/latency_p95_s".into(), f64::INFINITY, i64::MAX as u64),
         ("env/backlog".into(), f64::NEG_INFINITY, 3),
         ("charts/episodic_return".into(), 42.0, 4096),
     ];
     // Many tags, including multi-byte UTF-8 and a tag long enough to need a 2-byte length varint.
     for i in 0..60u64 {
-        expected.push((
-            format!("env/metric_{i:02}"),
-            i as f64 * -1.25,
-            i * 1_000_003,
-        ));
+        expected.push((format!("env/metric_{i:02}"), i as f64 * -1.25, i * 1_000_003));
     }
     expected.push(("env/énergie_j".into(), 3.5, 77));
     expected.push((format!("long/{}", "x".repeat(200)), 7.0, 78));
@@ -304,9 +255,7 @@ fn scalars_round_trip_exactly() {
     let path = {
         let mut writer = EventWriter::create(&log_dir).expect("writer created");
         for (tag, value, step) in &expected {
-            writer
-                .add_scalar(tag, *value, *step)
-                .expect("scalar written");
+            writer.add_scalar(tag, *value, *step).expect("scalar written");
         }
         writer.flush().expect("flushed");
         writer.path().to_owned()
@@ -315,11 +264,7 @@ fn scalars_round_trip_exactly() {
 
     assert_eq!(only_event_file(&log_dir), path);
     let events = read_events(&path);
-    assert_eq!(
-        events.len(),
-        1 + expected.len(),
-        "file_version + one record per scalar"
-    );
+    assert_eq!(events.len(), 1 + expected.len(), "file_version + one record per scalar");
 
     // Clock sanity only: wall times lie between the instants read before and after writing,
     // with 1 s slack in case the system clock is stepped meanwhile.
@@ -338,30 +283,14 @@ fn scalars_round_trip_exactly() {
 
     // File name: events.out.tfevents.<secs>.<host>.<pid>.splitwise, where <secs> is the whole
     // second of the file_version record's wall time.
-    let name = path
-        .file_name()
-        .expect("file name")
-        .to_string_lossy()
-        .into_owned();
-    let rest = name
-        .strip_prefix("events.out.tfevents.")
-        .unwrap_or_else(|| panic!("name {name}"));
-    let rest = rest
-        .strip_suffix(".splitwise")
-        .unwrap_or_else(|| panic!("name {name}"));
+    let name = path.file_name().expect("file name").to_string_lossy().into_owned();
+    let rest = name.strip_prefix("events.out.tfevents.").unwrap_or_else(|| panic!("name {name}"));
+    let rest = rest.strip_suffix(".splitwise").unwrap_or_else(|| panic!("name {name}"));
     let (secs, rest) = rest.split_once('.').expect("seconds field");
     let pid_suffix = format!(".{}", std::process::id());
-    let host = rest
-        .strip_suffix(&pid_suffix)
-        .unwrap_or_else(|| panic!("name {name} lacks pid"));
-    assert!(
-        !host.is_empty() && !host.contains('/'),
-        "host part {host:?}"
-    );
-    assert_eq!(
-        secs.parse::<u64>().expect("numeric seconds"),
-        header.wall_time_s.expect("wall time") as u64
-    );
+    let host = rest.strip_suffix(&pid_suffix).unwrap_or_else(|| panic!("name {name} lacks pid"));
+    assert!(!host.is_empty() && !host.contains('/'), "host part {host:?}");
+    assert_eq!(secs.parse::<u64>().expect("numeric seconds"), header.wall_time_s.expect("wall time") as u64);
 
     for (i, ((tag, value, step), event)) in expected.iter().zip(&events[1..]).enumerate() {
         assert_eq!(event.file_version, None, "scalar record {i}");
@@ -396,9 +325,7 @@ fn records_reach_disk_when_writer_is_dropped_without_flush() {
     {
         let mut writer = EventWriter::create(dir.path()).expect("writer created");
         for step in 0..100u64 {
-            writer
-                .add_scalar("charts/sps", step as f64, step * 512)
-                .expect("scalar written");
+            writer.add_scalar("charts/sps", step as f64, step * 512).expect("scalar written");
         }
         // No explicit flush: Drop must push the BufWriter contents.
     }
@@ -414,12 +341,8 @@ fn reader_detects_corrupted_bytes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = {
         let mut writer = EventWriter::create(dir.path()).expect("writer created");
-        writer
-            .add_scalar("charts/episodic_return", 1.0, 10)
-            .expect("written");
-        writer
-            .add_scalar("losses/value_loss", 2.0, 20)
-            .expect("written");
+        writer.add_scalar("charts/episodic_return", 1.0, 10).expect("written");
+        writer.add_scalar("losses/value_loss", 2.0, 20).expect("written");
         writer.flush().expect("flushed");
         writer.path().to_owned()
     };
@@ -450,15 +373,9 @@ fn reader_detects_corrupted_bytes() {
     // A flipped bit in the stored data CRC of the first record.
     let mut bad = good.clone();
     bad[12 + records[0].len()] ^= 0x80;
-    assert!(matches!(
-        read_records(&bad),
-        Err(RecordError::DataCrc { offset: 0, .. })
-    ));
+    assert!(matches!(read_records(&bad), Err(RecordError::DataCrc { offset: 0, .. })));
 
     // A cut-off file is reported as truncated, not read as fewer records.
     let cut = &good[..good.len() - 2];
-    assert!(matches!(
-        read_records(cut),
-        Err(RecordError::Truncated { .. })
-    ));
+    assert!(matches!(read_records(cut), Err(RecordError::Truncated { .. })));
 }

@@ -220,3 +220,85 @@ impl<E: Env> VecEnv<E> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Env;
+    use crate::cartpole::{CartPole, is_terminal};
+
+    fn physics_terminal_for_test(obs: &[f32]) -> bool {
+        is_terminal(&[f64::from(obs[0]), f64::from(obs[1]), f64::from(obs[2]), f64::from(obs[3])])
+    }
+
+    fn venv(n: usize) -> VecEnv<CartPole> {
+        VecEnv::new((0..n).map(|_| CartPole::new()).collect())
+    }
+
+    #[test]
+    fn members_are_seeded_from_one_seed() {
+        let mut v = venv(3);
+        v.reset(42);
+        for i in 0..3 {
+            let (obs, _) = CartPole::new().reset(Some(derive_seed(42, i as u64)));
+            assert_eq!(&v.obs()[i * 4..(i + 1) * 4], obs.features.as_slice());
+        }
+        assert_ne!(v.obs()[0..4], v.obs()[4..8]);
+    }
+
+    #[test]
+    fn autoreset_keeps_the_final_observation() {
+        // Always pushing right ends every episode within ~10-60 steps.
+        let mut v = venv(2);
+        v.reset(7);
+        let mut reference = CartPole::new();
+        reference.reset(Some(derive_seed(7, 0)));
+        let mut finished = 0;
+        for t in 1..=200u64 {
+            v.step(&[1, 1]).unwrap();
+            let r = reference.step(&[1]).unwrap();
+            if r.terminated || r.truncated {
+                // Member 0 ended this step: its final observation is the terminal one, its row
+                // holds the next episode's first observation, and the record has the return.
+                assert_eq!(v.final_obs(0), Some(r.obs.features.as_slice()));
+                assert!(physics_terminal_for_test(v.final_obs(0).unwrap()));
+                assert!(!physics_terminal_for_test(&v.obs()[0..4]));
+                let rec = v.finished().iter().find(|e| e.env_index == 0).expect("a record for member 0");
+                assert_eq!(rec.length, t - finished);
+                assert_eq!(rec.episode_return, rec.length as f64);
+                assert!(!rec.truncated);
+                finished = t;
+                // Member 0 continues from its own episode stream, as a lone env would.
+                let (next, _) = reference.reset(None);
+                assert_eq!(&v.obs()[0..4], next.features.as_slice());
+            } else {
+                assert_eq!(v.final_obs(0), None);
+                assert_eq!(&v.obs()[0..4], r.obs.features.as_slice());
+            }
+        }
+        assert!(finished > 0);
+    }
+
+    #[test]
+    fn save_and_restore_continue_identically() {
+        let mut a = venv(4);
+        a.reset(3);
+        let actions = |t: usize| -> Vec<usize> { (0..4).map(|i| (t * 7 + i * 3) % 2).collect() };
+        for t in 0..50 {
+            a.step(&actions(t)).unwrap();
+        }
+        let saved = a.save_state();
+        let mut b = venv(4);
+        b.reset(99);
+        b.restore_state(&saved).unwrap();
+        for t in 50..150 {
+            a.step(&actions(t)).unwrap();
+            b.step(&actions(t)).unwrap();
+            assert_eq!(a.obs(), b.obs());
+            assert_eq!(a.rewards(), b.rewards());
+            assert_eq!(a.finished(), b.finished());
+        }
+        let mut wrong = venv(3);
+        assert!(wrong.restore_state(&saved).is_err());
+    }
+}
