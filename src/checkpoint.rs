@@ -202,7 +202,8 @@ pub fn load(dir: &Path) -> Result<CheckpointFiles> {
         .with_context(|| format!("checkpoint {}: {CONFIG_FILE} is not UTF-8", dir.display()))?;
     let agent_dir = dir.join(AGENT_DIR);
     let mut agent = Vec::new();
-    let entries = fs::read_dir(&agent_dir).with_context(|| format!("checkpoint {}: no {AGENT_DIR}/ folder", dir.display()))?;
+    let entries =
+        fs::read_dir(&agent_dir).with_context(|| format!("checkpoint {}: no {AGENT_DIR}/ folder", dir.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot list {}", agent_dir.display()))?;
         let name = entry.file_name().to_string_lossy().to_string();

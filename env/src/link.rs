@@ -7,11 +7,11 @@
 //! explicit RNG; each random process draws from its own stream ([`LinkRngs`]) so the channel an
 //! episode sees does not depend on the actions taken (§1, common random numbers). The hot path
 //! ([`Link::advance`], the transfer-time functions) does not allocate. No file IO: a trace-driven
-//! rate takes an already parsed [`RateTrace`] (see [`TraceRateConfig::parse`]).
+//! rate takes an already parsed [`TimeSeries`] of bit/s (see [`TraceRateConfig::parse`]).
 
 use crate::regime::{RegimeChain, RegimeState};
 use crate::rng::{Stream, StreamRng, stream_rng};
-use crate::trace::{MAHIMAHI_PACKET_BYTES, RateTrace, TraceCursor, TraceError, parse_mahimahi, parse_time_series_csv};
+use crate::trace::{MAHIMAHI_PACKET_BYTES, TimeSeries, TraceCursor, TraceError, parse_mahimahi, parse_time_series_csv};
 use crate::validate::{InvalidField, Validation, non_negative, positive};
 use rand::{Rng, RngExt};
 use rand_distr::{Distribution, Gamma, StandardNormal};
@@ -370,10 +370,10 @@ impl TraceRateConfig {
     }
 
     /// Parses the trace text read from `self.path` (the binary does the reading) and applies
-    /// `scale`; the path is the origin of every parse error.
-    pub fn parse(&self, text: &str) -> Result<RateTrace, TraceError> {
+    /// `scale`; the path is the origin of every parse error. The series is in bit/s.
+    pub fn parse(&self, text: &str) -> Result<TimeSeries, TraceError> {
         let trace = match self.format {
-            TraceFormat::Csv => RateTrace::from(parse_time_series_csv(text, &self.path, TRACE_RATE_COLUMN)?),
+            TraceFormat::Csv => parse_time_series_csv(text, &self.path, TRACE_RATE_COLUMN)?,
             TraceFormat::Mahimahi => parse_mahimahi(text, &self.path, self.packet_bytes, self.bin_s)?,
         };
         Ok(trace.scaled(self.scale))
@@ -404,8 +404,8 @@ pub enum RateState {
 /// A resolved trace replay.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TraceProcess {
-    /// Already scaled.
-    pub trace: RateTrace,
+    /// The rate in bit/s, already scaled.
+    pub trace: TimeSeries,
     pub loop_trace: bool,
     pub random_start: bool,
 }
@@ -427,7 +427,7 @@ pub enum RateProcess {
 impl RateProcess {
     /// Builds the process from its config; a `trace` config needs the parsed (and scaled, see
     /// [`TraceRateConfig::parse`]) trace.
-    pub fn new(config: &RateProcessConfig, trace: Option<RateTrace>) -> Result<Self, InvalidField> {
+    pub fn new(config: &RateProcessConfig, trace: Option<TimeSeries>) -> Result<Self, InvalidField> {
         config.validate()?;
         Ok(match config {
             RateProcessConfig::Constant { bandwidth_bps } => Self::Constant { bandwidth_bps: *bandwidth_bps },
@@ -449,9 +449,8 @@ impl RateProcess {
                          and pass it in",
                     ));
                 };
-                let n = trace.times_s.len();
-                if n == 0 || trace.rate_bps.len() != n || trace.period_s.is_nan() || trace.period_s <= 0.0 {
-                    return Err(InvalidField::new("path", &t.path, "the parsed trace is empty or malformed"));
+                if let Err(e) = trace.validate() {
+                    return Err(InvalidField::new("path", &t.path, format!("the parsed trace is malformed: {e}")));
                 }
                 Self::Trace(TraceProcess { trace, loop_trace: t.loop_trace, random_start: t.random_start })
             }
@@ -478,7 +477,7 @@ impl RateProcess {
                     start
                 };
                 let mut cursor = TraceCursor::default();
-                p.trace.rate_at_cursor(&mut cursor, time_s, p.loop_trace);
+                p.trace.value_at_cursor(&mut cursor, time_s, p.loop_trace);
                 RateState::Trace { time_s, cursor }
             }
         }
@@ -495,12 +494,12 @@ impl RateProcess {
             }
             (Self::Trace(p), RateState::Trace { time_s, cursor }) => {
                 let mut cursor = *cursor;
-                p.trace.rate_at_cursor(&mut cursor, *time_s, p.loop_trace)
+                p.trace.value_at_cursor(&mut cursor, *time_s, p.loop_trace)
             }
             // A state of another process kind (a programmer error: a state restored into the
             // wrong link): report the process's start-of-trace / mean-regime value.
             (Self::Regimes { config: c, .. }, _) => c.regimes[0].mean_bps,
-            (Self::Trace(p), _) => p.trace.rate_at(p.trace.start_s(), p.loop_trace),
+            (Self::Trace(p), _) => p.trace.value_at(p.trace.start_s(), p.loop_trace),
         }
     }
 
@@ -517,12 +516,11 @@ impl RateProcess {
             }
             (Self::Trace(p), RateState::Trace { time_s, cursor }) => {
                 let mut t = *time_s + slot_s;
-                let end = p.trace.start_s() + p.trace.period_s;
-                if p.loop_trace && t >= end && p.trace.period_s.is_finite() {
+                if p.loop_trace && t >= p.trace.end_s() && p.trace.period_s.is_finite() {
                     t = p.trace.start_s() + (t - p.trace.start_s()).rem_euclid(p.trace.period_s);
                 }
                 *time_s = t;
-                return p.trace.rate_at_cursor(cursor, t, p.loop_trace);
+                return p.trace.value_at_cursor(cursor, t, p.loop_trace);
             }
             _ => {
                 debug_assert!(false, "rate state {state:?} does not belong to this process");
@@ -902,7 +900,7 @@ pub struct Link {
 impl Link {
     /// Validates `config` and resolves it; a trace-driven rate needs its parsed trace
     /// ([`TraceRateConfig::parse`]). Errors are relative to the link section.
-    pub fn new(config: &LinkConfig, trace: Option<RateTrace>) -> Result<Self, InvalidField> {
+    pub fn new(config: &LinkConfig, trace: Option<TimeSeries>) -> Result<Self, InvalidField> {
         config.validate()?;
         let rate = match &config.rate {
             RateModelConfig::Rate { process } => {
@@ -1310,7 +1308,7 @@ mod tests {
         }
     }
 
-    fn csv_trace() -> (TraceRateConfig, RateTrace) {
+    fn csv_trace() -> (TraceRateConfig, TimeSeries) {
         let cfg = TraceRateConfig {
             path: "traces/lte.csv".into(),
             format: TraceFormat::Csv,
@@ -1365,13 +1363,23 @@ mod tests {
     }
 
     #[test]
+    fn malformed_trace_is_an_error_naming_the_path_and_the_entry() {
+        let (cfg, _) = csv_trace();
+        let link = link_config(RateModelConfig::Rate { process: RateProcessConfig::Trace(cfg) });
+        let bad = TimeSeries { times_s: vec![0.0, 1.0, 0.5], values: vec![1e6; 3], period_s: 3.0 };
+        let e = Link::new(&link, Some(bad)).unwrap_err();
+        assert_eq!(e.field, "rate.process.path");
+        assert!(e.allowed.contains("times_s[2] = 0.5"), "{e}");
+    }
+
+    #[test]
     fn trace_parse_errors_carry_the_config_path() {
         let (cfg, _) = csv_trace();
         let e = cfg.parse("time_s,bandwidth_bps\n0,x\n").unwrap_err();
         assert!(e.to_string().starts_with("traces/lte.csv:2:"), "{e}");
         let mm = TraceRateConfig { format: TraceFormat::Mahimahi, scale: 1.0, ..cfg };
         let t = mm.parse("1\n").unwrap();
-        assert!((t.rate_bps[0] - 12e6).abs() < 1e-6);
+        assert!((t.values[0] - 12e6).abs() < 1e-6);
     }
 
     #[test]

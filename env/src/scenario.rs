@@ -17,7 +17,7 @@ use crate::model::{ModelArch, ModelCosts, ModelPreset, Precisions};
 use crate::plan::{MemoryModel, Precision};
 use crate::trace::{TraceError, parse_time_series_csv};
 use crate::validate::{InvalidField, Validation, positive};
-use crate::workload::{ArrivalConfig, ArrivalProcess, LengthSampler, RateSeries, WorkloadConfig};
+use crate::workload::{ArrivalConfig, ArrivalProcess, LengthSampler, WorkloadConfig};
 use serde::{Deserialize, Serialize};
 
 /// The scenario file format this build reads.
@@ -377,10 +377,7 @@ impl Scenario {
         };
         let link = Link::new(&config.link, rate_trace).map_err(|e| e.under("link"))?;
         let arrival_series = match &config.workload.arrivals {
-            ArrivalConfig::Trace { path, loop_trace } => {
-                let series = parse_time_series_csv(&read(path)?, path, "rate_per_s")?;
-                Some(RateSeries { times_s: series.times_s, values: series.values, loop_series: *loop_trace })
-            }
+            ArrivalConfig::Trace { path, .. } => Some(parse_time_series_csv(&read(path)?, path, "rate_per_s")?),
             _ => None,
         };
         let arrivals = ArrivalProcess::from_config(&config.workload.arrivals, arrival_series)

@@ -11,6 +11,7 @@
 //!   opportunity to deliver one MTU-sized packet, the trace repeating with period = last
 //!   timestamp. It is converted to bit/s over fixed bins.
 
+use crate::validate::{InvalidField, Validation, non_negative};
 use std::fmt;
 
 /// Mahimahi's delivery opportunity is one MTU-sized packet (Netravali et al. 2015, §3: "each
@@ -55,122 +56,171 @@ pub struct TraceCursor {
 }
 
 /// A piecewise-constant series: `values[i]` holds on `[times_s[i], times_s[i + 1])`, the last
-/// value on `[times_s[n-1], times_s[0] + period_s)`. Before the first time the first value holds.
-/// Past the end the series either loops (period `period_s`, starting again at `times_s[0]`) or
-/// holds its last value.
+/// value on `[times_s[n-1], times_s[0] + period_s)`. It carries link-rate traces (bit/s, §4) and
+/// arrival-rate traces (requests/s, §1) alike.
+///
+/// Looked up without looping, the first value holds before `times_s[0]` and the last value holds
+/// for ever after the end. Looked up with looping, the series is periodic in both directions: a
+/// time before `times_s[0]` maps into the pass as well (it reads the value one period later).
+///
+/// The fields are public so tests and callers can build series by hand; [`TimeSeries::validate`]
+/// checks the invariants the lookups rely on, and the parsers and constructors only produce valid
+/// series.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TimeSeries {
     pub times_s: Vec<f64>,
     pub values: Vec<f64>,
     /// Length of one pass. For a CSV the last row holds for as long as the interval before it
     /// (rows are samples, each valid until the next); a single-row series is constant and has an
-    /// infinite period.
+    /// infinite period. A Mahimahi trace has its own period (the last timestamp).
     pub period_s: f64,
 }
+
+/// A cursor lookup this many samples or more behind `t` binary-searches the rest instead of
+/// scanning: slot-by-slot lookups move zero or one sample, so the scan is the common case and a
+/// jump (a fresh cursor, a restored state) stays O(log n).
+const CURSOR_SCAN_SAMPLES: usize = 8;
 
 impl TimeSeries {
-    /// Value at time `t_s` (binary search).
+    /// A series with the CSV period convention (see [`TimeSeries::period_s`]), validated.
+    pub fn new(times_s: Vec<f64>, values: Vec<f64>) -> Result<Self, InvalidField> {
+        let period_s = csv_period_s(&times_s);
+        Self::with_period(times_s, values, period_s)
+    }
+
+    /// A series with an explicit period, validated.
+    pub fn with_period(times_s: Vec<f64>, values: Vec<f64>, period_s: f64) -> Result<Self, InvalidField> {
+        let series = Self { times_s, values, period_s };
+        series.validate()?;
+        Ok(series)
+    }
+
+    /// Non-empty, one value per time, times finite and strictly increasing, values finite and
+    /// >= 0, and a period (> 0, possibly infinite) long enough for one pass to hold every row.
+    pub fn validate(&self) -> Validation {
+        let Some((&first_s, &last_s)) = self.times_s.first().zip(self.times_s.last()) else {
+            return Err(InvalidField::new("times_s", "[]", "a time series needs at least one row"));
+        };
+        if self.values.len() != self.times_s.len() {
+            return Err(InvalidField::new(
+                "values",
+                format!("{} entries", self.values.len()),
+                format!("must have one value per time ({})", self.times_s.len()),
+            ));
+        }
+        for (i, &t) in self.times_s.iter().enumerate() {
+            if !t.is_finite() || (i > 0 && t <= self.times_s[i - 1]) {
+                return Err(InvalidField::new(
+                    format!("times_s[{i}]"),
+                    t,
+                    "times must be finite and strictly increasing",
+                ));
+            }
+        }
+        for (i, &v) in self.values.iter().enumerate() {
+            non_negative(&format!("values[{i}]"), v, "a series value")?;
+        }
+        let span_s = last_s - first_s;
+        if !(self.period_s > 0.0 && self.period_s >= span_s) {
+            return Err(InvalidField::new(
+                "period_s",
+                self.period_s,
+                format!("must be > 0 and >= times_s[last] − times_s[0] = {span_s} (one pass holds every row)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Value at time `t_s`.
     pub fn value_at(&self, t_s: f64, loop_trace: bool) -> f64 {
         let mut cursor = TraceCursor::default();
-        lookup(&self.times_s, &self.values, self.period_s, t_s, loop_trace, &mut cursor)
+        self.value_at_cursor(&mut cursor, t_s, loop_trace)
     }
 
-    /// Value at time `t_s`, cheap when successive calls have non-decreasing `t_s`.
+    /// Value at time `t_s`, cheap when successive calls have non-decreasing `t_s`. This is the
+    /// one lookup every caller goes through. Allocation-free; an (invalid) empty series reads 0.
+    #[inline]
     pub fn value_at_cursor(&self, cursor: &mut TraceCursor, t_s: f64, loop_trace: bool) -> f64 {
-        lookup(&self.times_s, &self.values, self.period_s, t_s, loop_trace, cursor)
+        let n = self.times_s.len().min(self.values.len());
+        if n == 0 {
+            return 0.0;
+        }
+        let times = &self.times_s[..n];
+        let t = self.wrap_time(t_s, loop_trace);
+        let mut i = cursor.index.min(n - 1);
+        if t < times[i] {
+            // Jumped back: binary search for the last sample at or before t (0 if before the start).
+            i = times.partition_point(|&x| x <= t).saturating_sub(1);
+        } else if i + CURSOR_SCAN_SAMPLES < n && times[i + CURSOR_SCAN_SAMPLES] <= t {
+            // Far ahead: the answer is at or past i + CURSOR_SCAN_SAMPLES, binary-search the rest.
+            i += CURSOR_SCAN_SAMPLES + times[i + CURSOR_SCAN_SAMPLES + 1..].partition_point(|&x| x <= t);
+        } else {
+            while i + 1 < n && times[i + 1] <= t {
+                i += 1;
+            }
+        }
+        cursor.index = i;
+        self.values[i]
     }
 
-    /// Time at which one pass ends.
-    pub fn end_s(&self) -> f64 {
-        self.times_s.first().copied().unwrap_or(0.0) + self.period_s
-    }
-}
-
-/// A link-rate trace in bit/s (piecewise constant, see [`TimeSeries`] for the conventions).
-#[derive(Clone, Debug, PartialEq)]
-pub struct RateTrace {
-    pub times_s: Vec<f64>,
-    pub rate_bps: Vec<f64>,
-    pub period_s: f64,
-}
-
-impl From<TimeSeries> for RateTrace {
-    fn from(series: TimeSeries) -> Self {
-        Self { times_s: series.times_s, rate_bps: series.values, period_s: series.period_s }
-    }
-}
-
-impl RateTrace {
-    /// Rate at time `t_s` (binary search).
-    pub fn rate_at(&self, t_s: f64, loop_trace: bool) -> f64 {
-        let mut cursor = TraceCursor::default();
-        lookup(&self.times_s, &self.rate_bps, self.period_s, t_s, loop_trace, &mut cursor)
+    /// Maps `t_s` into one pass of the series (looping a finite period) or leaves it.
+    #[inline]
+    fn wrap_time(&self, t_s: f64, loop_trace: bool) -> f64 {
+        let start_s = self.start_s();
+        if loop_trace && self.period_s.is_finite() && self.period_s > 0.0 {
+            start_s + (t_s - start_s).rem_euclid(self.period_s)
+        } else {
+            t_s
+        }
     }
 
-    /// Rate at time `t_s`, cheap when successive calls have non-decreasing `t_s`.
-    pub fn rate_at_cursor(&self, cursor: &mut TraceCursor, t_s: f64, loop_trace: bool) -> f64 {
-        lookup(&self.times_s, &self.rate_bps, self.period_s, t_s, loop_trace, cursor)
-    }
-
-    /// First time of the trace.
+    /// First time of the series.
     pub fn start_s(&self) -> f64 {
         self.times_s.first().copied().unwrap_or(0.0)
     }
 
-    /// Multiplies every rate by `factor` (a config's `scale`, e.g. to turn a 3G trace into a
-    /// faster link with the same dynamics).
+    /// Time at which one pass ends (infinite for a constant single-row series).
+    pub fn end_s(&self) -> f64 {
+        self.start_s() + self.period_s
+    }
+
+    /// Multiplies every value by `factor` (a link config's `scale`, e.g. to turn a 3G trace into
+    /// a faster link with the same dynamics).
     pub fn scaled(mut self, factor: f64) -> Self {
-        for rate in &mut self.rate_bps {
-            *rate *= factor;
+        for value in &mut self.values {
+            *value *= factor;
         }
         self
     }
 
-    /// Time-average rate over one pass (used by tests and by observation normalisers).
-    pub fn mean_rate_bps(&self) -> f64 {
-        if !self.period_s.is_finite() {
-            return self.rate_bps.first().copied().unwrap_or(0.0);
+    /// Time-weighted mean over one pass, the last sample holding until the pass ends (a constant
+    /// single-row series: its value).
+    pub fn mean_value(&self) -> f64 {
+        if !(self.period_s.is_finite() && self.period_s > 0.0) {
+            return self.values.first().copied().unwrap_or(0.0);
         }
-        let end = self.start_s() + self.period_s;
+        let end_s = self.end_s();
         let mut area = 0.0;
-        for (i, rate) in self.rate_bps.iter().enumerate() {
-            let next = self.times_s.get(i + 1).copied().unwrap_or(end);
-            area += rate * (next - self.times_s[i]);
+        for (i, value) in self.values.iter().enumerate() {
+            let next_s = self.times_s.get(i + 1).copied().unwrap_or(end_s);
+            area += value * (next_s - self.times_s[i]);
         }
         area / self.period_s
     }
-}
 
-/// Maps `t_s` into one pass of the series (looping) or leaves it (holding).
-#[inline]
-fn wrap_time(start_s: f64, period_s: f64, t_s: f64, loop_trace: bool) -> f64 {
-    if loop_trace && period_s.is_finite() && period_s > 0.0 {
-        start_s + (t_s - start_s).rem_euclid(period_s)
-    } else {
-        t_s
+    /// The largest value (0 for an empty series; values are >= 0).
+    pub fn max_value(&self) -> f64 {
+        self.values.iter().copied().fold(0.0, f64::max)
     }
 }
 
-/// The shared piecewise-constant lookup. Allocation-free; `times` is strictly increasing (the
-/// parsers guarantee it) and non-empty.
-#[inline]
-fn lookup(times: &[f64], values: &[f64], period_s: f64, t_s: f64, loop_trace: bool, cursor: &mut TraceCursor) -> f64 {
-    let (Some(&start), false) = (times.first(), values.is_empty()) else {
-        return 0.0;
-    };
-    let t = wrap_time(start, period_s, t_s, loop_trace);
-    let n = times.len().min(values.len());
-    let mut i = cursor.index.min(n - 1);
-    if t < times[i] {
-        // Jumped back: binary search for the last sample at or before t (0 if before the start).
-        i = times[..n].partition_point(|&x| x <= t).saturating_sub(1);
-    } else {
-        while i + 1 < n && times[i + 1] <= t {
-            i += 1;
-        }
+/// The CSV period convention: the last row lasts as long as the interval before it, so a series
+/// sampled every dt has period n·dt; a single row is constant (infinite period).
+fn csv_period_s(times_s: &[f64]) -> f64 {
+    match times_s.len() {
+        0 | 1 => f64::INFINITY,
+        n => times_s[n - 1] + (times_s[n - 1] - times_s[n - 2]) - times_s[0],
     }
-    cursor.index = i;
-    values[i]
 }
 
 /// Splits off a `#` comment and surrounding whitespace.
@@ -283,10 +333,7 @@ pub fn parse_time_series_csv(text: &str, origin: &str, value_column: &str) -> Re
             format!("at least one row of `time_s,{value_column}` values after the header"),
         ));
     }
-    let period_s = match times_s.len() {
-        1 => f64::INFINITY,
-        n => times_s[n - 1] + (times_s[n - 1] - times_s[n - 2]) - times_s[0],
-    };
+    let period_s = csv_period_s(&times_s);
     Ok(TimeSeries { times_s, values, period_s })
 }
 
@@ -299,7 +346,7 @@ pub fn parse_time_series_csv(text: &str, origin: &str, value_column: &str) -> Re
 /// Bin i covers `[i·bin_s, min((i+1)·bin_s, P))` and its rate is
 /// `packets · packet_bytes · 8 / bin length`. Example: the single line `1` is one 1500-byte
 /// packet per ms = 12 Mbit/s.
-pub fn parse_mahimahi(text: &str, origin: &str, packet_bytes: u32, bin_s: f64) -> Result<RateTrace, TraceError> {
+pub fn parse_mahimahi(text: &str, origin: &str, packet_bytes: u32, bin_s: f64) -> Result<TimeSeries, TraceError> {
     if packet_bytes == 0 {
         return Err(TraceError::new(origin, 0, "packet_bytes = 0", "a packet size > 0 bytes"));
     }
@@ -363,14 +410,14 @@ pub fn parse_mahimahi(text: &str, origin: &str, packet_bytes: u32, bin_s: f64) -
     }
     let packet_bits = f64::from(packet_bytes) * BITS_PER_BYTE;
     let mut times_s = Vec::with_capacity(n_bins);
-    let mut rate_bps = Vec::with_capacity(n_bins);
+    let mut values = Vec::with_capacity(n_bins);
     for (i, &count) in packets.iter().enumerate() {
         let start = i as f64 * bin_s;
         let length = (period_s - start).min(bin_s);
         times_s.push(start);
-        rate_bps.push(count as f64 * packet_bits / length);
+        values.push(count as f64 * packet_bits / length);
     }
-    Ok(RateTrace { times_s, rate_bps, period_s })
+    Ok(TimeSeries { times_s, values, period_s })
 }
 
 #[cfg(test)]
@@ -414,10 +461,10 @@ mod tests {
     #[test]
     fn csv_rate_trace_scales_and_averages() {
         let s = parse_time_series_csv("time_s,bandwidth_bps\n0,1e6\n1,3e6\n", "t", "bandwidth_bps").unwrap();
-        let r = RateTrace::from(s).scaled(2.0);
+        let r = s.scaled(2.0);
         // Hand computation: 2·(1e6·1 s + 3e6·1 s) / 2 s = 4e6.
-        assert!(close(r.mean_rate_bps(), 4e6, 1e-12));
-        assert_eq!(r.rate_at(1.5, true), 6e6);
+        assert!(close(r.mean_value(), 4e6, 1e-12));
+        assert_eq!(r.value_at(1.5, true), 6e6);
     }
 
     #[test]
@@ -436,6 +483,61 @@ mod tests {
         assert_eq!(s.value_at(0.1, false), 1.0);
         // Looping maps 0.1 to 0.1 + period (3 + 1.3 − 0.5 = 3.8) → 3.9 ≥ 3 → 4.
         assert_eq!(s.value_at(0.1, true), 4.0);
+    }
+
+    #[test]
+    fn cursor_lookup_matches_a_brute_force_reference_on_a_long_series() {
+        // 40 irregular samples (gaps 1, 1.3, 0.7 repeating) so that forward jumps longer than
+        // CURSOR_SCAN_SAMPLES take the binary-search branch. Reference: wrap into one pass by
+        // hand, then the last sample at or before t by a linear count.
+        let times_s: Vec<f64> = (0..40).map(|i| i as f64 + 0.3 * (i % 3) as f64).collect();
+        let values: Vec<f64> = (0..40).map(|i| i as f64).collect();
+        let s = TimeSeries::new(times_s.clone(), values).unwrap();
+        let reference = |t_s: f64, looped: bool| {
+            let t = if looped { s.start_s() + (t_s - s.start_s()).rem_euclid(s.period_s) } else { t_s };
+            times_s.iter().filter(|&&x| x <= t).count().saturating_sub(1) as f64
+        };
+        // Small steps, a long jump forward, jumps back, a loop wrap and times before the start.
+        let queries = [0.0, 0.4, 1.0, 1.1, 2.5, 3.0, 25.2, 25.3, 39.0, 40.2, 41.0, 12.0, -3.0, 80.5, 5.5, 100.0];
+        for looped in [true, false] {
+            let mut cursor = TraceCursor::default();
+            for &t in &queries {
+                assert_eq!(s.value_at_cursor(&mut cursor, t, looped), reference(t, looped), "t={t} loop={looped}");
+                assert_eq!(s.value_at(t, looped), reference(t, looped), "t={t} loop={looped}");
+            }
+        }
+    }
+
+    #[test]
+    fn validate_names_the_offending_entry() {
+        assert_eq!(TimeSeries::new(vec![], vec![]).unwrap_err().field, "times_s");
+        assert_eq!(TimeSeries::new(vec![0.0, 1.0], vec![1.0]).unwrap_err().field, "values");
+        assert_eq!(TimeSeries::new(vec![0.0, f64::NAN], vec![1.0, 1.0]).unwrap_err().field, "times_s[1]");
+        let e = TimeSeries::new(vec![0.0, 1.0, 1.0], vec![1.0; 3]).unwrap_err();
+        assert_eq!(e.field, "times_s[2]");
+        assert!(e.to_string().starts_with("times_s[2] = 1: times must be finite and strictly increasing"), "{e}");
+        assert_eq!(TimeSeries::new(vec![0.0, 1.0], vec![1.0, f64::INFINITY]).unwrap_err().field, "values[1]");
+        assert_eq!(TimeSeries::new(vec![0.0], vec![-1.0]).unwrap_err().field, "values[0]");
+        // One pass must hold every row: rows up to t = 2 need a period >= 2.
+        assert_eq!(TimeSeries::with_period(vec![0.0, 1.0, 2.0], vec![1.0; 3], 1.5).unwrap_err().field, "period_s");
+        assert_eq!(TimeSeries::with_period(vec![0.0], vec![1.0], f64::NAN).unwrap_err().field, "period_s");
+        assert_eq!(TimeSeries::with_period(vec![0.0], vec![1.0], 0.0).unwrap_err().field, "period_s");
+        // What the parsers produce is valid.
+        parse_time_series_csv("time_s,v\n0,1\n2,3\n", "t", "v").unwrap().validate().unwrap();
+        parse_mahimahi("10\n10\n50\n150\n210\n250\n", "m", 1500, 0.1).unwrap().validate().unwrap();
+    }
+
+    #[test]
+    fn constructor_applies_the_csv_period_and_summaries_by_hand() {
+        // Rows at 5 and 7 s: the last row lasts the 2 s gap before it, period 4 s, pass [5, 9).
+        let s = TimeSeries::new(vec![5.0, 7.0], vec![3.0, 1.0]).unwrap();
+        assert_eq!((s.start_s(), s.period_s, s.end_s()), (5.0, 4.0, 9.0));
+        // (3·2 + 1·2)/4 = 2; max 3.
+        assert_eq!(s.mean_value(), 2.0);
+        assert_eq!(s.max_value(), 3.0);
+        let one = TimeSeries::new(vec![2.0], vec![7.0]).unwrap();
+        assert!(one.period_s.is_infinite() && one.end_s().is_infinite());
+        assert_eq!((one.mean_value(), one.max_value()), (7.0, 7.0));
     }
 
     #[test]
@@ -493,15 +595,15 @@ mod tests {
         // bin is 1 ms long.
         let r = parse_mahimahi("1\n", "12mbps", MAHIMAHI_PACKET_BYTES, 1.0).unwrap();
         assert_eq!(r.period_s, 0.001);
-        assert_eq!(r.rate_bps.len(), 1);
-        assert!(close(r.rate_bps[0], 12e6, 1e-12));
-        assert!(close(r.rate_at(123.4567, true), 12e6, 1e-12));
+        assert_eq!(r.values.len(), 1);
+        assert!(close(r.values[0], 12e6, 1e-12));
+        assert!(close(r.value_at(123.4567, true), 12e6, 1e-12));
 
         // The same link written out over 2 s: timestamps 1..=2000, bins of 0.5 s.
         let text: String = (1..=2000).map(|t| format!("{t}\n")).collect();
         let r = parse_mahimahi(&text, "12mbps-long", 1500, 0.5).unwrap();
         assert_eq!(r.times_s, vec![0.0, 0.5, 1.0, 1.5]);
-        for rate in &r.rate_bps {
+        for rate in &r.values {
             assert!(close(*rate, 12e6, 1e-12), "{rate}");
         }
     }
@@ -518,13 +620,13 @@ mod tests {
         assert_eq!(r.period_s, 0.25);
         assert_eq!(r.times_s.len(), 3);
         let want = [480e3, 120e3, 240e3];
-        for (got, want) in r.rate_bps.iter().zip(want) {
+        for (got, want) in r.values.iter().zip(want) {
             assert!(close(*got, want, 1e-12), "{got} vs {want}");
         }
         // Conservation: mean rate = 6 packets · 12000 bit / 0.25 s = 288 kbit/s.
-        assert!(close(r.mean_rate_bps(), 288e3, 1e-12));
+        assert!(close(r.mean_value(), 288e3, 1e-12));
         // Looping: t = 0.26 s is 10 ms into the second pass → bin 0.
-        assert!(close(r.rate_at(0.26, true), 480e3, 1e-12));
+        assert!(close(r.value_at(0.26, true), 480e3, 1e-12));
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //! truncated log-normal prompt and output lengths, and optional per-request deadlines.
 //!
 //! Everything here is pure: configs validate themselves, resolved processes take an explicit
-//! `&mut impl Rng`, and no file is read — a trace arrives as an already-parsed [`RateSeries`]
+//! `&mut impl Rng`, and no file is read — a trace arrives as an already-parsed [`TimeSeries`]
 //! (the caller reads and parses the CSV named by `ArrivalConfig::Trace::path`).
 
 use crate::regime::{RegimeChain, RegimeState};
+use crate::trace::TimeSeries;
 use crate::validate::{InvalidField, Validation, in_range, non_negative, positive};
 use rand::{Rng, RngExt};
 use rand_distr::{Distribution, Exp1};
@@ -101,113 +102,24 @@ impl ArrivalConfig {
     }
 }
 
-/// A piecewise-constant rate series: `values[i]` holds on `[times_s[i], times_s[i + 1])`; before
-/// the first time the first value holds. Without looping the last value holds for ever; with
-/// looping the series repeats with period `(t_last − t_0) + (t_last − t_{n−2})`, i.e. the last
-/// sample lasts as long as the gap before it (a series sampled every dt has period n·dt).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RateSeries {
-    pub times_s: Vec<f64>,
-    pub values: Vec<f64>,
-    pub loop_series: bool,
-}
-
-impl RateSeries {
-    pub fn new(times_s: Vec<f64>, values: Vec<f64>, loop_series: bool) -> Result<Self, InvalidField> {
-        let series = Self { times_s, values, loop_series };
-        series.validate()?;
-        Ok(series)
-    }
-
-    /// Non-empty, equal lengths, strictly increasing finite times, finite non-negative values.
-    pub fn validate(&self) -> Validation {
-        if self.times_s.is_empty() {
-            return Err(InvalidField::new("times_s", "[]", "a rate series needs at least one row"));
-        }
-        if self.values.len() != self.times_s.len() {
-            return Err(InvalidField::new(
-                "values",
-                format!("{} entries", self.values.len()),
-                format!("must have one value per time ({})", self.times_s.len()),
-            ));
-        }
-        for (i, &t) in self.times_s.iter().enumerate() {
-            if !t.is_finite() || (i > 0 && t <= self.times_s[i - 1]) {
-                return Err(InvalidField::new(
-                    format!("times_s[{i}]"),
-                    t,
-                    "times must be finite and strictly increasing",
-                ));
-            }
-        }
-        for (i, &v) in self.values.iter().enumerate() {
-            non_negative(&format!("values[{i}]"), v, "a rate")?;
-        }
-        Ok(())
-    }
-
-    /// The repetition period when looping (0 for a single-row series, which is constant).
-    pub fn period_s(&self) -> f64 {
-        let n = self.times_s.len();
-        if n < 2 {
-            return 0.0;
-        }
-        let last_gap = self.times_s[n - 1] - self.times_s[n - 2];
-        self.times_s[n - 1] - self.times_s[0] + last_gap
-    }
-
-    /// Piecewise-constant lookup (binary search: O(log n), no allocation).
-    pub fn value_at(&self, t_s: f64) -> f64 {
-        // An unvalidated empty series (validate() rejects it) reads as rate 0, not a panic.
-        let Some(&t0) = self.times_s.first() else {
-            return 0.0;
-        };
-        let mut t = t_s;
-        let period = self.period_s();
-        if self.loop_series && period > 0.0 && t >= t0 {
-            t = t0 + (t - t0) % period;
-        }
-        let idx = self.times_s.partition_point(|&x| x <= t);
-        self.values[idx.saturating_sub(1)]
-    }
-
-    /// Time-weighted mean over one pass (the last sample weighted by the last gap).
-    pub fn mean_value(&self) -> f64 {
-        let period = self.period_s();
-        if period <= 0.0 {
-            return self.values.first().copied().unwrap_or(0.0);
-        }
-        let n = self.times_s.len();
-        let mut acc = 0.0;
-        for i in 0..n {
-            let end = if i + 1 < n { self.times_s[i + 1] } else { self.times_s[0] + period };
-            acc += self.values[i] * (end - self.times_s[i]);
-        }
-        acc / period
-    }
-
-    pub fn max_value(&self) -> f64 {
-        self.values.iter().copied().fold(0.0, f64::max)
-    }
-}
-
 /// The dynamic part of an arrival process: the Markov regime (the other kinds are functions of
 /// time alone and leave it at its default).
 pub type ArrivalState = RegimeState;
 
-/// A validated arrival process, ready to run.
+/// A validated arrival process, ready to run. `Trace` replays a series of requests/s (see
+/// [`TimeSeries`] for its conventions).
 #[derive(Clone, Debug, PartialEq)]
 pub enum ArrivalProcess {
     Constant { rate_per_s: f64 },
     Markov { rates_per_s: Vec<f64>, chain: RegimeChain },
     Diurnal { mean_rate_per_s: f64, amplitude: f64, period_s: f64, phase_s: f64 },
-    Trace(RateSeries),
+    Trace { series: TimeSeries, loop_trace: bool },
 }
 
 impl ArrivalProcess {
     /// Validates `config` and builds the process. A `trace` config needs the parsed series
-    /// (its `loop_series` is overridden by the config's `loop_trace`); other kinds ignore it.
-    pub fn from_config(config: &ArrivalConfig, trace: Option<RateSeries>) -> Result<Self, InvalidField> {
+    /// (it loops as the config's `loop_trace` says); other kinds ignore it.
+    pub fn from_config(config: &ArrivalConfig, trace: Option<TimeSeries>) -> Result<Self, InvalidField> {
         config.validate()?;
         Ok(match config {
             ArrivalConfig::Constant { rate_per_s } => Self::Constant { rate_per_s: *rate_per_s },
@@ -218,16 +130,15 @@ impl ArrivalProcess {
                 Self::Diurnal { mean_rate_per_s, amplitude, period_s, phase_s }
             }
             ArrivalConfig::Trace { path, loop_trace } => {
-                let Some(mut series) = trace else {
+                let Some(series) = trace else {
                     return Err(InvalidField::new(
                         "path",
                         path,
                         "a trace arrival process needs the parsed rate series (caller reads it)",
                     ));
                 };
-                series.loop_series = *loop_trace;
                 series.validate().map_err(|e| e.under("trace"))?;
-                Self::Trace(series)
+                Self::Trace { series, loop_trace: *loop_trace }
             }
         })
     }
@@ -249,7 +160,9 @@ impl ArrivalProcess {
                 let angle = 2.0 * PI * (t_s - phase_s) / period_s;
                 (mean_rate_per_s * (1.0 + amplitude * angle.cos())).max(0.0)
             }
-            Self::Trace(series) => series.value_at(t_s),
+            // Episode time before the series' first row reads the first value, looping or not
+            // (a looped lookup alone would wrap it to the end of the pass).
+            Self::Trace { series, loop_trace } => series.value_at(t_s.max(series.start_s()), *loop_trace),
         }
     }
 
@@ -269,7 +182,7 @@ impl ArrivalProcess {
             Self::Constant { rate_per_s } => *rate_per_s,
             Self::Markov { rates_per_s, chain } => chain.stationary_mean(rates_per_s),
             Self::Diurnal { mean_rate_per_s, .. } => *mean_rate_per_s,
-            Self::Trace(series) => series.mean_value(),
+            Self::Trace { series, .. } => series.mean_value(),
         }
     }
 
@@ -279,7 +192,7 @@ impl ArrivalProcess {
             Self::Constant { rate_per_s } => *rate_per_s,
             Self::Markov { rates_per_s, .. } => rates_per_s.iter().copied().fold(0.0, f64::max),
             Self::Diurnal { mean_rate_per_s, amplitude, .. } => mean_rate_per_s * (1.0 + amplitude),
-            Self::Trace(series) => series.max_value(),
+            Self::Trace { series, .. } => series.max_value(),
         }
     }
 }
@@ -706,8 +619,8 @@ mod tests {
         let times = vec![0.0, 10.0, 20.0];
         let values = vec![1.0, 2.0, 4.0];
         let cfg = ArrivalConfig::Trace { path: "arrivals.csv".into(), loop_trace: true };
-        let p = ArrivalProcess::from_config(&cfg, Some(RateSeries::new(times.clone(), values.clone(), false).unwrap()))
-            .unwrap();
+        let p =
+            ArrivalProcess::from_config(&cfg, Some(TimeSeries::new(times.clone(), values.clone()).unwrap())).unwrap();
         let s = ArrivalState::default();
         assert_eq!(p.rate_per_s(&s, 0.0), 1.0);
         assert_eq!(p.rate_per_s(&s, 9.99), 1.0);
@@ -718,9 +631,25 @@ mod tests {
         assert_eq!(p.rate_per_s(&s, 58.0), 4.0); // 58 mod 30 = 28 ∈ [20, 30)
         // (1·10 + 2·10 + 4·10)/30
         assert!((p.mean_rate_per_s() - 70.0 / 30.0).abs() < 1e-12);
-        let hold = RateSeries::new(times, values, false).unwrap();
-        assert_eq!(hold.value_at(1e6), 4.0, "without looping the last value holds");
-        assert_eq!(hold.value_at(-5.0), 1.0, "before the first row the first value holds");
+        let hold = TimeSeries::new(times, values).unwrap();
+        assert_eq!(hold.value_at(1e6, false), 4.0, "without looping the last value holds");
+        assert_eq!(hold.value_at(-5.0, false), 1.0, "before the first row the first value holds");
+    }
+
+    #[test]
+    fn arrival_trace_before_its_first_row_reads_the_first_value_even_when_looping() {
+        // Rows at 5 and 10 s (period 10 s, pass [5, 15)). Episode time 0 precedes the first
+        // row: the first rate holds, although a looped lookup alone would wrap 0 s to 10 s (8/s).
+        let series = TimeSeries::new(vec![5.0, 10.0], vec![2.0, 8.0]).unwrap();
+        assert_eq!(series.value_at(0.0, true), 8.0);
+        let cfg = ArrivalConfig::Trace { path: "late.csv".into(), loop_trace: true };
+        let p = ArrivalProcess::from_config(&cfg, Some(series)).unwrap();
+        let s = ArrivalState::default();
+        assert_eq!(p.rate_per_s(&s, 0.0), 2.0);
+        assert_eq!(p.rate_per_s(&s, 4.9), 2.0);
+        assert_eq!(p.rate_per_s(&s, 12.0), 8.0);
+        assert_eq!(p.rate_per_s(&s, 16.0), 2.0); // 16 → 5 + 11 mod 10 = 6 ∈ [5, 10)
+        assert_eq!(p.max_rate_per_s(), 8.0);
     }
 
     #[test]
@@ -728,10 +657,10 @@ mod tests {
         let cfg = ArrivalConfig::Trace { path: "a.csv".into(), loop_trace: false };
         let e = ArrivalProcess::from_config(&cfg, None).unwrap_err();
         assert_eq!(e.field, "path");
-        let bad = RateSeries { times_s: vec![0.0, 0.0], values: vec![1.0, 1.0], loop_series: false };
+        let bad = TimeSeries { times_s: vec![0.0, 0.0], values: vec![1.0, 1.0], period_s: 1.0 };
         let e = ArrivalProcess::from_config(&cfg, Some(bad)).unwrap_err();
         assert_eq!(e.field, "trace.times_s[1]");
-        let e = RateSeries::new(vec![0.0], vec![-1.0], false).unwrap_err();
+        let e = TimeSeries::new(vec![0.0], vec![-1.0]).unwrap_err();
         assert_eq!(e.field, "values[0]");
     }
 
