@@ -156,12 +156,23 @@ fn partition_envs_conform() {
     }
 }
 
-/// Lower bound of a request's latency under `plan`, from the presets alone: every decode pass
-/// reads the weights of the sub-blocks it runs (at full, 100 % efficient memory bandwidth; the
-/// two sides may overlap at best), the prefill reads them once, and a plan that uses the cloud
-/// and returns tokens to the edge crosses the link at least twice per pass at the minimum
-/// one-way latency (cloud-only: the prompt up and the last token down once).
+/// Lower bound of a completed request's latency under `plan`, from the presets alone (see
+/// [`pass_lower_bound`]); the prefill counts as one pass.
 fn latency_lower_bound(sc: &Scenario, plan: &Plan, r: &RequestRecord) -> f64 {
+    let per_pass = pass_lower_bound(sc, plan);
+    if !r.fell_back {
+        return f64::from(r.n_out) * per_pass + fixed_link_lower_bound(sc, plan, r);
+    }
+    // A request that fell back ran each pass under its plan or under edge-only.
+    let edge_only = Plan::edge_only(sc.n_layers(), sc.n_heads(), plan.precision);
+    f64::from(r.n_out) * per_pass.min(pass_lower_bound(sc, &edge_only))
+}
+
+/// Per decode pass: the weights of the sub-blocks the plan runs, read at 100 % of each side's
+/// memory bandwidth (the sides may overlap at best), plus two crossings at the minimum one-way
+/// latency when the plan uses the cloud and tokens come back to the edge (not cloud-only, which
+/// streams without blocking).
+fn pass_lower_bound(sc: &Scenario, plan: &Plan) -> f64 {
     let m = &sc.memory;
     let (mut edge_bytes, mut cloud_bytes) = (0.0, 0.0);
     let h = sc.n_heads() as f64;
@@ -177,17 +188,15 @@ fn latency_lower_bound(sc: &Scenario, plan: &Plan, r: &RequestRecord) -> f64 {
         edge_bytes += e_ffn;
         cloud_bytes += c_ffn;
     }
-    let per_pass =
+    let compute =
         (edge_bytes / sc.edge.memory_bandwidth_bytes_per_s).max(cloud_bytes / sc.cloud.memory_bandwidth_bytes_per_s);
-    let one_way = sc.config.link.latency.one_way_s;
-    let crossings = if plan.is_cloud_only() {
-        2.0
-    } else if cloud_bytes > 0.0 {
-        2.0 * f64::from(r.n_out)
-    } else {
-        0.0
-    };
-    f64::from(r.n_out) * per_pass + crossings * one_way
+    let blocking = !plan.is_cloud_only() && cloud_bytes > 0.0;
+    compute + if blocking { 2.0 * sc.config.link.latency.one_way_s } else { 0.0 }
+}
+
+/// Cloud-only sends the prompt up and the last token down once per request.
+fn fixed_link_lower_bound(sc: &Scenario, plan: &Plan, _r: &RequestRecord) -> f64 {
+    if plan.is_cloud_only() { 2.0 * sc.config.link.latency.one_way_s } else { 0.0 }
 }
 
 /// Runs random legal actions for `steps` slots, checking conservation, feasibility and the
@@ -242,7 +251,13 @@ fn check_random_run(sc: &Arc<Scenario>, seed: u64, steps: usize) -> usize {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    // A fixed seed keeps CI deterministic; saved regressions (conformance.proptest-regressions)
+    // replay first.
+    #![proptest_config(ProptestConfig {
+        cases: 24,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x5917_2026),
+        ..ProptestConfig::default()
+    })]
 
     /// 24 cases × 4 200 slots ≈ 100k random steps over every scenario and action mode.
     #[test]
