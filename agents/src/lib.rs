@@ -1,1 +1,26 @@
-//! Learning agents on burn 0.22.
+//! splitwise-agents: learning agents on burn 0.22 (flex CPU backend). This crate owns the PPO
+//! learner — networks, masked multi-discrete policy head, rollout buffer, GAE, the clipped
+//! surrogate update with global gradient clipping, observation/reward normalisation — and its
+//! in-memory state for exact resume. No files, no TOML, no TensorBoard: callers get typed
+//! statistics and byte/serde state and decide what to write where.
+//!
+//! Reading order: [`config`] → [`ppo`] (the loop and the update, top to bottom) → the pure maths
+//! it calls ([`gae`], [`loss`], [`distribution`], [`grad_clip`], [`normalize`]) → [`network`].
+
+pub mod buffer;
+pub mod config;
+pub mod distribution;
+pub mod evaluate;
+pub mod gae;
+pub mod grad_clip;
+pub mod loss;
+pub mod network;
+pub mod normalize;
+pub mod ppo;
+
+pub use config::{Annealing, PpoConfig};
+pub use evaluate::evaluate;
+pub use ppo::{
+    ActionChoice, ConditionalMask, PolicyShape, Ppo, PpoError, PpoMeta, PpoState, Progress, RolloutStats, StepOutcome,
+    UpdateStats,
+};

@@ -1,0 +1,172 @@
+//! The on-policy rollout buffer: `n_steps × n_envs` transitions stored time-major (index
+//! `t * n_envs + i`) in flat host vectors allocated once, the GAE results beside them, and the
+//! gathering of shuffled minibatches (with per-minibatch advantage normalisation, as SB3 and
+//! CleanRL do it).
+
+use crate::gae::{GaeInput, gae};
+
+/// SB3 / CleanRL: `(adv − mean) / (std + 1e-8)`.
+pub const ADVANTAGE_EPSILON: f64 = 1e-8;
+
+#[derive(Clone, Debug)]
+pub struct RolloutBuffer {
+    pub n_steps: usize,
+    pub n_envs: usize,
+    pub obs_dim: usize,
+    pub mask_len: usize,
+    pub n_components: usize,
+    /// Normalised observations the policy acted on.
+    pub obs: Vec<f32>,
+    pub masks: Vec<bool>,
+    pub actions: Vec<usize>,
+    pub log_probs: Vec<f32>,
+    pub values: Vec<f32>,
+    /// Rewards after scaling (what the learner optimises).
+    pub rewards: Vec<f32>,
+    pub terminated: Vec<bool>,
+    pub truncated: Vec<bool>,
+    pub final_values: Vec<f32>,
+    pub last_values: Vec<f32>,
+    pub advantages: Vec<f32>,
+    pub returns: Vec<f32>,
+    /// Steps acted on (`act`) and recorded (`record`) so far in this rollout.
+    pub acted: usize,
+    pub recorded: usize,
+    /// GAE has been computed: the buffer is ready for an update.
+    pub finished: bool,
+}
+
+/// One minibatch in host memory, ready to become tensors.
+#[derive(Clone, Debug, Default)]
+pub struct Minibatch {
+    pub len: usize,
+    pub obs: Vec<f32>,
+    /// `true` where the mask forbids the value (what `mask_fill` needs).
+    pub illegal: Vec<bool>,
+    pub actions: Vec<i64>,
+    pub old_log_probs: Vec<f32>,
+    pub old_values: Vec<f32>,
+    pub advantages: Vec<f32>,
+    pub returns: Vec<f32>,
+}
+
+impl RolloutBuffer {
+    pub fn new(n_steps: usize, n_envs: usize, obs_dim: usize, mask_len: usize, n_components: usize) -> Self {
+        let n = n_steps * n_envs;
+        Self {
+            n_steps,
+            n_envs,
+            obs_dim,
+            mask_len,
+            n_components,
+            obs: vec![0.0; n * obs_dim],
+            masks: vec![false; n * mask_len],
+            actions: vec![0; n * n_components],
+            log_probs: vec![0.0; n],
+            values: vec![0.0; n],
+            rewards: vec![0.0; n],
+            terminated: vec![false; n],
+            truncated: vec![false; n],
+            final_values: vec![0.0; n],
+            last_values: vec![0.0; n_envs],
+            advantages: vec![0.0; n],
+            returns: vec![0.0; n],
+            acted: 0,
+            recorded: 0,
+            finished: false,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.n_steps * self.n_envs
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.recorded == self.n_steps
+    }
+
+    /// Starts a new rollout (the storage is reused).
+    pub fn clear(&mut self) {
+        self.acted = 0;
+        self.recorded = 0;
+        self.finished = false;
+        self.final_values.fill(0.0);
+    }
+
+    /// Fills `advantages` and `returns` from the stored transitions and `last_values`.
+    pub fn compute_gae(&mut self, gamma: f64, gae_lambda: f64) {
+        assert!(self.is_full(), "compute_gae: rollout has {} of {} steps", self.recorded, self.n_steps);
+        let input = GaeInput {
+            n_envs: self.n_envs,
+            rewards: &self.rewards,
+            values: &self.values,
+            terminated: &self.terminated,
+            truncated: &self.truncated,
+            final_values: &self.final_values,
+            last_values: &self.last_values,
+        };
+        gae(&input, gamma, gae_lambda, &mut self.advantages, &mut self.returns);
+        self.finished = true;
+    }
+
+    /// Copies the transitions at `indices` into `out`, normalising the advantages over this
+    /// minibatch when asked (the sample std, as `torch.Tensor.std`).
+    pub fn gather(&self, indices: &[usize], normalize_advantage: bool, out: &mut Minibatch) {
+        let (d, m, k) = (self.obs_dim, self.mask_len, self.n_components);
+        out.len = indices.len();
+        for v in [&mut out.old_log_probs, &mut out.old_values, &mut out.advantages, &mut out.returns] {
+            v.clear();
+        }
+        out.obs.clear();
+        out.illegal.clear();
+        out.actions.clear();
+        for &j in indices {
+            out.obs.extend_from_slice(&self.obs[j * d..(j + 1) * d]);
+            out.illegal.extend(self.masks[j * m..(j + 1) * m].iter().map(|&legal| !legal));
+            out.actions.extend(self.actions[j * k..(j + 1) * k].iter().map(|&a| a as i64));
+            out.old_log_probs.push(self.log_probs[j]);
+            out.old_values.push(self.values[j]);
+            out.advantages.push(self.advantages[j]);
+            out.returns.push(self.returns[j]);
+        }
+        if normalize_advantage && indices.len() > 1 {
+            let n = indices.len() as f64;
+            let mean = out.advantages.iter().map(|&a| f64::from(a)).sum::<f64>() / n;
+            let var = out.advantages.iter().map(|&a| (f64::from(a) - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            let scale = 1.0 / (var.sqrt() + ADVANTAGE_EPSILON);
+            for a in &mut out.advantages {
+                *a = ((f64::from(*a) - mean) * scale) as f32;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gather_copies_rows_and_normalises_advantages_with_sample_std() {
+        // 2 steps × 2 envs, obs_dim 1, one component with 2 values.
+        let mut b = RolloutBuffer::new(2, 2, 1, 2, 1);
+        b.obs.copy_from_slice(&[10.0, 11.0, 12.0, 13.0]);
+        b.masks.copy_from_slice(&[true, true, true, false, false, true, true, true]);
+        b.actions.copy_from_slice(&[0, 0, 1, 1]);
+        b.advantages.copy_from_slice(&[1.0, 2.0, 3.0, 5.0]);
+        let mut mb = Minibatch::default();
+        b.gather(&[3, 1], true, &mut mb);
+        assert_eq!(mb.obs, vec![13.0, 11.0]);
+        assert_eq!(mb.illegal, vec![false, false, false, true]);
+        assert_eq!(mb.actions, vec![1, 0]);
+        // Advantages (5, 2): mean 3.5, sample std √((1.5² + 1.5²)/1) = 2.1213 →
+        // (±1.5/2.1213) = ±0.7071.
+        assert!((mb.advantages[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
+        assert!((mb.advantages[1] + std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
+        b.gather(&[0, 3], false, &mut mb);
+        assert_eq!(mb.advantages, vec![1.0, 5.0]);
+    }
+}

@@ -1,0 +1,268 @@
+//! PPO hyperparameters: one serde struct with SB3/CleanRL defaults (each a named constant with its
+//! source), the RL Zoo CartPole preset, and validation that names the offending field.
+//!
+//! Names follow SB3 (`n_steps`, `batch_size` = minibatch size, `gae_lambda`, `clip_range`, ...).
+//! Where SB3 and CleanRL disagree the choice is stated at the constant.
+
+use serde::{Deserialize, Serialize};
+use splitwise_env::validate::{InvalidField, Validation, in_range, non_negative, positive};
+
+/// SB3 `PPO(learning_rate=3e-4)`, CleanRL `--learning-rate 2.5e-4` (Atari) / `3e-4` (continuous).
+pub const DEFAULT_LEARNING_RATE: f64 = 3e-4;
+/// SB3 `n_steps=2048` (per environment).
+pub const DEFAULT_N_STEPS: usize = 2048;
+/// SB3 `batch_size=64` (the minibatch size).
+pub const DEFAULT_BATCH_SIZE: usize = 64;
+/// SB3 `n_epochs=10`.
+pub const DEFAULT_N_EPOCHS: usize = 10;
+/// SB3 / CleanRL `gamma=0.99`.
+pub const DEFAULT_GAMMA: f64 = 0.99;
+/// SB3 / CleanRL `gae_lambda=0.95`.
+pub const DEFAULT_GAE_LAMBDA: f64 = 0.95;
+/// SB3 `clip_range=0.2`, CleanRL `clip_coef=0.2`.
+pub const DEFAULT_CLIP_RANGE: f64 = 0.2;
+/// SB3 `ent_coef=0.0`.
+pub const DEFAULT_ENT_COEF: f64 = 0.0;
+/// SB3 / CleanRL `vf_coef=0.5`.
+pub const DEFAULT_VF_COEF: f64 = 0.5;
+/// SB3 / CleanRL `max_grad_norm=0.5` (global norm, PyTorch `clip_grad_norm_`).
+pub const DEFAULT_MAX_GRAD_NORM: f64 = 0.5;
+/// SB3 `ActorCriticPolicy` and CleanRL both pass `eps=1e-5` to Adam (PyTorch's default is 1e-8).
+pub const DEFAULT_ADAM_EPSILON: f64 = 1e-5;
+/// SB3 default `net_arch=dict(pi=[64, 64], vf=[64, 64])`, CleanRL `Agent`.
+pub const DEFAULT_HIDDEN: [usize; 2] = [64, 64];
+/// SB3 VecNormalize `clip_obs=10.0`.
+pub const DEFAULT_CLIP_OBS: f64 = 10.0;
+/// SB3 VecNormalize `clip_reward=10.0`.
+pub const DEFAULT_CLIP_REWARD: f64 = 10.0;
+/// SB3 `n_envs=1` for `PPO("MlpPolicy", "CartPole-v1")`; the app sets its own.
+pub const DEFAULT_N_ENVS: usize = 1;
+/// SB3 `learn(total_timesteps)` has no default; CleanRL `--total-timesteps 500000`. Only the
+/// linear schedules read it (their horizon).
+pub const DEFAULT_TOTAL_TIMESTEPS: u64 = 500_000;
+
+/// How a coefficient changes over training.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Annealing {
+    /// SB3's default: a float hyperparameter is a constant schedule.
+    #[default]
+    Constant,
+    /// Linear decay to 0 over `total_timesteps` (CleanRL `--anneal-lr`, RL Zoo `lin_<x>`).
+    Linear,
+}
+
+impl Annealing {
+    /// The value at update `update_index` (0-based) of `n_updates`. CleanRL:
+    /// `frac = 1 - (iteration - 1) / num_iterations` with 1-based iterations, so the first update
+    /// uses the initial value and the last one `initial / n_updates`.
+    pub fn value(self, initial: f64, update_index: u64, n_updates: u64) -> f64 {
+        match self {
+            Annealing::Constant => initial,
+            Annealing::Linear => {
+                let n = n_updates.max(1) as f64;
+                let frac = (1.0 - update_index as f64 / n).max(0.0);
+                initial * frac
+            }
+        }
+    }
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PpoConfig {
+    /// Members of the vector env the learner acts for (the rollout is `n_steps × n_envs`).
+    pub n_envs: usize,
+    /// Steps per member per rollout.
+    pub n_steps: usize,
+    /// Minibatch size (SB3 naming). A last, smaller minibatch takes the remainder, as in SB3.
+    pub batch_size: usize,
+    pub n_epochs: usize,
+    /// Horizon of the linear schedules, in env steps (all members together).
+    pub total_timesteps: u64,
+    pub learning_rate: f64,
+    pub lr_annealing: Annealing,
+    pub gamma: f64,
+    pub gae_lambda: f64,
+    pub clip_range: f64,
+    pub clip_annealing: Annealing,
+    /// `Some(c)`: the PPO2/CleanRL clipped value loss `max((V−R)², (V_old + clip(V−V_old, ±c) − R)²)`.
+    pub clip_range_vf: Option<f64>,
+    pub normalize_advantage: bool,
+    pub ent_coef: f64,
+    pub vf_coef: f64,
+    /// Global gradient-norm clip over actor and critic together.
+    pub max_grad_norm: f64,
+    /// CleanRL's early stop: after an epoch whose last minibatch has `approx_kl > target_kl`,
+    /// the remaining epochs are skipped.
+    pub target_kl: Option<f64>,
+    pub adam_epsilon: f64,
+    pub actor_hidden: Vec<usize>,
+    pub critic_hidden: Vec<usize>,
+    /// Running mean/variance observation normalisation (SB3 VecNormalize `norm_obs`).
+    pub normalize_obs: bool,
+    pub clip_obs: f64,
+    /// Divide rewards by the running std of the discounted return (SB3 VecNormalize `norm_reward`).
+    pub normalize_reward: bool,
+    pub clip_reward: f64,
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        Self {
+            n_envs: DEFAULT_N_ENVS,
+            n_steps: DEFAULT_N_STEPS,
+            batch_size: DEFAULT_BATCH_SIZE,
+            n_epochs: DEFAULT_N_EPOCHS,
+            total_timesteps: DEFAULT_TOTAL_TIMESTEPS,
+            learning_rate: DEFAULT_LEARNING_RATE,
+            lr_annealing: Annealing::Constant,
+            gamma: DEFAULT_GAMMA,
+            gae_lambda: DEFAULT_GAE_LAMBDA,
+            clip_range: DEFAULT_CLIP_RANGE,
+            clip_annealing: Annealing::Constant,
+            // SB3 `clip_range_vf=None`; CleanRL clips by default (`--clip-vloss True`).
+            clip_range_vf: None,
+            normalize_advantage: true,
+            ent_coef: DEFAULT_ENT_COEF,
+            vf_coef: DEFAULT_VF_COEF,
+            max_grad_norm: DEFAULT_MAX_GRAD_NORM,
+            target_kl: None,
+            adam_epsilon: DEFAULT_ADAM_EPSILON,
+            actor_hidden: DEFAULT_HIDDEN.to_vec(),
+            critic_hidden: DEFAULT_HIDDEN.to_vec(),
+            // SB3's PPO does not normalise unless wrapped in VecNormalize.
+            normalize_obs: false,
+            clip_obs: DEFAULT_CLIP_OBS,
+            normalize_reward: false,
+            clip_reward: DEFAULT_CLIP_REWARD,
+        }
+    }
+}
+
+impl PpoConfig {
+    /// RL Baselines3 Zoo `hyperparams/ppo.yml`, `CartPole-v1`: n_envs 8, n_steps 32,
+    /// batch_size 256, gae_lambda 0.8, gamma 0.98, n_epochs 20, ent_coef 0, lr lin_0.001,
+    /// clip_range lin_0.2, n_timesteps 1e5.
+    pub fn cartpole_zoo() -> Self {
+        Self {
+            n_envs: 8,
+            n_steps: 32,
+            batch_size: 256,
+            n_epochs: 20,
+            total_timesteps: 100_000,
+            learning_rate: 1e-3,
+            lr_annealing: Annealing::Linear,
+            gamma: 0.98,
+            gae_lambda: 0.8,
+            clip_range: 0.2,
+            clip_annealing: Annealing::Linear,
+            ent_coef: 0.0,
+            ..Self::default()
+        }
+    }
+
+    /// Env steps per rollout (all members).
+    pub fn rollout_size(&self) -> usize {
+        self.n_steps * self.n_envs
+    }
+
+    /// Number of updates `total_timesteps` allows (the horizon of the linear schedules).
+    pub fn n_updates_planned(&self) -> u64 {
+        (self.total_timesteps / self.rollout_size().max(1) as u64).max(1)
+    }
+
+    pub fn validate(&self) -> Validation {
+        at_least("n_envs", self.n_envs, 1)?;
+        at_least("n_steps", self.n_steps, 1)?;
+        // Per-minibatch advantage normalisation divides by a sample std: it needs two samples.
+        at_least("batch_size", self.batch_size, 2)?;
+        at_least("n_epochs", self.n_epochs, 1)?;
+        if self.rollout_size() < self.batch_size {
+            return Err(InvalidField::new(
+                "batch_size",
+                self.batch_size,
+                format!("must be <= n_steps × n_envs = {} (one rollout)", self.rollout_size()),
+            ));
+        }
+        if self.total_timesteps == 0 {
+            return Err(InvalidField::new("total_timesteps", 0, "must be >= 1"));
+        }
+        positive("learning_rate", self.learning_rate, "Adam step size")?;
+        in_range("gamma", self.gamma, 0.0, 1.0, "discount factor")?;
+        in_range("gae_lambda", self.gae_lambda, 0.0, 1.0, "GAE λ")?;
+        positive("clip_range", self.clip_range, "PPO ratio clip ε")?;
+        if let Some(c) = self.clip_range_vf {
+            positive("clip_range_vf", c, "value clip")?;
+        }
+        non_negative("ent_coef", self.ent_coef, "entropy bonus coefficient")?;
+        non_negative("vf_coef", self.vf_coef, "value loss coefficient")?;
+        positive("max_grad_norm", self.max_grad_norm, "global gradient-norm clip")?;
+        if let Some(kl) = self.target_kl {
+            positive("target_kl", kl, "early-stop KL threshold")?;
+        }
+        positive("adam_epsilon", self.adam_epsilon, "Adam ε")?;
+        hidden("actor_hidden", &self.actor_hidden)?;
+        hidden("critic_hidden", &self.critic_hidden)?;
+        positive("clip_obs", self.clip_obs, "normalised observation clip")?;
+        positive("clip_reward", self.clip_reward, "scaled reward clip")?;
+        Ok(())
+    }
+}
+
+fn at_least(field: &str, value: usize, min: usize) -> Validation {
+    if value >= min { Ok(()) } else { Err(InvalidField::new(field, value, format!("must be >= {min}"))) }
+}
+
+fn hidden(field: &str, sizes: &[usize]) -> Validation {
+    match sizes.iter().position(|&n| n == 0) {
+        Some(i) => Err(InvalidField::new(format!("{field}[{i}]"), 0, "hidden layer sizes must be >= 1")),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_zoo_preset_validate() {
+        assert_eq!(PpoConfig::default().validate(), Ok(()));
+        assert_eq!(PpoConfig::cartpole_zoo().validate(), Ok(()));
+        // 100_000 / (32 × 8) = 390.6 → 390 updates.
+        assert_eq!(PpoConfig::cartpole_zoo().n_updates_planned(), 390);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let c = PpoConfig { gamma: 1.5, ..PpoConfig::default() };
+        assert_eq!(c.validate().unwrap_err().field, "gamma");
+        let c = PpoConfig { n_steps: 4, n_envs: 2, batch_size: 16, ..PpoConfig::default() };
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field, "batch_size");
+        assert!(e.allowed.contains("= 8"), "{e}");
+        let c = PpoConfig { critic_hidden: vec![64, 0], ..PpoConfig::default() };
+        assert_eq!(c.validate().unwrap_err().field, "critic_hidden[1]");
+        let c = PpoConfig { target_kl: Some(-0.1), ..PpoConfig::default() };
+        assert_eq!(c.validate().unwrap_err().field, "target_kl");
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let e = serde_json::from_str::<PpoConfig>(r#"{"n_step": 5}"#).unwrap_err();
+        assert!(e.to_string().contains("n_step"), "{e}");
+        let c: PpoConfig = serde_json::from_str(r#"{"lr_annealing": "linear"}"#).unwrap();
+        assert_eq!(c.lr_annealing, Annealing::Linear);
+    }
+
+    #[test]
+    fn linear_annealing_follows_cleanrl() {
+        // CleanRL: frac = 1 − (iteration − 1)/num_iterations. 4 updates of lr 1.0:
+        // 1, 0.75, 0.5, 0.25.
+        let lrs: Vec<f64> = (0..4).map(|i| Annealing::Linear.value(1.0, i, 4)).collect();
+        assert_eq!(lrs, vec![1.0, 0.75, 0.5, 0.25]);
+        assert_eq!(Annealing::Constant.value(0.3, 3, 4), 0.3);
+        // Past the horizon the value stays at 0 rather than turning negative.
+        assert_eq!(Annealing::Linear.value(1.0, 9, 4), 0.0);
+    }
+}

@@ -1,0 +1,142 @@
+//! Generalised advantage estimation (Schulman et al. 2016, eq. 16) over a time-major rollout of
+//! a vector env with autoreset, distinguishing the two ways an episode ends (Gymnasium):
+//! - `terminated`: the MDP reached a terminal state, whose value is 0 — no bootstrap;
+//! - `truncated` (time limit only): the state still has a value — bootstrap from V(final obs),
+//!   which the vector env keeps because the member was already reset in the same step.
+//!
+//! Either way the recursion stops at the episode boundary: the next row of the buffer belongs to
+//! a new episode.
+
+/// One rollout of `n_steps × n_envs` transitions, index `t * n_envs + i`.
+#[derive(Clone, Copy, Debug)]
+pub struct GaeInput<'a> {
+    pub n_envs: usize,
+    pub rewards: &'a [f32],
+    /// V(s_t) as estimated when acting.
+    pub values: &'a [f32],
+    pub terminated: &'a [bool],
+    pub truncated: &'a [bool],
+    /// V(final observation) where `truncated && !terminated`; read nowhere else.
+    pub final_values: &'a [f32],
+    /// V(s_T) of each member: the observation after the last step of the rollout.
+    pub last_values: &'a [f32],
+}
+
+/// Writes advantages Â_t and returns R_t = Â_t + V(s_t) (the value targets).
+///
+/// δ_t = r_t + γ·V_next,t − V(s_t), Â_t = δ_t + γλ·(1 − end_t)·Â_{t+1}, with
+/// V_next,t = 0 if terminated, V(final obs) if truncated, else V(s_{t+1}); end_t = terminated or
+/// truncated. Accumulated in f64.
+pub fn gae(input: &GaeInput<'_>, gamma: f64, lambda: f64, advantages: &mut [f32], returns: &mut [f32]) {
+    let n = input.n_envs;
+    let len = input.rewards.len();
+    assert!(n > 0 && len.is_multiple_of(n), "rollout length {len} is not a multiple of n_envs {n}");
+    for (name, l) in [
+        ("values", input.values.len()),
+        ("terminated", input.terminated.len()),
+        ("truncated", input.truncated.len()),
+        ("final_values", input.final_values.len()),
+        ("advantages", advantages.len()),
+        ("returns", returns.len()),
+    ] {
+        assert_eq!(l, len, "gae: {name} has {l} entries, rewards {len}");
+    }
+    assert_eq!(input.last_values.len(), n, "gae: last_values needs one value per member");
+    let n_steps = len / n;
+    for i in 0..n {
+        let mut next_advantage = 0.0f64;
+        for t in (0..n_steps).rev() {
+            let k = t * n + i;
+            let (next_value, episode_ended) = if input.terminated[k] {
+                (0.0, true)
+            } else if input.truncated[k] {
+                (f64::from(input.final_values[k]), true)
+            } else if t + 1 == n_steps {
+                (f64::from(input.last_values[i]), false)
+            } else {
+                (f64::from(input.values[k + n]), false)
+            };
+            let value = f64::from(input.values[k]);
+            let delta = f64::from(input.rewards[k]) + gamma * next_value - value;
+            let carry = if episode_ended { 0.0 } else { gamma * lambda * next_advantage };
+            let advantage = delta + carry;
+            advantages[k] = advantage as f32;
+            returns[k] = (advantage + value) as f32;
+            next_advantage = advantage;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_computed_truncation_bootstraps_termination_does_not() {
+        // Two members, three steps, γ = 0.5, λ = 0.5 (γλ = 0.25). Index t·2 + i.
+        //
+        // Member 0: r = (1, 1, 1), V = (2, 2, 2); truncated at t = 1 with V(final) = 4;
+        // V(s_3) = 8.
+        //   t=2: δ = 1 + 0.5·8 − 2 = 3;                        Â = 3
+        //   t=1: δ = 1 + 0.5·4 − 2 = 1 (bootstrap from final); Â = 1 (no carry across the end)
+        //   t=0: δ = 1 + 0.5·2 − 2 = 0;                        Â = 0 + 0.25·1 = 0.25
+        // Member 1: r = (0, 2, 0), V = (1, 1, 1); terminated at t = 1 (final value 100 ignored);
+        // V(s_3) = 0.
+        //   t=2: δ = 0 + 0.5·0 − 1 = −1;                       Â = −1
+        //   t=1: δ = 2 + 0 − 1 = 1 (no bootstrap);              Â = 1
+        //   t=0: δ = 0 + 0.5·1 − 1 = −0.5;                     Â = −0.5 + 0.25·1 = −0.25
+        let input = GaeInput {
+            n_envs: 2,
+            rewards: &[1.0, 0.0, 1.0, 2.0, 1.0, 0.0],
+            values: &[2.0, 1.0, 2.0, 1.0, 2.0, 1.0],
+            terminated: &[false, false, false, true, false, false],
+            truncated: &[false, false, true, false, false, false],
+            final_values: &[0.0, 0.0, 4.0, 100.0, 0.0, 0.0],
+            last_values: &[8.0, 0.0],
+        };
+        let mut adv = [0.0f32; 6];
+        let mut ret = [0.0f32; 6];
+        gae(&input, 0.5, 0.5, &mut adv, &mut ret);
+        assert_eq!(adv, [0.25, -0.25, 1.0, 1.0, 3.0, -1.0]);
+        // R = Â + V.
+        assert_eq!(ret, [2.25, 0.75, 3.0, 2.0, 5.0, 0.0]);
+    }
+
+    #[test]
+    fn terminated_and_truncated_together_counts_as_terminated() {
+        // Gymnasium: a terminal state has value 0 even if the time limit hit in the same step.
+        // r = 1, V = 5, γ = 0.9: δ = 1 − 5 = −4 (the final value 7 is not used).
+        let input = GaeInput {
+            n_envs: 1,
+            rewards: &[1.0],
+            values: &[5.0],
+            terminated: &[true],
+            truncated: &[true],
+            final_values: &[7.0],
+            last_values: &[3.0],
+        };
+        let (mut adv, mut ret) = ([0.0f32], [0.0f32]);
+        gae(&input, 0.9, 0.95, &mut adv, &mut ret);
+        assert_eq!(adv, [-4.0]);
+        assert_eq!(ret, [1.0]);
+    }
+
+    #[test]
+    fn lambda_one_gives_discounted_return_minus_value() {
+        // λ = 1, no episode end: Â_t = Σ_k γ^k r_{t+k} + γ^{T−t} V(s_T) − V(s_t).
+        // γ = 0.5, r = (1, 2, 4), V ≡ 1, V(s_3) = 8:
+        //   Â_0 = 1 + 0.5·2 + 0.25·4 + 0.125·8 − 1 = 3; Â_1 = 2 + 2 + 2 − 1 = 5; Â_2 = 4 + 4 − 1 = 7.
+        let input = GaeInput {
+            n_envs: 1,
+            rewards: &[1.0, 2.0, 4.0],
+            values: &[1.0, 1.0, 1.0],
+            terminated: &[false; 3],
+            truncated: &[false; 3],
+            final_values: &[0.0; 3],
+            last_values: &[8.0],
+        };
+        let (mut adv, mut ret) = ([0.0f32; 3], [0.0f32; 3]);
+        gae(&input, 0.5, 1.0, &mut adv, &mut ret);
+        assert_eq!(adv, [3.0, 5.0, 7.0]);
+    }
+}

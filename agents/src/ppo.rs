@@ -1,0 +1,848 @@
+//! The PPO learner (Schulman et al. 2017) on burn's flex CPU backend: batched acting over a vector
+//! env, rollout collection with GAE, the clipped-surrogate update, and the agent's complete state
+//! for exact resume.
+//!
+//! Control flow per iteration (CleanRL `ppo.py`, SB3 `OnPolicyAlgorithm`):
+//! `collect_rollout` = `n_steps` × (`act_rollout` → env step → `record_step`) → `finish_rollout`
+//! (bootstrap value, GAE); then `update` = epochs × shuffled minibatches of
+//! ratio → clipped surrogate → value loss → entropy → backward → global clip → Adam step.
+//! The step-level calls are public so that other drivers (a hierarchical agent composing two
+//! learners, a model-based agent acting on a surrogate) reuse the learner without a copy.
+//!
+//! All randomness after construction (action sampling, minibatch shuffling) comes from one host
+//! `StreamRng` that is part of the state; burn's global RNG is never used.
+
+use crate::buffer::{Minibatch, RolloutBuffer};
+use crate::config::PpoConfig;
+use crate::distribution::{EmptyMask, Pick, masked_log_prob_entropy, pick_component};
+use crate::grad_clip::{clip_factor, global_grad_sum_squares, scale_grads};
+use crate::loss::{approx_kl, clip_fraction, clipped_surrogate, explained_variance, value_loss};
+use crate::network::{Actor, ActorCritic};
+use crate::normalize::{ObsNormalizer, RewardScaler};
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::store::ModuleRecord;
+use burn::tensor::{Bool, Bytes, Device, Int, Tensor, TensorData};
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use splitwise_env::api::{Env, EnvSpec};
+use splitwise_env::rng::{Stream, StreamRng, item_rng};
+use splitwise_env::validate::InvalidField;
+use splitwise_env::vector::{EpisodeRecord, VecEnv, VecStepError};
+use std::time::Instant;
+
+/// Version of [`PpoState`]'s layout; bump when it changes.
+pub const PPO_STATE_VERSION: u32 = 1;
+
+/// What the networks are sized by: the observation width and the multi-discrete action space.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyShape {
+    pub obs_dim: usize,
+    pub nvec: Vec<usize>,
+}
+
+impl PolicyShape {
+    pub fn of(spec: &EnvSpec) -> Self {
+        Self { obs_dim: spec.observation.dim(), nvec: spec.action.nvec.clone() }
+    }
+
+    pub fn mask_len(&self) -> usize {
+        self.nvec.iter().sum()
+    }
+
+    pub fn n_components(&self) -> usize {
+        self.nvec.len()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PpoError {
+    #[error("invalid PPO config: {0}")]
+    Config(#[from] InvalidField),
+    #[error("{0}")]
+    Env(#[from] VecStepError),
+    #[error("vector env member {env_index}: {source}")]
+    Mask {
+        env_index: usize,
+        #[source]
+        source: EmptyMask,
+    },
+    #[error("unusable policy shape: {0}")]
+    Shape(String),
+    #[error("the vector env has {got} members, the learner was configured for n_envs = {expected}")]
+    EnvCount { expected: usize, got: usize },
+    #[error("saved agent state does not fit this agent: {0}")]
+    StateMismatch(String),
+    #[error("agent state record: {0}")]
+    Record(String),
+    #[error("agent state can only be exported between rollouts (after update), not mid-rollout")]
+    MidRollout,
+}
+
+/// Counters that place the learner on its schedules.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Updates completed (the linear schedules' position).
+    pub n_updates: u64,
+    /// Env steps recorded, all members together (the x-axis of every curve).
+    pub global_step: u64,
+}
+
+/// How [`Ppo::act`] picks actions.
+pub enum ActionChoice<'a> {
+    /// The most probable legal value of each component (evaluation).
+    Deterministic,
+    /// A sample from the masked policy, from the caller's RNG (the learner's own stream is left
+    /// alone so evaluation never perturbs training).
+    Sample(&'a mut StreamRng),
+}
+
+/// The outcome of one vector step, as [`Ppo::record_step`] needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct StepOutcome<'a> {
+    pub rewards: &'a [f64],
+    pub terminated: &'a [bool],
+    pub truncated: &'a [bool],
+    /// `(member, last observation)` of every member whose episode ended in this step (the
+    /// vector env already reset it). Only truncated members' entries are read.
+    pub final_obs: &'a [(usize, &'a [f32])],
+}
+
+/// What one rollout produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RolloutStats {
+    /// Env steps in this rollout (`n_steps × n_envs`).
+    pub steps: u64,
+    /// Env steps so far, after this rollout.
+    pub global_step: u64,
+    /// Episodes that ended during the rollout (raw, unscaled returns).
+    pub episodes: Vec<EpisodeRecord>,
+    /// Wall time inside `VecEnv::step`.
+    pub env_time_s: f64,
+    /// Wall time acting, recording and bootstrapping (forward passes, sampling, normalisation).
+    pub policy_time_s: f64,
+}
+
+impl RolloutStats {
+    pub fn mean_episode_return(&self) -> Option<f64> {
+        mean(self.episodes.iter().map(|e| e.episode_return))
+    }
+
+    pub fn mean_episode_length(&self) -> Option<f64> {
+        mean(self.episodes.iter().map(|e| e.length as f64))
+    }
+
+    /// The stable CleanRL logging keys of a rollout (episode means only when episodes ended).
+    pub fn visit_scalars(&self, visit: &mut dyn FnMut(&'static str, f64)) {
+        if let Some(r) = self.mean_episode_return() {
+            visit("charts/episodic_return", r);
+        }
+        if let Some(l) = self.mean_episode_length() {
+            visit("charts/episodic_length", l);
+        }
+        visit("time/env_s", self.env_time_s);
+        visit("time/policy_s", self.policy_time_s);
+    }
+}
+
+/// What one update did. Loss statistics are means over the minibatches run (SB3's logging).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UpdateStats {
+    /// −L^CLIP.
+    pub policy_loss: f64,
+    pub value_loss: f64,
+    /// Entropy of the masked policy (positive; SB3 logs its negative as `entropy_loss`).
+    pub entropy: f64,
+    pub approx_kl: f64,
+    pub clip_frac: f64,
+    /// Of the rollout's values against its returns, before the update (SB3).
+    pub explained_variance: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    pub learning_rate: f64,
+    pub clip_range: f64,
+    pub epochs_run: usize,
+    /// Adam steps taken.
+    pub n_minibatches: usize,
+    /// Whether `target_kl` cut the epochs short.
+    pub early_stopped: bool,
+    /// Updates completed, this one included.
+    pub n_updates: u64,
+    pub update_time_s: f64,
+}
+
+impl UpdateStats {
+    /// The stable CleanRL/SB3 logging keys (`losses/...`, `charts/...`) and their values.
+    pub fn visit_scalars(&self, visit: &mut dyn FnMut(&'static str, f64)) {
+        visit("losses/policy_loss", self.policy_loss);
+        visit("losses/value_loss", self.value_loss);
+        visit("losses/entropy", self.entropy);
+        visit("losses/approx_kl", self.approx_kl);
+        visit("losses/clip_frac", self.clip_frac);
+        visit("losses/explained_variance", self.explained_variance);
+        visit("losses/grad_norm", self.grad_norm);
+        visit("charts/learning_rate", self.learning_rate);
+        visit("charts/clip_range", self.clip_range);
+        visit("charts/epochs_run", self.epochs_run as f64);
+        visit("time/update_s", self.update_time_s);
+    }
+}
+
+/// The agent's complete state: enough to continue training bit-identically (same backend and
+/// thread count). The two burnpack byte blobs are burn records; everything else is serde data.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PpoState {
+    /// Actor and critic weights: burn `ModuleRecord` in burnpack format.
+    pub weights: Vec<u8>,
+    /// Adam moments and step counts: burn `OptimizerRecord` in burnpack format.
+    pub optimizer: Vec<u8>,
+    pub meta: PpoMeta,
+}
+
+/// The serde part of [`PpoState`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PpoMeta {
+    pub format_version: u32,
+    pub config: PpoConfig,
+    pub shape: PolicyShape,
+    pub obs_normalizer: ObsNormalizer,
+    pub reward_scaler: RewardScaler,
+    pub rng: StreamRng,
+    pub progress: Progress,
+}
+
+pub struct Ppo {
+    config: PpoConfig,
+    shape: PolicyShape,
+    /// flex with autodiff: where the model trains.
+    train_device: Device,
+    /// plain flex: where acting runs.
+    infer_device: Device,
+    model: ActorCritic,
+    /// `model.valid()`, refreshed after every update: acting pays no autodiff bookkeeping.
+    policy: ActorCritic,
+    optimizer: ModuleOptimizer,
+    obs_normalizer: ObsNormalizer,
+    reward_scaler: RewardScaler,
+    rng: StreamRng,
+    progress: Progress,
+    buffer: RolloutBuffer,
+    minibatch: Minibatch,
+    episode_ended: Vec<bool>,
+    mask_scratch: Vec<bool>,
+}
+
+impl Ppo {
+    /// A fresh learner. `seed` drives the weight initialisation and the learner's RNG stream
+    /// (action sampling, minibatch shuffling), both derived from `Stream::Policy`.
+    pub fn new(config: PpoConfig, shape: PolicyShape, seed: u64) -> Result<Self, PpoError> {
+        config.validate()?;
+        if shape.obs_dim == 0 || shape.nvec.is_empty() || shape.nvec.contains(&0) {
+            return Err(PpoError::Shape(format!("{shape:?} (needs obs_dim ≥ 1 and components with ≥ 1 value)")));
+        }
+        let infer_device = Device::flex();
+        let train_device = infer_device.clone().autodiff();
+        let mut init_rng = item_rng(seed, Stream::Policy, 0);
+        let model = ActorCritic::new(
+            shape.obs_dim,
+            shape.mask_len(),
+            &config.actor_hidden,
+            &config.critic_hidden,
+            &mut init_rng,
+            &train_device,
+        );
+        let policy = model.valid();
+        let buffer =
+            RolloutBuffer::new(config.n_steps, config.n_envs, shape.obs_dim, shape.mask_len(), shape.n_components());
+        Ok(Self {
+            optimizer: adam(&config),
+            obs_normalizer: ObsNormalizer::new(shape.obs_dim, config.clip_obs),
+            reward_scaler: RewardScaler::new(config.n_envs, config.gamma, config.clip_reward),
+            rng: item_rng(seed, Stream::Policy, 1),
+            progress: Progress::default(),
+            minibatch: Minibatch::default(),
+            episode_ended: vec![false; config.n_envs],
+            mask_scratch: Vec::new(),
+            buffer,
+            model,
+            policy,
+            train_device,
+            infer_device,
+            shape,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &PpoConfig {
+        &self.config
+    }
+
+    pub fn shape(&self) -> &PolicyShape {
+        &self.shape
+    }
+
+    pub fn progress(&self) -> Progress {
+        self.progress
+    }
+
+    /// The policy network alone (inference copy), e.g. for export together with
+    /// [`Ppo::obs_normalizer`].
+    pub fn actor(&self) -> &Actor {
+        &self.policy.actor
+    }
+
+    /// Actor and critic (inference copy).
+    pub fn networks(&self) -> &ActorCritic {
+        &self.policy
+    }
+
+    /// The observation normaliser the policy's input goes through, when `normalize_obs` is on
+    /// (`None`: the policy reads raw observations). An exported policy needs it.
+    pub fn obs_normalizer(&self) -> Option<&ObsNormalizer> {
+        self.config.normalize_obs.then_some(&self.obs_normalizer)
+    }
+
+    pub fn reward_scaler(&self) -> &RewardScaler {
+        &self.reward_scaler
+    }
+
+    /// The policy's input for raw observations (rows of `obs_dim`), without updating statistics.
+    pub fn normalize_obs(&self, raw: &[f32], out: &mut [f32]) {
+        if self.config.normalize_obs {
+            self.obs_normalizer.normalize_into(raw, out);
+        } else {
+            out.copy_from_slice(raw);
+        }
+    }
+
+    // ----- acting -------------------------------------------------------------------------------
+
+    /// Actions for a batch of raw observations (rows of `obs_dim`) and masks (rows of `mask_len`),
+    /// written row-major into `actions` (rows of `n_components`). One forward pass of the actor.
+    pub fn act_into(
+        &self,
+        obs: &[f32],
+        masks: &[bool],
+        choice: ActionChoice<'_>,
+        actions: &mut [usize],
+    ) -> Result<(), PpoError> {
+        self.act_into_with(obs, masks, choice, None, actions)
+    }
+
+    /// [`Ppo::act_into`] with the environment's conditional masks (autoregressive masking).
+    pub fn act_into_with(
+        &self,
+        obs: &[f32],
+        masks: &[bool],
+        choice: ActionChoice<'_>,
+        mut conditional: Option<ConditionalMask<'_>>,
+        actions: &mut [usize],
+    ) -> Result<(), PpoError> {
+        let (d, m, k) = (self.shape.obs_dim, self.shape.mask_len(), self.shape.n_components());
+        let rows = obs.len() / d;
+        assert!(
+            obs.len() == rows * d && masks.len() == rows * m && actions.len() == rows * k,
+            "act: {rows} rows need {} masks and {} action slots",
+            rows * m,
+            rows * k
+        );
+        let mut input = vec![0.0f32; obs.len()];
+        self.normalize_obs(obs, &mut input);
+        let x = Tensor::<2>::from_data(TensorData::new(input, [rows, d]), &self.infer_device);
+        let logits = host_vec(self.policy.actor.forward(x));
+        let mut pick = match choice {
+            ActionChoice::Deterministic => Pick::Greedy,
+            ActionChoice::Sample(rng) => Pick::Sample(rng),
+        };
+        let (mut mask, mut scratch) = (vec![false; m], Vec::new());
+        for i in 0..rows {
+            mask.copy_from_slice(&masks[i * m..(i + 1) * m]);
+            choose_actions(
+                &logits[i * m..(i + 1) * m],
+                &mut mask,
+                &self.shape.nvec,
+                MaskSource { member: i, conditional: conditional.as_deref_mut(), scratch: &mut scratch },
+                &mut pick,
+                &mut actions[i * k..(i + 1) * k],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// [`Ppo::act_into`] returning a new vector.
+    pub fn act(&self, obs: &[f32], masks: &[bool], choice: ActionChoice<'_>) -> Result<Vec<usize>, PpoError> {
+        let rows = obs.len() / self.shape.obs_dim.max(1);
+        let mut actions = vec![0; rows * self.shape.n_components()];
+        self.act_into(obs, masks, choice, &mut actions)?;
+        Ok(actions)
+    }
+
+    /// V(s) for a batch of raw observations.
+    pub fn predict_values(&self, obs: &[f32]) -> Vec<f32> {
+        let mut input = vec![0.0f32; obs.len()];
+        self.normalize_obs(obs, &mut input);
+        critic_values(&self.policy, &self.infer_device, input, self.shape.obs_dim)
+    }
+
+    // ----- rollout ------------------------------------------------------------------------------
+
+    /// Starts a new rollout, discarding any unused one.
+    pub fn begin_rollout(&mut self) {
+        self.buffer.clear();
+    }
+
+    /// Acts for every member on this step's raw observations and masks: updates the observation
+    /// statistics, then one forward pass of actor and critic and one host transfer of logits and
+    /// values, then samples from the learner's RNG. Returns the actions (`n_envs × n_components`).
+    pub fn act_rollout(&mut self, obs: &[f32], masks: &[bool]) -> Result<&[usize], PpoError> {
+        self.act_rollout_with(obs, masks, None)
+    }
+
+    /// [`Ppo::act_rollout`] with the environment's conditional masks: the mask each component was
+    /// actually sampled under is what the rollout stores, so the update scores the same
+    /// distribution.
+    pub fn act_rollout_with(
+        &mut self,
+        obs: &[f32],
+        masks: &[bool],
+        mut conditional: Option<ConditionalMask<'_>>,
+    ) -> Result<&[usize], PpoError> {
+        let (n, d, m, k) = (self.config.n_envs, self.shape.obs_dim, self.shape.mask_len(), self.shape.n_components());
+        let b = &mut self.buffer;
+        assert!(
+            !b.finished && b.acted == b.recorded && b.acted < b.n_steps,
+            "act_rollout: call begin_rollout first, and record_step after every act_rollout"
+        );
+        assert!(obs.len() == n * d && masks.len() == n * m, "act_rollout: expects n_envs = {n} rows");
+        let t = b.acted;
+        let rows = t * n..(t + 1) * n;
+        let obs_rows = &mut b.obs[rows.start * d..rows.end * d];
+        if self.config.normalize_obs {
+            self.obs_normalizer.stats.update(obs);
+            self.obs_normalizer.normalize_into(obs, obs_rows);
+        } else {
+            obs_rows.copy_from_slice(obs);
+        }
+        b.masks[rows.start * m..rows.end * m].copy_from_slice(masks);
+
+        let x = Tensor::<2>::from_data(TensorData::new(obs_rows.to_vec(), [n, d]), &self.infer_device);
+        let logits = self.policy.actor.forward(x.clone());
+        let values = self.policy.critic.forward(x);
+        let out = host_vec(Tensor::cat(vec![logits, values], 1));
+
+        let mut pick = Pick::Sample(&mut self.rng);
+        for i in 0..n {
+            let row = &out[i * (m + 1)..(i + 1) * (m + 1)];
+            let j = rows.start + i;
+            let log_prob = choose_actions(
+                &row[..m],
+                &mut b.masks[j * m..(j + 1) * m],
+                &self.shape.nvec,
+                MaskSource { member: i, conditional: conditional.as_deref_mut(), scratch: &mut self.mask_scratch },
+                &mut pick,
+                &mut b.actions[j * k..(j + 1) * k],
+            )?;
+            b.log_probs[j] = log_prob as f32;
+            b.values[j] = row[m];
+        }
+        b.acted += 1;
+        Ok(&b.actions[rows.start * k..rows.end * k])
+    }
+
+    /// Stores the rewards (scaled) and episode ends of the step just acted on, and the value of
+    /// the final observation of each truncated member (one batched critic pass).
+    pub fn record_step(&mut self, outcome: &StepOutcome<'_>) {
+        let n = self.config.n_envs;
+        let b = &mut self.buffer;
+        assert!(b.acted == b.recorded + 1, "record_step: call act_rollout first");
+        assert!(
+            outcome.rewards.len() == n && outcome.terminated.len() == n && outcome.truncated.len() == n,
+            "record_step: expects n_envs = {n} entries"
+        );
+        let rows = b.recorded * n..(b.recorded + 1) * n;
+        for (e, (&term, &trunc)) in self.episode_ended.iter_mut().zip(outcome.terminated.iter().zip(outcome.truncated))
+        {
+            *e = term || trunc;
+        }
+        if self.config.normalize_reward {
+            self.reward_scaler.scale_into(outcome.rewards, &self.episode_ended, &mut b.rewards[rows.clone()]);
+        } else {
+            for (r, &raw) in b.rewards[rows.clone()].iter_mut().zip(outcome.rewards) {
+                *r = raw as f32;
+            }
+        }
+        b.terminated[rows.clone()].copy_from_slice(outcome.terminated);
+        b.truncated[rows.clone()].copy_from_slice(outcome.truncated);
+
+        // Truncated (and not terminated) members bootstrap from V(final obs), normalised with the
+        // current statistics but not counted in them (SB3 VecNormalize's terminal_observation).
+        let bootstrap: Vec<(usize, &[f32])> = outcome
+            .final_obs
+            .iter()
+            .copied()
+            .filter(|(i, _)| outcome.truncated[*i] && !outcome.terminated[*i])
+            .collect();
+        let truncated_count = (0..n).filter(|&i| outcome.truncated[i] && !outcome.terminated[i]).count();
+        assert_eq!(bootstrap.len(), truncated_count, "record_step: every truncated member needs its final observation");
+        if !bootstrap.is_empty() {
+            let d = self.shape.obs_dim;
+            let mut input = vec![0.0f32; bootstrap.len() * d];
+            for (row, (_, raw)) in input.chunks_exact_mut(d).zip(&bootstrap) {
+                if self.config.normalize_obs {
+                    self.obs_normalizer.normalize_into(raw, row);
+                } else {
+                    row.copy_from_slice(raw);
+                }
+            }
+            let values = critic_values(&self.policy, &self.infer_device, input, d);
+            for ((i, _), v) in bootstrap.iter().zip(values) {
+                b.final_values[rows.start + i] = v;
+            }
+        }
+        b.recorded += 1;
+        self.progress.global_step += n as u64;
+    }
+
+    /// Closes a full rollout: V(next raw observations) of every member, then GAE.
+    pub fn finish_rollout(&mut self, next_obs: &[f32]) {
+        let mut input = vec![0.0f32; next_obs.len()];
+        self.normalize_obs(next_obs, &mut input);
+        let values = critic_values(&self.policy, &self.infer_device, input, self.shape.obs_dim);
+        self.buffer.last_values.copy_from_slice(&values);
+        self.buffer.compute_gae(self.config.gamma, self.config.gae_lambda);
+    }
+
+    /// Collects one rollout of `n_steps` from `venv`, continuing from its current observations
+    /// (the caller resets it once, with its seed, before the first rollout).
+    pub fn collect_rollout<E: Env>(&mut self, venv: &mut VecEnv<E>) -> Result<RolloutStats, PpoError> {
+        if venv.n_envs() != self.config.n_envs {
+            return Err(PpoError::EnvCount { expected: self.config.n_envs, got: venv.n_envs() });
+        }
+        self.begin_rollout();
+        let mut episodes = Vec::new();
+        let (mut env_time_s, mut policy_time_s) = (0.0, 0.0);
+        for _ in 0..self.config.n_steps {
+            let start = Instant::now();
+            let members = venv.members();
+            let mut conditional =
+                |i: usize, prefix: &[usize], out: &mut [bool]| members[i].conditional_mask(prefix, out);
+            let actions = self.act_rollout_with(venv.obs(), venv.masks(), Some(&mut conditional))?;
+            let acted = Instant::now();
+            venv.step(actions)?;
+            let stepped = Instant::now();
+            let final_obs: Vec<(usize, &[f32])> =
+                venv.finished().iter().filter_map(|e| venv.final_obs(e.env_index).map(|o| (e.env_index, o))).collect();
+            self.record_step(&StepOutcome {
+                rewards: venv.rewards(),
+                terminated: venv.terminated(),
+                truncated: venv.truncated(),
+                final_obs: &final_obs,
+            });
+            episodes.extend_from_slice(venv.finished());
+            env_time_s += (stepped - acted).as_secs_f64();
+            policy_time_s += (acted - start).as_secs_f64() + stepped.elapsed().as_secs_f64();
+        }
+        let start = Instant::now();
+        self.finish_rollout(venv.obs());
+        policy_time_s += start.elapsed().as_secs_f64();
+        Ok(RolloutStats {
+            steps: self.config.rollout_size() as u64,
+            global_step: self.progress.global_step,
+            episodes,
+            env_time_s,
+            policy_time_s,
+        })
+    }
+
+    // ----- update -------------------------------------------------------------------------------
+
+    /// `n_epochs` passes of shuffled minibatches over the finished rollout.
+    pub fn update(&mut self) -> UpdateStats {
+        assert!(self.buffer.finished, "update: needs a finished rollout (collect_rollout or finish_rollout)");
+        let start = Instant::now();
+        let c = &self.config;
+        let n_planned = c.n_updates_planned();
+        let learning_rate = c.lr_annealing.value(c.learning_rate, self.progress.n_updates, n_planned);
+        let clip_range = c.clip_annealing.value(c.clip_range, self.progress.n_updates, n_planned);
+        let (n_epochs, batch_size, target_kl) = (c.n_epochs, c.batch_size, c.target_kl);
+        let explained_variance = explained_variance(&self.buffer.values, &self.buffer.returns);
+
+        let mut indices: Vec<usize> = (0..self.buffer.len()).collect();
+        let mut sums = MinibatchStats::default();
+        let (mut n_minibatches, mut epochs_run, mut early_stopped) = (0, 0, false);
+        for _epoch in 0..n_epochs {
+            indices.shuffle(&mut self.rng);
+            let mut last_kl = 0.0;
+            for chunk in indices.chunks(batch_size) {
+                let s = self.train_minibatch(chunk, learning_rate, clip_range);
+                last_kl = s.approx_kl;
+                sums.add(&s);
+                n_minibatches += 1;
+            }
+            epochs_run += 1;
+            if target_kl.is_some_and(|target| last_kl > target) {
+                early_stopped = true;
+                break;
+            }
+        }
+        self.policy = self.model.valid();
+        self.progress.n_updates += 1;
+        self.buffer.clear();
+        let k = n_minibatches.max(1) as f64;
+        UpdateStats {
+            policy_loss: sums.policy_loss / k,
+            value_loss: sums.value_loss / k,
+            entropy: sums.entropy / k,
+            approx_kl: sums.approx_kl / k,
+            clip_frac: sums.clip_frac / k,
+            explained_variance,
+            grad_norm: sums.grad_norm / k,
+            learning_rate,
+            clip_range,
+            epochs_run,
+            n_minibatches,
+            early_stopped,
+            n_updates: self.progress.n_updates,
+            update_time_s: start.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// One Adam step on one minibatch, in the paper's order.
+    fn train_minibatch(&mut self, indices: &[usize], learning_rate: f64, clip_range: f64) -> MinibatchStats {
+        let c = &self.config;
+        self.buffer.gather(indices, c.normalize_advantage, &mut self.minibatch);
+        let mb = &self.minibatch;
+        let (b, d, m, k) = (mb.len, self.shape.obs_dim, self.shape.mask_len(), self.shape.n_components());
+        let dev = &self.train_device;
+        let obs = Tensor::<2>::from_data(TensorData::new(mb.obs.clone(), [b, d]), dev);
+        let illegal = Tensor::<2, Bool>::from_data(TensorData::new(mb.illegal.clone(), [b, m]), dev);
+        let actions = Tensor::<2, Int>::from_data(TensorData::new(mb.actions.clone(), [b, k]), dev);
+        let vector = |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [b]), dev);
+        let (old_log_probs, old_values) = (vector(&mb.old_log_probs), vector(&mb.old_values));
+        let (advantages, returns) = (vector(&mb.advantages), vector(&mb.returns));
+
+        // Probability ratio ρ = π(a|s)/π_old(a|s), through log-probabilities.
+        let logits = self.model.actor.forward(obs.clone());
+        let (log_probs, entropy) = masked_log_prob_entropy(logits, illegal, actions, &self.shape.nvec);
+        let log_ratio = log_probs - old_log_probs;
+        let ratio = log_ratio.clone().exp();
+        // Clipped surrogate objective, negated into a loss.
+        let policy_loss = clipped_surrogate(ratio.clone(), advantages, clip_range).mean().neg();
+        // Value loss.
+        let values = self.model.critic.forward(obs).reshape([b]);
+        let value_loss = value_loss(values, old_values, returns, c.clip_range_vf);
+        // Entropy bonus.
+        let entropy = entropy.mean();
+        let loss =
+            policy_loss.clone() + value_loss.clone().mul_scalar(c.vf_coef) - entropy.clone().mul_scalar(c.ent_coef);
+        // Backward.
+        let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
+
+        // Diagnostics and the gradient norm, read back in one host transfer.
+        let kl = approx_kl(log_ratio.detach());
+        let clipped = clip_fraction(ratio.detach(), clip_range);
+        let mut parts = vec![policy_loss.inner(), value_loss.inner(), entropy.inner(), kl.inner(), clipped.inner()];
+        parts.extend(global_grad_sum_squares(&self.model, &grads));
+        let host = host_vec(Tensor::cat(parts, 0));
+        let grad_norm = host.get(5).map_or(0.0, |&s| f64::from(s).sqrt());
+
+        // Global gradient-norm clip.
+        if let Some(factor) = clip_factor(grad_norm, c.max_grad_norm) {
+            scale_grads(&self.model, &mut grads, factor);
+        }
+        // Adam step.
+        self.model = self.optimizer.step(learning_rate, self.model.clone(), grads);
+
+        MinibatchStats {
+            policy_loss: f64::from(host[0]),
+            value_loss: f64::from(host[1]),
+            entropy: f64::from(host[2]),
+            approx_kl: f64::from(host[3]),
+            clip_frac: f64::from(host[4]),
+            grad_norm,
+        }
+    }
+
+    // ----- state --------------------------------------------------------------------------------
+
+    /// The complete learner state. Only between rollouts: the rollout buffer is not part of it.
+    pub fn export_state(&self) -> Result<PpoState, PpoError> {
+        if self.buffer.acted != 0 {
+            return Err(PpoError::MidRollout);
+        }
+        let weights = self.model.clone().into_record().into_bytes().map_err(|e| PpoError::Record(e.to_string()))?;
+        let optimizer = self.optimizer.into_bytes().map_err(|e| PpoError::Record(e.to_string()))?;
+        Ok(PpoState {
+            weights: weights.to_vec(),
+            optimizer: optimizer.to_vec(),
+            meta: PpoMeta {
+                format_version: PPO_STATE_VERSION,
+                config: self.config.clone(),
+                shape: self.shape.clone(),
+                obs_normalizer: self.obs_normalizer.clone(),
+                reward_scaler: self.reward_scaler.clone(),
+                rng: self.rng.clone(),
+                progress: self.progress,
+            },
+        })
+    }
+
+    /// A learner rebuilt from a saved state, with the saved config.
+    pub fn from_state(state: &PpoState) -> Result<Self, PpoError> {
+        let mut ppo = Self::new(state.meta.config.clone(), state.meta.shape.clone(), 0)?;
+        ppo.restore_state(state)?;
+        Ok(ppo)
+    }
+
+    /// Replaces this learner's state with a saved one. The networks, action space and `n_envs`
+    /// must match; other hyperparameters stay this learner's (continuing is bit-identical when
+    /// they equal the saved ones).
+    pub fn restore_state(&mut self, state: &PpoState) -> Result<(), PpoError> {
+        let meta = &state.meta;
+        if meta.format_version != PPO_STATE_VERSION {
+            return Err(PpoError::StateMismatch(format!(
+                "format version {}, this build reads {PPO_STATE_VERSION}",
+                meta.format_version
+            )));
+        }
+        let checks = [
+            ("shape", meta.shape == self.shape, format!("{:?} vs {:?}", meta.shape, self.shape)),
+            (
+                "n_envs",
+                meta.config.n_envs == self.config.n_envs,
+                format!("{} vs {}", meta.config.n_envs, self.config.n_envs),
+            ),
+            (
+                "actor_hidden",
+                meta.config.actor_hidden == self.config.actor_hidden,
+                format!("{:?} vs {:?}", meta.config.actor_hidden, self.config.actor_hidden),
+            ),
+            (
+                "critic_hidden",
+                meta.config.critic_hidden == self.config.critic_hidden,
+                format!("{:?} vs {:?}", meta.config.critic_hidden, self.config.critic_hidden),
+            ),
+            (
+                "obs_normalizer",
+                meta.obs_normalizer.stats.dim() == self.shape.obs_dim,
+                format!("{} features", meta.obs_normalizer.stats.dim()),
+            ),
+            (
+                "reward_scaler",
+                meta.reward_scaler.returns.len() == self.config.n_envs,
+                format!("{} members", meta.reward_scaler.returns.len()),
+            ),
+        ];
+        if let Some((what, _, detail)) = checks.into_iter().find(|(_, ok, _)| !ok) {
+            return Err(PpoError::StateMismatch(format!("{what}: saved {detail} (saved vs this)")));
+        }
+        let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(state.weights.clone()))
+            .map_err(|e| PpoError::Record(format!("weights: {e}")))?;
+        let model =
+            self.model.clone().try_load_record(record).map_err(|e| PpoError::Record(format!("weights: {e}")))?;
+        let optimizer = adam(&self.config)
+            .from_bytes(Bytes::from_bytes_vec(state.optimizer.clone()))
+            .map_err(|e| PpoError::Record(format!("optimizer: {e}")))?;
+        self.model = model;
+        self.policy = self.model.valid();
+        self.optimizer = optimizer;
+        self.obs_normalizer = meta.obs_normalizer.clone();
+        self.reward_scaler = meta.reward_scaler.clone();
+        self.rng = meta.rng.clone();
+        self.progress = meta.progress;
+        self.buffer.clear();
+        Ok(())
+    }
+}
+
+/// The environment's conditional mask for `(member, values chosen so far)`, written into the
+/// output slice when it returns `true` ([`Env::conditional_mask`], system-model §9).
+pub type ConditionalMask<'a> = &'a mut ConditionalMaskFn<'a>;
+pub type ConditionalMaskFn<'f> = dyn FnMut(usize, &[usize], &mut [bool]) -> bool + 'f;
+
+/// Where one member's masks come from while its components are picked.
+struct MaskSource<'a, 'f> {
+    member: usize,
+    conditional: Option<&'a mut ConditionalMaskFn<'f>>,
+    scratch: &'a mut Vec<bool>,
+}
+
+/// Picks one member's action vector component by component. Component 0 uses the observation's
+/// mask; each later component uses the environment's conditional mask given the values already
+/// picked when it supplies one (autoregressive masking), and that mask replaces the observation's
+/// in `mask`, so `mask` ends up holding exactly what each component was picked under. The logits
+/// do not depend on earlier picks: the policy stays a product of per-component categoricals,
+/// whose log-probability the update recomputes from the stored masks.
+fn choose_actions<R: rand::Rng>(
+    logits: &[f32],
+    mask: &mut [bool],
+    nvec: &[usize],
+    mut source: MaskSource<'_, '_>,
+    pick: &mut Pick<'_, R>,
+    action: &mut [usize],
+) -> Result<f64, PpoError> {
+    let mut offset = 0;
+    let mut log_prob = 0.0;
+    for (c, &n) in nvec.iter().enumerate() {
+        let block = offset..offset + n;
+        if c > 0
+            && let Some(f) = source.conditional.as_deref_mut()
+        {
+            source.scratch.clear();
+            source.scratch.resize(n, false);
+            if f(source.member, &action[..c], source.scratch) {
+                mask[block.clone()].copy_from_slice(source.scratch);
+            }
+        }
+        let (a, lp) = pick_component(&logits[block.clone()], &mask[block], pick)
+            .ok_or(PpoError::Mask { env_index: source.member, source: EmptyMask { component: c } })?;
+        action[c] = a;
+        log_prob += lp;
+        offset += n;
+    }
+    Ok(log_prob)
+}
+
+/// Per-minibatch statistics (summed across minibatches, then averaged).
+#[derive(Clone, Copy, Debug, Default)]
+struct MinibatchStats {
+    policy_loss: f64,
+    value_loss: f64,
+    entropy: f64,
+    approx_kl: f64,
+    clip_frac: f64,
+    grad_norm: f64,
+}
+
+impl MinibatchStats {
+    fn add(&mut self, s: &MinibatchStats) {
+        self.policy_loss += s.policy_loss;
+        self.value_loss += s.value_loss;
+        self.entropy += s.entropy;
+        self.approx_kl += s.approx_kl;
+        self.clip_frac += s.clip_frac;
+        self.grad_norm += s.grad_norm;
+    }
+}
+
+fn adam(config: &PpoConfig) -> ModuleOptimizer {
+    AdamConfig::new().with_epsilon(config.adam_epsilon as f32).init()
+}
+
+/// One host transfer of a float tensor's values.
+fn host_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().expect("network outputs are f32")
+}
+
+/// V(s) for rows of already-normalised observations.
+fn critic_values(model: &ActorCritic, device: &Device, input: Vec<f32>, obs_dim: usize) -> Vec<f32> {
+    let rows = input.len() / obs_dim;
+    let x = Tensor::<2>::from_data(TensorData::new(input, [rows, obs_dim]), device);
+    host_vec(model.critic.forward(x))
+}
+
+fn mean(xs: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = xs.fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
