@@ -18,10 +18,13 @@ pub struct Cli {
 pub enum Command {
     /// Run a policy on a scenario and print a summary table.
     Simulate(crate::simulate::SimulateArgs),
+    /// Train a policy from a training config (TensorBoard logs, checkpoints, exact resume).
+    Train(crate::train::TrainArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Simulate(args) => crate::simulate::run(&args),
+        Command::Train(args) => crate::train::run(&args),
     }
 }

@@ -293,6 +293,25 @@ impl Ppo {
     }
 
     /// Actor and critic (inference copy).
+    /// Every parameter of the actor and the critic, in visiting order, as host values: compares
+    /// weights across runs bit for bit (the burnpack bytes of a record also carry random
+    /// parameter ids, so they differ between two identical models).
+    pub fn parameter_values(&self) -> Vec<Vec<f32>> {
+        use burn::module::{Module, ModuleVisitor, Param};
+        use burn::tensor::Tensor;
+        struct Collect(Vec<Vec<f32>>);
+        impl ModuleVisitor for Collect {
+            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+                let data = param.val().into_data();
+                // Parameters are f32 (flex's default float); anything else is a programmer bug.
+                self.0.push(data.try_into_vec::<f32>().expect("f32 parameters"));
+            }
+        }
+        let mut c = Collect(Vec::new());
+        self.networks().visit(&mut c);
+        c.0
+    }
+
     pub fn networks(&self) -> &ActorCritic {
         &self.policy
     }
@@ -516,6 +535,17 @@ impl Ppo {
     /// Collects one rollout of `n_steps` from `venv`, continuing from its current observations
     /// (the caller resets it once, with its seed, before the first rollout).
     pub fn collect_rollout<E: Env>(&mut self, venv: &mut VecEnv<E>) -> Result<RolloutStats, PpoError> {
+        self.collect_rollout_observed(venv, |_| {})
+    }
+
+    /// [`Self::collect_rollout`], calling `on_step` after every vector step (the caller reads the
+    /// step's infos, e.g. for environment metrics). Time spent in `on_step` is in neither
+    /// `env_time_s` nor `policy_time_s`.
+    pub fn collect_rollout_observed<E: Env>(
+        &mut self,
+        venv: &mut VecEnv<E>,
+        mut on_step: impl FnMut(&mut VecEnv<E>),
+    ) -> Result<RolloutStats, PpoError> {
         if venv.n_envs() != self.config.n_envs {
             return Err(PpoError::EnvCount { expected: self.config.n_envs, got: venv.n_envs() });
         }
@@ -542,6 +572,7 @@ impl Ppo {
             episodes.extend_from_slice(venv.finished());
             env_time_s += (stepped - acted).as_secs_f64();
             policy_time_s += (acted - start).as_secs_f64() + stepped.elapsed().as_secs_f64();
+            on_step(venv);
         }
         let start = Instant::now();
         self.finish_rollout(venv.obs());

@@ -45,17 +45,7 @@ fn train<E: Env>(ppo: &mut Ppo, venv: &mut VecEnv<E>, updates: usize) -> Vec<Ite
 }
 
 fn weights_of(ppo: &Ppo) -> Vec<Vec<f32>> {
-    use burn::module::{Module, ModuleVisitor, Param};
-    use burn::tensor::Tensor;
-    struct Collect(Vec<Vec<f32>>);
-    impl ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.0.push(param.val().into_data().try_into_vec::<f32>().unwrap());
-        }
-    }
-    let mut c = Collect(Vec::new());
-    ppo.networks().visit(&mut c);
-    c.0
+    ppo.parameter_values()
 }
 
 /// Trains `n` updates straight and `n/2 + n/2` with a save/restore in between; asserts equality.

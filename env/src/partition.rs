@@ -125,7 +125,6 @@ impl StepMetrics for StepInfo {
         visit("arrivals", f64::from(self.arrivals));
         visit("started", f64::from(self.started));
         visit("dropped", f64::from(self.dropped));
-        visit("backlog", f64::from(self.backlog));
         visit("failed_requests", f64::from(self.failed_requests));
         visit("fallbacks", f64::from(self.fallbacks));
         visit("retries", f64::from(self.retries));

@@ -1,0 +1,326 @@
+//! Training configs: one TOML tree — the environment (CartPole, or a partition scenario with a
+//! few overrides), the agent, the training schedule and logging — loaded with
+//! `deny_unknown_fields`, versioned, and validated once into a [`ResolvedTrainConfig`] with the
+//! scenario inlined. The resolved form is what a run folder and every checkpoint store
+//! (`config.toml`), so a checkpoint never depends on the files it was trained from.
+
+use crate::scenario_file;
+use anyhow::{Context, Result, anyhow};
+use serde::{Deserialize, Serialize};
+use splitwise_agents::PpoConfig;
+use splitwise_env::scenario::{ActionMode, InfeasibleAction, Scenario, ScenarioConfig};
+use splitwise_env::validate::{InvalidField, Validation};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The training-config format this build reads.
+pub const TRAIN_CONFIG_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub version: u32,
+    /// Default run name (`--run-name` overrides; otherwise `<name>-seed<S>`).
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub env: EnvSection,
+    pub agent: AgentSection,
+    pub training: TrainingSection,
+    #[serde(default)]
+    pub logging: LoggingSection,
+}
+
+/// What to train on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum EnvSection {
+    /// CartPole-v1 (agent validation).
+    Cartpole,
+    /// The partition environment on a scenario: a file (relative to this config) or the
+    /// scenario inlined (what resolved configs hold), plus overrides.
+    Partition {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scenario_file: Option<PathBuf>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scenario: Option<Box<ScenarioConfig>>,
+        #[serde(default, skip_serializing_if = "ScenarioOverrides::is_empty")]
+        overrides: ScenarioOverrides,
+    },
+}
+
+/// Scenario fields a training config commonly changes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ActionMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infeasible: Option<InfeasibleAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode_slots: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_layers: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_step: Option<u32>,
+}
+
+impl ScenarioOverrides {
+    fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    fn apply(&self, c: &mut ScenarioConfig) {
+        if let Some(v) = self.mode {
+            c.actions.mode = v;
+        }
+        if let Some(v) = self.infeasible {
+            c.actions.infeasible = v;
+        }
+        if let Some(v) = self.episode_slots {
+            c.serving.episode_slots = v;
+        }
+        if let Some(v) = self.window_layers {
+            c.actions.window_layers = v;
+        }
+        if let Some(v) = self.head_step {
+            c.actions.head_step = v;
+        }
+    }
+}
+
+/// The learner.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum AgentSection {
+    Ppo(PpoConfig),
+}
+
+impl AgentSection {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AgentSection::Ppo(_) => "ppo",
+        }
+    }
+}
+
+fn default_keep_last() -> usize {
+    3
+}
+fn default_eval_episodes() -> usize {
+    10
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSection {
+    /// Env steps to train for, all vector-env members together.
+    pub total_steps: u64,
+    /// Seed of everything random in the run (`--seed` overrides).
+    #[serde(default)]
+    pub seed: u64,
+    /// Write a checkpoint every this many env steps (at the first update boundary past it).
+    pub checkpoint_every_steps: u64,
+    /// Completed checkpoints to keep (0 keeps all); `best/` is kept besides.
+    #[serde(default = "default_keep_last")]
+    pub keep_last: usize,
+    /// Run deterministic evaluation episodes every this many env steps (0: never).
+    #[serde(default)]
+    pub eval_every_steps: u64,
+    #[serde(default = "default_eval_episodes")]
+    pub eval_episodes: usize,
+}
+
+/// Where a run writes, and how it talks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingSection {
+    /// Run folders (`<dir>/<run>/`: config, TensorBoard events, `step_<N>/` checkpoints).
+    #[serde(default = "default_checkpoints_dir")]
+    pub checkpoints_dir: PathBuf,
+    /// Progress bar: `auto` (only when stdout is a terminal), `always`, `never`.
+    #[serde(default)]
+    pub progress: ProgressMode,
+}
+
+fn default_checkpoints_dir() -> PathBuf {
+    PathBuf::from("checkpoints")
+}
+
+impl Default for LoggingSection {
+    fn default() -> Self {
+        Self { checkpoints_dir: default_checkpoints_dir(), progress: ProgressMode::default() }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProgressMode {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// A validated config: the scenario resolved and inlined.
+#[derive(Clone, Debug)]
+pub struct ResolvedTrainConfig {
+    /// With `env.scenario` inlined and no file or overrides left: what checkpoints store.
+    pub config: TrainConfig,
+    pub scenario: Option<Arc<Scenario>>,
+    /// Where it was read from (for messages).
+    pub origin: PathBuf,
+}
+
+impl TrainConfig {
+    /// Cross-field rules serde cannot express; field paths are relative to the file's root.
+    pub fn validate(&self) -> Validation {
+        if self.version != TRAIN_CONFIG_VERSION {
+            return Err(InvalidField::new(
+                "version",
+                self.version,
+                format!("this splitwise reads training config version {TRAIN_CONFIG_VERSION}"),
+            ));
+        }
+        if self.name.trim().is_empty() || self.name.contains(['/', '\\']) {
+            return Err(InvalidField::new("name", &self.name, "must be a non-empty name without path separators"));
+        }
+        let t = &self.training;
+        if t.total_steps == 0 {
+            return Err(InvalidField::new("training.total_steps", 0, "must be >= 1"));
+        }
+        if t.checkpoint_every_steps == 0 {
+            return Err(InvalidField::new("training.checkpoint_every_steps", 0, "must be >= 1 env step"));
+        }
+        if t.eval_every_steps > 0 && t.eval_episodes == 0 {
+            return Err(InvalidField::new(
+                "training.eval_episodes",
+                0,
+                "must be >= 1 when training.eval_every_steps > 0",
+            ));
+        }
+        match &self.agent {
+            AgentSection::Ppo(p) => {
+                p.validate().map_err(|e| e.under("agent"))?;
+                if p.total_timesteps != t.total_steps {
+                    return Err(InvalidField::new(
+                        "agent.total_timesteps",
+                        p.total_timesteps,
+                        format!("is set from training.total_steps ({}); leave it out", t.total_steps),
+                    ));
+                }
+            }
+        }
+        if let EnvSection::Partition { scenario_file, scenario, .. } = &self.env
+            && scenario_file.is_some() == scenario.is_some()
+        {
+            return Err(InvalidField::new(
+                "env.scenario_file",
+                if scenario.is_some() { "set together with env.scenario" } else { "missing" },
+                "give exactly one of `scenario_file` (a path) or an inline `[env.scenario]` table",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Reads, validates and resolves a training config file.
+pub fn load(path: &Path) -> Result<ResolvedTrainConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    parse(&text, path)
+}
+
+/// Validates and resolves config text read from `origin`.
+pub fn parse(text: &str, origin: &Path) -> Result<ResolvedTrainConfig> {
+    let mut config: TrainConfig =
+        toml::from_str(text).map_err(|e| anyhow!("{}: {}", origin.display(), e.to_string().trim_end()))?;
+    // The learning-rate and clip schedules run over the training length.
+    let AgentSection::Ppo(p) = &mut config.agent;
+    if p.total_timesteps == splitwise_agents::config::DEFAULT_TOTAL_TIMESTEPS {
+        p.total_timesteps = config.training.total_steps;
+    }
+    config.validate().map_err(|e| anyhow!("{}: {e}", origin.display()))?;
+    let scenario = match &mut config.env {
+        EnvSection::Cartpole => None,
+        EnvSection::Partition { scenario_file, scenario, overrides } => {
+            let (mut sc_config, sc_origin) = match (scenario_file.take(), scenario.take()) {
+                (Some(file), None) => {
+                    let full = origin.parent().unwrap_or(Path::new("")).join(&file);
+                    let text = std::fs::read_to_string(&full).with_context(|| {
+                        format!("{}: env.scenario_file: cannot read {}", origin.display(), full.display())
+                    })?;
+                    let c = ScenarioConfig::from_toml(&text).map_err(|e| scenario_file::describe(&full, e))?;
+                    (c, full)
+                }
+                (None, Some(inline)) => (*inline, origin.to_path_buf()),
+                _ => unreachable!("validate() requires exactly one of scenario_file and scenario"),
+            };
+            overrides.apply(&mut sc_config);
+            *overrides = ScenarioOverrides::default();
+            let resolved = scenario_file::resolve(sc_config.clone(), &sc_origin)?;
+            *scenario = Some(Box::new(sc_config));
+            Some(resolved)
+        }
+    };
+    Ok(ResolvedTrainConfig { config, scenario, origin: origin.to_path_buf() })
+}
+
+impl ResolvedTrainConfig {
+    /// The resolved config as TOML (scenario inlined).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(&self.config).context("serialising the resolved training config")
+    }
+
+    /// The PPO hyperparameters.
+    pub fn ppo(&self) -> &PpoConfig {
+        let AgentSection::Ppo(p) = &self.config.agent;
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(path: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+    }
+
+    #[test]
+    fn shipped_training_configs_resolve_and_round_trip() {
+        for entry in std::fs::read_dir(repo("configs")).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            if !text.contains("[agent]") {
+                continue; // a scenario file
+            }
+            let r = load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            // The resolved form parses back to itself, with no file references left.
+            let again = parse(&r.to_toml().unwrap(), &path).unwrap();
+            assert_eq!(again.config, r.config, "{}", path.display());
+            assert!(!r.to_toml().unwrap().contains("scenario_file"));
+        }
+    }
+
+    #[test]
+    fn errors_name_the_file_and_field() {
+        let base = "version = 1\nname = \"x\"\n[env]\nkind = \"cartpole\"\n[agent]\nkind = \"ppo\"\n[training]\ntotal_steps = 100\ncheckpoint_every_steps = 50\n";
+        let p = Path::new("cfg.toml");
+        assert!(parse(base, p).is_ok());
+        let e = format!("{:#}", parse(&base.replace("version = 1", "version = 3"), p).unwrap_err());
+        assert!(e.contains("cfg.toml") && e.contains("version = 3"), "{e}");
+        let e = format!(
+            "{:#}",
+            parse(&base.replace("kind = \"ppo\"", "kind = \"ppo\"\nlearning_rate = -1"), p).unwrap_err()
+        );
+        assert!(e.contains("agent.learning_rate = -1"), "{e}");
+        let e = format!("{:#}", parse(&base.replace("kind = \"ppo\"", "kind = \"ppo\"\nlr = 1"), p).unwrap_err());
+        assert!(e.contains("lr"), "unknown agent fields are rejected: {e}");
+        let e = format!("{:#}", parse(&base.replace("kind = \"cartpole\"", "kind = \"pendulum\""), p).unwrap_err());
+        assert!(e.contains("pendulum") && e.contains("partition"), "{e}");
+        let e = format!("{:#}", parse(&base.replace("total_steps = 100", "total_steps = 0"), p).unwrap_err());
+        assert!(e.contains("training.total_steps = 0"), "{e}");
+        let e = format!("{:#}", parse(&base.replace("kind = \"cartpole\"", "kind = \"partition\""), p).unwrap_err());
+        assert!(e.contains("env.scenario_file"), "{e}");
+    }
+}

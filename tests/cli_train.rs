@@ -1,0 +1,198 @@
+//! End-to-end tests of `splitwise train`: a smoke run that stops, resumes and leaves a complete
+//! run folder with TensorBoard scalars; exact resume (bit-identical weights, states and logged
+//! values against an uninterrupted run); divergence stops with the last checkpoint intact; and
+//! bad input is refused before any work.
+
+mod common;
+
+use common::tfevents::read_events;
+use splitwise::checkpoint;
+use splitwise::train::read_agent_state;
+use splitwise_agents::Ppo;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// Runs `splitwise train` in `dir` (run folders go to `dir/checkpoints/`).
+fn train(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_splitwise")).current_dir(dir).arg("train").args(args).output().expect("runs")
+}
+
+fn ok(out: Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "train failed: {stderr}");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn err(out: Output) -> String {
+    assert!(!out.status.success(), "train must fail; stdout: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Every scalar a run logged, as (step, tag, value bits), sorted; wall-clock tags (`charts/sps`,
+/// `time/*`) left out.
+fn logged(run: &Path) -> Vec<(i64, String, u32)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(run.join("tensorboard")).expect("a tensorboard folder") {
+        for event in read_events(&entry.expect("entry").path()) {
+            for (tag, value) in event.scalars {
+                if tag != "charts/sps" && !tag.starts_with("time/") {
+                    out.push((event.step, tag, value.to_bits()));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn weights(ckpt: &Path) -> Vec<Vec<f32>> {
+    let files = checkpoint::load(ckpt).expect("checkpoint loads");
+    Ppo::from_state(&read_agent_state(&files, ckpt).expect("agent files"))
+        .expect("agent state loads")
+        .parameter_values()
+}
+
+fn trainer_state_without_wall_time(ckpt: &Path) -> serde_json::Value {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ckpt.join("trainer_state.json")).unwrap()).unwrap();
+    v.as_object_mut().unwrap().remove("wall_time_s");
+    v
+}
+
+#[test]
+fn smoke_trains_stops_resumes_and_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = repo("configs/smoke.toml");
+    let config = config.to_str().unwrap();
+    let out = ok(train(dir.path(), &["--config", config, "--stop-at-step", "128"]));
+    assert!(out.contains("trained to step 128"), "{out}");
+    let run = dir.path().join("checkpoints/smoke-seed0");
+    ok(train(dir.path(), &["--config", config, "--resume", run.join("step_128").to_str().unwrap()]));
+    // The run folder: resolved config, events, checkpoints and best.
+    for f in [
+        "config.toml",
+        "step_128/metadata.json",
+        "step_256/agent/weights.bpk",
+        "step_256/env_state.json",
+        "best/metadata.json",
+    ] {
+        assert!(run.join(f).is_file(), "missing {f}");
+    }
+    let meta: checkpoint::Metadata =
+        serde_json::from_slice(&std::fs::read(run.join("step_256/metadata.json")).unwrap()).unwrap();
+    assert_eq!((meta.step, meta.seed, meta.agent_kind.as_str()), (256, 0, "ppo"));
+    assert_eq!(meta.observation_layout, "partition-v1");
+    let config_text = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(config_text.contains("[env.scenario") && !config_text.contains("scenario_file"), "scenario is inlined");
+    // TensorBoard: both processes' scalars, at the global env step.
+    let scalars = logged(&run);
+    let steps_of = |tag: &str| scalars.iter().filter(|(_, t, _)| t == tag).map(|(s, _, _)| *s).collect::<Vec<_>>();
+    assert_eq!(steps_of("losses/value_loss"), (1..=4).map(|k| k * 64).collect::<Vec<_>>());
+    assert_eq!(steps_of("charts/eval_return"), vec![128, 256]);
+    let latency = scalars.iter().filter(|(_, t, _)| t == "env/latency_mean_s").map(|(_, _, v)| f32::from_bits(*v));
+    assert!(latency.clone().count() > 0 && latency.into_iter().all(|v| v.is_finite() && v > 0.0));
+}
+
+/// Trains `config` straight to the end and, in a second folder, to `half` then resumed; every
+/// checkpointed state and every logged value must match bit for bit.
+fn assert_exact_resume(config: &Path, half: u64, total: u64) {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = config.to_str().unwrap();
+    ok(train(a.path(), &["--config", config, "--run-name", "r"]));
+    ok(train(b.path(), &["--config", config, "--run-name", "r", "--stop-at-step", &half.to_string()]));
+    ok(train(b.path(), &["--config", config, "--resume", b.path().join("checkpoints/r").to_str().unwrap()]));
+    let (ra, rb) = (a.path().join("checkpoints/r"), b.path().join("checkpoints/r"));
+    let (ca, cb) = (ra.join(format!("step_{total}")), rb.join(format!("step_{total}")));
+    assert!(weights(&ca) == weights(&cb), "weights differ after resume");
+    for f in ["agent/ppo_meta.json", "env_state.json"] {
+        assert!(std::fs::read(ca.join(f)).unwrap() == std::fs::read(cb.join(f)).unwrap(), "{f} differs after resume");
+    }
+    assert_eq!(trainer_state_without_wall_time(&ca), trainer_state_without_wall_time(&cb));
+    let (la, lb) = (logged(&ra), logged(&rb));
+    assert!(la.len() > 20);
+    assert_eq!(la, lb, "logged values differ after resume");
+}
+
+#[test]
+fn resume_is_bit_identical_on_the_partition_env() {
+    assert_exact_resume(&repo("configs/smoke.toml"), 128, 256);
+}
+
+#[test]
+fn resume_is_bit_identical_on_cartpole() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo("configs/cartpole-ppo.toml"))
+        .unwrap()
+        .replace("total_steps = 100_000", "total_steps = 2_048")
+        .replace("checkpoint_every_steps = 10_240", "checkpoint_every_steps = 512")
+        .replace("eval_every_steps = 2_048", "eval_every_steps = 512")
+        .replace("eval_episodes = 20", "eval_episodes = 3");
+    let path = dir.path().join("cartpole-short.toml");
+    std::fs::write(&path, text).unwrap();
+    assert_exact_resume(&path, 1_024, 2_048);
+}
+
+#[test]
+fn divergence_stops_with_a_clear_error_and_keeps_the_last_checkpoint() {
+    // A learning rate of 1e30 sends the weights to ~1e30 within the first update; the losses then
+    // overflow f32. The run's initial checkpoint (step 0) is the last good one.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo("configs/cartpole-ppo.toml"))
+        .unwrap()
+        .replace("learning_rate = 1e-3", "learning_rate = 1e30")
+        .replace("lr_annealing = \"linear\"", "lr_annealing = \"constant\"")
+        .replace("checkpoint_every_steps = 10_240", "checkpoint_every_steps = 256");
+    let path = dir.path().join("diverge.toml");
+    std::fs::write(&path, text).unwrap();
+    let e = err(train(dir.path(), &["--config", path.to_str().unwrap(), "--run-name", "d"]));
+    assert!(e.contains("diverged") && e.contains("losses/"), "{e}");
+    let run = dir.path().join("checkpoints/d");
+    let last = checkpoint::resolve(&run).expect("a checkpoint was written before the divergence");
+    assert_eq!(last, run.join("step_0"));
+    assert!(e.contains("checkpoints/d/step_0"), "the error names the last good checkpoint: {e}");
+    // The last good checkpoint loads and has finite weights.
+    assert!(weights(&last).iter().flatten().all(|w| w.is_finite()));
+}
+
+#[test]
+fn bad_input_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = repo("configs/smoke.toml");
+    let smoke = smoke.to_str().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let scenario = repo("configs/jetson-llama7b-lte.toml");
+    let text = std::fs::read_to_string(repo("configs/smoke.toml"))
+        .unwrap()
+        .replace("\"jetson-llama7b-lte.toml\"", &format!("{:?}", scenario.to_str().unwrap()));
+    std::fs::write(&bad, text.replace("n_epochs = 2", "n_epochs = 0")).unwrap();
+    let e = err(train(dir.path(), &["--config", bad.to_str().unwrap()]));
+    assert!(e.contains("bad.toml") && e.contains("agent.n_epochs = 0"), "{e}");
+    std::fs::write(&bad, text.replace("n_epochs = 2", "n_epoch = 2")).unwrap();
+    let e = err(train(dir.path(), &["--config", bad.to_str().unwrap()]));
+    assert!(e.contains("bad.toml") && e.contains("n_epoch"), "{e}");
+    // A run folder is never overwritten, and resuming demands the same config.
+    ok(train(dir.path(), &["--config", smoke, "--stop-at-step", "64"]));
+    let e = err(train(dir.path(), &["--config", smoke]));
+    assert!(e.contains("already exists") && e.contains("--resume"), "{e}");
+    std::fs::write(&bad, text.replace("n_epochs = 2", "n_epochs = 3")).unwrap();
+    let run = dir.path().join("checkpoints/smoke-seed0");
+    let e = err(train(dir.path(), &["--config", bad.to_str().unwrap(), "--resume", run.to_str().unwrap()]));
+    assert!(e.contains("different config"), "{e}");
+    let e = err(train(dir.path(), &["--config", smoke, "--resume", dir.path().join("nope").to_str().unwrap()]));
+    assert!(e.contains("does not exist"), "{e}");
+    std::fs::write(run.join("step_64/agent/ppo_meta.json"), b"{ not json").unwrap();
+    let e = err(train(dir.path(), &["--config", smoke, "--resume", run.to_str().unwrap()]));
+    assert!(e.contains("ppo_meta.json") && e.contains("corrupt"), "{e}");
+}
+
+#[test]
+fn shipped_cartpole_config_is_the_rl_zoo_preset() {
+    let r = splitwise::config::load(&repo("configs/cartpole-ppo.toml")).unwrap();
+    let mut zoo = splitwise_agents::PpoConfig::cartpole_zoo();
+    zoo.total_timesteps = r.config.training.total_steps;
+    assert_eq!(*r.ppo(), zoo, "configs/cartpole-ppo.toml must stay the preset the benchmarks use");
+}
