@@ -213,6 +213,11 @@ impl EdgeLoad {
         }
     }
 
+    /// Long-run mean fraction of edge compute left to us.
+    pub fn mean_compute_available(&self) -> f64 {
+        self.chain.stationary_mean(&self.config.compute_available)
+    }
+
     /// The smallest memory fraction any regime leaves (for masks that must hold in every slot).
     pub fn min_memory_fraction(&self) -> f64 {
         self.config.memory_available.iter().copied().fold(1.0, f64::min)

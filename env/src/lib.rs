@@ -17,6 +17,7 @@ pub mod model;
 pub mod partition;
 pub mod plan;
 pub mod policy;
+pub mod public;
 pub mod regime;
 pub mod rng;
 pub mod scenario;

@@ -425,6 +425,19 @@ pub enum RateProcess {
 }
 
 impl RateProcess {
+    /// Long-run mean rate (bit/s): the stationary regime mixture of the regimes' means (before
+    /// clamping), the trace's time-average over one pass, or the constant.
+    pub fn mean_rate_bps(&self) -> f64 {
+        match self {
+            Self::Constant { bandwidth_bps } => *bandwidth_bps,
+            Self::Regimes { config, chain } => {
+                let means: Vec<f64> = config.regimes.iter().map(|r| r.mean_bps).collect();
+                chain.stationary_mean(&means)
+            }
+            Self::Trace(p) => p.trace.mean_value(),
+        }
+    }
+
     /// Builds the process from its config; a `trace` config needs the parsed (and scaled, see
     /// [`TraceRateConfig::parse`]) trace.
     pub fn new(config: &RateProcessConfig, trace: Option<TimeSeries>) -> Result<Self, InvalidField> {
@@ -927,6 +940,17 @@ impl Link {
 
     pub fn transport(&self) -> &TransportConfig {
         &self.config.transport
+    }
+
+    /// Long-run mean link rate (bit/s); for the Shannon model, the rate at the mean SNR without
+    /// fading (what a static, offline policy plans with).
+    pub fn mean_rate_bps(&self) -> f64 {
+        match &self.rate {
+            RateModel::Process(p) => p.mean_rate_bps(),
+            RateModel::Shannon { bandwidth_hz } => {
+                shannon_rate_bps(*bandwidth_hz, db_to_linear(self.config.snr.mean_db))
+            }
+        }
     }
 
     /// Per-packet loss probability at mean SNR `snr_db` (outage below the transport threshold).

@@ -19,7 +19,6 @@
 //! repaired deterministically ([`PartitionEnv::repair`]) and flagged in the step info.
 
 use crate::api::{Env, EnvError, EnvSpec, StepMetrics, Transition, check_action};
-use crate::cost::Conditions;
 use crate::cost::PlanProfile;
 use crate::exogenous::{ExoSlot, ExoState};
 use crate::lyapunov::{RewardTerms, SlotOutcome, VirtualQueues, reward};
@@ -36,6 +35,22 @@ use std::sync::Arc;
 
 /// Observation layout name (recorded with its fingerprint in checkpoints).
 pub const LAYOUT_NAME: &str = "partition-v1";
+
+/// Indices of the `partition-v1` features that policies decode (see [`observation_space`]).
+pub mod obs_index {
+    pub const BACKLOG_FRACTION: usize = 0;
+    pub const ENERGY_QUEUE: usize = 2;
+    pub const ACCURACY_QUEUE: usize = 3;
+    pub const BANDWIDTH_LAST: usize = 4;
+    pub const BANDWIDTH_EWMA: usize = 5;
+    pub const SNR_LAST: usize = 7;
+    pub const ARRIVAL_RATE_EWMA: usize = 9;
+    pub const EDGE_COMPUTE_AVAILABLE: usize = 10;
+    pub const EDGE_MEMORY_AVAILABLE: usize = 11;
+    pub const CLOUD_LOAD_EWMA: usize = 12;
+    pub const CROSSING_FAILURE_RATE_LAST: usize = 13;
+    pub const ONE_WAY_LATENCY_LAST: usize = 14;
+}
 
 /// A request waiting in the FIFO queue.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -237,29 +252,6 @@ struct ExoSource<'a> {
     scenario: &'a Scenario,
 }
 
-impl ExoSource<'_> {
-    fn view(scenario: &Scenario, x: &ExoSlot) -> SlotView {
-        let transport = scenario.link.transport();
-        let reliable = transport.mode == crate::link::TransportMode::Reliable;
-        let rate = x.link.rate_bps;
-        SlotView {
-            conditions: Conditions {
-                up_rate_bps: rate,
-                down_rate_bps: rate,
-                one_way_s: x.link.one_way_s,
-                packet_loss_probability: if reliable { x.link.packet_loss_probability } else { 0.0 },
-                reliable,
-                packet_bytes: transport.packet_bytes,
-                cloud_load: x.cloud_load,
-                cloud_queue_quantum_s: scenario.config.cloud_load.queue_quantum_s,
-                edge_compute_available: x.edge.compute,
-            },
-            crossing_failure_probability: x.crossing_failure_probability,
-            erasure_rate: transport.erasure_rate(x.link.packet_loss_probability),
-        }
-    }
-}
-
 impl SlotSource for ExoSource<'_> {
     fn slot_s(&self) -> f64 {
         self.scenario.config.serving.slot_s
@@ -267,7 +259,7 @@ impl SlotSource for ExoSource<'_> {
 
     fn slot(&mut self, index: u64) -> SlotView {
         let x = self.exo.get(self.scenario, index);
-        Self::view(self.scenario, &x)
+        crate::public::slot_view(self.scenario, &x)
     }
 }
 
@@ -952,6 +944,9 @@ pub fn observation_space(history: u32) -> ObservationSpace {
             "arrivals per second k slots ago / peak rate",
         ));
     }
+    debug_assert_eq!(features[obs_index::BANDWIDTH_EWMA].name, "bandwidth_ewma");
+    debug_assert_eq!(features[obs_index::ONE_WAY_LATENCY_LAST].name, "one_way_latency_last");
+    debug_assert_eq!(features[obs_index::CLOUD_LOAD_EWMA].name, "cloud_load_ewma");
     ObservationSpace { layout: LAYOUT_NAME.to_string(), features }
 }
 

@@ -98,7 +98,7 @@ impl EnergyModel {
 
     /// Edge energy of `fraction` of a pass (§6): the edge idles while the cloud or the link work.
     #[inline]
-    fn pass_j(&self, t: &PassTiming, fraction: f64) -> f64 {
+    pub fn pass_energy_j(&self, t: &PassTiming, fraction: f64) -> f64 {
         let idle = (t.total_s - t.edge_compute_s - t.tx_s - t.rx_s).max(0.0);
         fraction * (self.active_w * t.edge_compute_s + self.tx_w * t.tx_s + self.rx_w * t.rx_s + self.idle_w * idle)
     }
@@ -132,7 +132,7 @@ impl Walk {
         self.out.rx_s += fraction * timing.rx_s;
         self.out.cloud_gpu_s += fraction * timing.cloud_gpu_s;
         self.out.cloud_busy_s += fraction * timing.cloud_busy_s;
-        self.out.energy_j += energy.pass_j(timing, fraction);
+        self.out.energy_j += energy.pass_energy_j(timing, fraction);
         self.erasure_tokens += fraction * erasure;
         self.passes += fraction;
     }
