@@ -1,1 +1,7 @@
-//! Evaluation: baselines, runner, reports and plots.
+//! splitwise-eval: non-learned baselines (system-model §10), the evaluation runner that compares
+//! policies on identical seeded episodes, and the report (tables, JSON, CSV, plots).
+
+pub mod baselines;
+pub mod plots;
+pub mod report;
+pub mod runner;
