@@ -46,6 +46,12 @@ pub const SPLITWISE_W_ACCURACY: f64 = 2.0;
 pub const DEFAULT_W_CLOUD_COST: f64 = 0.0;
 /// Load weight of the ALS reward. Assumption: 1 (ALS publishes no weight we can reuse).
 pub const DEFAULT_W_LOAD: f64 = 1.0;
+/// Penalty per dropped request (queue overflow), in the same normalised units as the other
+/// terms: a drop costs as much as `DEFAULT_W_DROP` latency-scale units (10 s at the default
+/// 1 s scale), more than any request the shipped scenarios serve within its deadline. Without
+/// it a policy could let the finite queue overflow at no cost but bounded drift (assumption;
+/// the papers assume infinite queues).
+pub const DEFAULT_W_DROP: f64 = 10.0;
 /// Backlog normaliser (requests). Assumption: Splitwise's Q_0, the backlog at which V has
 /// fallen to 1/e of its range.
 pub const DEFAULT_BACKLOG_SCALE_REQUESTS: f64 = SPLITWISE_Q0;
@@ -143,6 +149,8 @@ pub struct RewardWeights {
     pub cloud_cost: f64,
     /// Only the ALS reward uses it.
     pub load: f64,
+    /// Per dropped request ([`DEFAULT_W_DROP`]).
+    pub drop: f64,
 }
 
 impl Default for RewardWeights {
@@ -153,6 +161,7 @@ impl Default for RewardWeights {
             accuracy: SPLITWISE_W_ACCURACY,
             cloud_cost: DEFAULT_W_CLOUD_COST,
             load: DEFAULT_W_LOAD,
+            drop: DEFAULT_W_DROP,
         }
     }
 }
@@ -163,7 +172,8 @@ impl RewardWeights {
         non_negative("energy", self.energy, "weight")?;
         non_negative("accuracy", self.accuracy, "weight")?;
         non_negative("cloud_cost", self.cloud_cost, "weight")?;
-        non_negative("load", self.load, "weight")
+        non_negative("load", self.load, "weight")?;
+        non_negative("drop", self.drop, "weight per dropped request")
     }
 }
 
@@ -309,6 +319,8 @@ pub struct SlotOutcome {
     pub cloud_cost: f64,
     /// Summed edge share of each started request's compute (ALS load term).
     pub edge_load_fraction: f64,
+    /// Requests dropped on arrival because the queue was full.
+    pub dropped: f64,
 }
 
 /// Every term of a slot's reward, for the step info and the evaluation report.
@@ -331,7 +343,9 @@ pub struct RewardTerms {
     pub cloud_cost_term: f64,
     /// w_load·edge_load_fraction (ALS reward only; reported always).
     pub load_term: f64,
-    /// Sum of the four penalty terms (the load term is not part of it).
+    /// w_drop·dropped.
+    pub drop_term: f64,
+    /// Sum of the latency, energy, accuracy, cloud-cost and drop terms (not the load term).
     pub penalty: f64,
     /// Δ + V·p, the quantity the one-slot minimiser minimises, whatever the reward kind.
     pub drift_plus_penalty: f64,
@@ -353,6 +367,7 @@ impl StepMetrics for RewardTerms {
         visit("penalty_accuracy", self.accuracy_term);
         visit("penalty_cloud_cost", self.cloud_cost_term);
         visit("load_term", self.load_term);
+        visit("penalty_drop", self.drop_term);
         visit("drift_plus_penalty", self.drift_plus_penalty);
     }
 }
@@ -376,7 +391,8 @@ pub fn reward_terms(
     let accuracy_term = w.accuracy * outcome.accuracy_loss / s.accuracy;
     let cloud_cost_term = w.cloud_cost * outcome.cloud_cost / s.cloud_cost;
     let load_term = w.load * outcome.edge_load_fraction;
-    let penalty = latency_term + energy_term + accuracy_term + cloud_cost_term;
+    let drop_term = w.drop * outcome.dropped;
+    let penalty = latency_term + energy_term + accuracy_term + cloud_cost_term + drop_term;
     let drift_plus_penalty = drift + v * penalty;
 
     let cost = match config.kind {
@@ -401,6 +417,7 @@ pub fn reward_terms(
         accuracy_term,
         cloud_cost_term,
         load_term,
+        drop_term,
         penalty,
         drift_plus_penalty,
         reward: -cost / s.reward,
@@ -429,7 +446,14 @@ mod tests {
         RewardConfig {
             kind,
             v: VConfig::Fixed { v: 2.0 },
-            weights: RewardWeights { latency: 1.0, energy: 0.5, accuracy: 2.0, cloud_cost: 0.2, load: 1.0 },
+            weights: RewardWeights {
+                latency: 1.0,
+                energy: 0.5,
+                accuracy: 2.0,
+                cloud_cost: 0.2,
+                load: 1.0,
+                drop: DEFAULT_W_DROP,
+            },
             scales: RewardScales {
                 backlog_requests: 10.0,
                 latency_s: 2.0,
@@ -455,6 +479,7 @@ mod tests {
             accuracy_loss: 0.07,
             cloud_cost: 1.0,
             edge_load_fraction: 0.8,
+            dropped: 0.0,
         }
     }
 
@@ -551,7 +576,18 @@ mod tests {
         assert!(seen.contains(&("reward", t.reward)));
         assert!(seen.contains(&("drift", t.drift)));
         assert!(seen.contains(&("virtual_queue_energy_j", 4.0)));
-        assert_eq!(seen.len(), 14);
+        assert_eq!(seen.len(), 15);
+    }
+
+    #[test]
+    fn drops_are_charged_per_request() {
+        // Two drops at the default weight add 2 × 10 to the penalty, and V × 20 to Δ + V·p.
+        let cfg = config(RewardKind::DriftPlusPenalty);
+        let (base, _) = reward_terms(&cfg, &outcome(), &QUEUES);
+        let (dropped, _) = reward_terms(&cfg, &SlotOutcome { dropped: 2.0, ..outcome() }, &QUEUES);
+        assert!(close(dropped.drop_term, 2.0 * DEFAULT_W_DROP) && base.drop_term == 0.0);
+        assert!(close(dropped.penalty - base.penalty, 20.0));
+        assert!(close(dropped.drift_plus_penalty - base.drift_plus_penalty, base.v * 20.0));
     }
 
     #[test]

@@ -27,7 +27,6 @@ use crate::rng::{Stream, StreamRng, derive_seed, item_rng, stream_rng};
 use crate::scenario::{ActionMode, InfeasibleAction, Scenario};
 use crate::service::{Fallback, RequestCosts, ServeSpec, SlotSource, SlotView, serve};
 use crate::spaces::{ActionSpace, Feature, ObservationSpace};
-use crate::workload::sample_arrivals;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -177,7 +176,7 @@ struct Residency {
 }
 
 /// Moving averages and the last slot's measurements behind the observation.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Estimators {
     backlog_ewma: f64,
     rate_last_bps: f64,
@@ -193,6 +192,38 @@ struct Estimators {
     latency_mean_last_s: f64,
     /// Ring of (backlog fraction, log10 rate, arrival-rate ratio), oldest first.
     history: Vec<f32>,
+}
+
+impl Estimators {
+    /// Before any measurement the estimates hold the scenario's long-run means (a device knows
+    /// its deployment's typical link, load and workload), so every feature is a real estimate
+    /// from the first decision on and nothing needs a "not measured yet" special case.
+    fn prior(sc: &Scenario, history: usize) -> Self {
+        let mean = crate::public::mean_view(sc).conditions;
+        let m = sc.link.nakagami_m();
+        let lambda = sc.arrivals.mean_rate_per_s();
+        let lambda_ref = sc.arrivals.max_rate_per_s().max(1e-9);
+        let mut ring = Vec::with_capacity(3 * history);
+        for _ in 0..history {
+            ring.extend([0.0, log_mbps(mean.up_rate_bps) as f32, (lambda / lambda_ref).min(5.0) as f32]);
+        }
+        Self {
+            backlog_ewma: 0.0,
+            rate_last_bps: mean.up_rate_bps,
+            rate_ewma_bps: mean.up_rate_bps,
+            rate_var_ewma: 0.0,
+            snr_last_db: sc.config.link.snr.mean_db,
+            // Gamma(m, 1/m) power gains: E[g] = 1, E[g²] = 1 + 1/m, so the estimate starts at m.
+            gain_mean_ewma: 1.0,
+            gain_sq_ewma: 1.0 + 1.0 / m,
+            arrival_rate_ewma: lambda,
+            cloud_load_ewma: mean.cloud_load,
+            one_way_last_s: mean.one_way_s,
+            failure_rate_last: 0.0,
+            latency_mean_last_s: 0.0,
+            history: ring,
+        }
+    }
 }
 
 /// Everything that changes during an episode (saved and restored exactly).
@@ -349,7 +380,7 @@ impl PartitionEnv {
             plan_ready_s: 0.0,
             residency,
             queues: VirtualQueues::default(),
-            est: Estimators { history: vec![0.0; 3 * history], ..Estimators::default() },
+            est: Estimators::prior(sc, history),
             totals: Totals::default(),
         }
     }
@@ -366,6 +397,17 @@ impl PartitionEnv {
     /// Requests waiting (not yet started).
     pub fn queued(&self) -> usize {
         self.state.queue.len()
+    }
+
+    /// The Lyapunov virtual queues (the controller's own bookkeeping, uncapped; the observation
+    /// caps them at 10 scale units).
+    pub fn virtual_queues(&self) -> VirtualQueues {
+        self.state.queues
+    }
+
+    /// Weight bytes `plan` would have to load from storage now (not resident on the edge).
+    pub fn missing_weight_bytes(&self, plan: &Plan) -> f64 {
+        self.state.residency.missing_weight_bytes(plan, &self.scenario)
     }
 
     /// The plan executed in the last step (the initial plan after a reset).
@@ -661,7 +703,13 @@ impl PartitionEnv {
         let mut failed_crossings = 0u64;
         // Arrivals, interleaved in time with service starts.
         self.scratch.arrivals.clear();
-        sample_arrivals(exo.arrival_rate_per_s, slot_s, &mut self.state.arrivals_rng, &mut self.scratch.arrivals);
+        sc.arrivals.sample_slot_arrivals(
+            exo.arrival_rate_per_s,
+            self.state.slot,
+            slot_s,
+            &mut self.state.arrivals_rng,
+            &mut self.scratch.arrivals,
+        );
         for k in 0..self.scratch.arrivals.len() {
             let arrival_s = t0 + self.scratch.arrivals[k];
             self.start_services(
@@ -692,6 +740,7 @@ impl PartitionEnv {
         info.backlog = self.state.queue.len() as u32;
         outcome.backlog_after = self.state.queue.len() as f64;
         outcome.n_started = info.started as usize;
+        outcome.dropped = f64::from(info.dropped);
         info.reward = reward(&sc.config.reward, &outcome, &mut self.state.queues);
         info.energy_j = outcome.energy_j;
         info.plan = PlanSummary {
@@ -835,15 +884,14 @@ impl PartitionEnv {
     fn update_estimators(&mut self, sc: &Scenario, exo: &ExoSlot, info: &StepInfo, crossings: u64, failed: u64) {
         let a = sc.config.observation.ewma_alpha;
         let e = &mut self.state.est;
-        let first = self.state.slot == 0;
-        let mix = |old: f64, new: f64| if first { new } else { (1.0 - a) * old + a * new };
+        let mix = |old: f64, new: f64| (1.0 - a) * old + a * new;
         let rate = exo.link.rate_bps;
         let backlog_frac = info.backlog as f64 / sc.config.workload.queue_capacity as f64;
         e.backlog_ewma = mix(e.backlog_ewma, backlog_frac);
         e.rate_last_bps = rate;
         let dev = rate - e.rate_ewma_bps;
         e.rate_ewma_bps = mix(e.rate_ewma_bps, rate);
-        e.rate_var_ewma = if first { 0.0 } else { (1.0 - a) * (e.rate_var_ewma + a * dev * dev) };
+        e.rate_var_ewma = (1.0 - a) * (e.rate_var_ewma + a * dev * dev);
         e.snr_last_db = exo.link.snr_db;
         let g = exo.link.fading_gain;
         e.gain_mean_ewma = mix(e.gain_mean_ewma, g);
@@ -879,8 +927,8 @@ impl PartitionEnv {
             e.backlog_ewma,
             (st.queues.energy_j / sc.config.reward.scales.energy_j).min(10.0),
             (st.queues.accuracy / sc.config.reward.scales.accuracy).min(10.0),
-            if st.slot == 0 { 0.0 } else { log_mbps(e.rate_last_bps) },
-            if st.slot == 0 { 0.0 } else { log_mbps(e.rate_ewma_bps) },
+            log_mbps(e.rate_last_bps),
+            log_mbps(e.rate_ewma_bps),
             cv.min(5.0),
             (e.snr_last_db / 10.0).clamp(-5.0, 6.0),
             m_hat / 10.0,
@@ -910,38 +958,149 @@ impl PartitionEnv {
 
 /// The observation layout `partition-v1` with `history` slots of history.
 pub fn observation_space(history: u32) -> ObservationSpace {
+    // Descriptions say how a device computes each feature from raw measurements (they go into an
+    // exported policy's sidecar); `write_obs` and `update_estimators` are the reference. "ewma":
+    // m = x at an episode's first slot, then m ← (1 − ewma_alpha)·m + ewma_alpha·x once per slot.
     let f = Feature::new;
     let mut features = vec![
-        f("backlog_fraction", 0.0, 1.0, "1", "queued requests / queue capacity"),
-        f("backlog_ewma_fraction", 0.0, 1.0, "1", "moving average (ewma_alpha) of backlog_fraction"),
-        f("energy_queue", 0.0, 10.0, "1", "energy virtual queue Z_E / reward.scales.energy_j, capped at 10"),
-        f("accuracy_queue", 0.0, 10.0, "1", "accuracy virtual queue Z_A / reward.scales.accuracy, capped at 10"),
-        f("bandwidth_last", -3.0, 4.0, "log10(Mbit/s)", "link rate measured in the last slot (0 before the first)"),
-        f("bandwidth_ewma", -3.0, 4.0, "log10(Mbit/s)", "moving average of the measured link rate"),
-        f("bandwidth_cv", 0.0, 5.0, "1", "moving standard deviation / moving mean of the rate, capped at 5"),
-        f("snr_last", -5.0, 6.0, "10 dB", "mean SNR of the last slot in dB / 10"),
-        f("nakagami_m_estimate", 0.0, 2.0, "10", "moment estimate mean(g)²/var(g) of fading gains, capped at 20, / 10"),
-        f("arrival_rate_ewma", 0.0, 5.0, "1", "moving average of arrivals per second / the process's peak rate"),
-        f("edge_compute_available", 0.0, 1.0, "1", "fraction of edge compute left by other apps (known locally)"),
-        f("edge_memory_available", 0.0, 1.0, "1", "fraction of edge memory left by other apps (known locally)"),
-        f("cloud_load_ewma", 0.0, 1.0, "1", "moving average of the shared cloud's measured utilisation"),
-        f("crossing_failure_rate_last", 0.0, 1.0, "1", "failed / attempted link crossings in the last slot"),
-        f("one_way_latency_last", 0.0, 5.0, "100 ms", "one-way network latency of the last slot / 0.1 s"),
-        f("last_split_fraction", 0.0, 1.0, "1", "leading edge layers of the last plan / layers"),
-        f("last_edge_share", 0.0, 1.0, "1", "edge share of the last plan's per-token weight traffic"),
-        f("last_precision", 0.0, 1.0, "16 bit", "boundary bits of the last plan / 16"),
-        f("latency_mean_last", 0.0, 10.0, "1", "mean latency of requests started last slot / reward.scales.latency_s"),
+        f(
+            "backlog_fraction",
+            0.0,
+            1.0,
+            "1",
+            "requests waiting in the FIFO queue at the decision / workload.queue_capacity",
+        ),
+        f(
+            "backlog_ewma_fraction",
+            0.0,
+            1.0,
+            "1",
+            "ewma of the backlog fraction at the end of each slot (queued requests / queue_capacity); 0 before the first slot",
+        ),
+        f(
+            "energy_queue",
+            0.0,
+            10.0,
+            "1",
+            "min(Z_E / reward.scales.energy_j, 10); energy virtual queue Z_E ← max(Z_E + edge energy of the slot (J) − reward.energy_budget_w·slot_s, 0), 0 without a budget",
+        ),
+        f(
+            "accuracy_queue",
+            0.0,
+            10.0,
+            "1",
+            "min(Z_A / reward.scales.accuracy, 10); accuracy virtual queue Z_A ← max(Z_A + Σ over requests started in the slot of (accuracy loss − reward.accuracy_budget), 0), 0 without a budget",
+        ),
+        f(
+            "bandwidth_last",
+            -3.0,
+            4.0,
+            "log10(Mbit/s)",
+            "clamp(log10(r) − 6, −3, 4) of the link rate r (bit/s) measured in the last slot; 0 before the first slot",
+        ),
+        f(
+            "bandwidth_ewma",
+            -3.0,
+            4.0,
+            "log10(Mbit/s)",
+            "clamp(log10(m) − 6, −3, 4) of m = ewma of the measured link rate in bit/s; 0 before the first slot",
+        ),
+        f(
+            "bandwidth_cv",
+            0.0,
+            5.0,
+            "1",
+            "min(√v / m, 5): v the moving variance of the rate (v = 0 at the first slot, then v ← (1 − ewma_alpha)·(v + ewma_alpha·(r − m_prev)²)), m its ewma; 0 when m = 0",
+        ),
+        f(
+            "snr_last",
+            -5.0,
+            6.0,
+            "10 dB",
+            "clamp(mean SNR of the last slot in dB / 10, −5, 6); 0 before the first slot",
+        ),
+        f(
+            "nakagami_m_estimate",
+            0.0,
+            2.0,
+            "10",
+            "min(a² / max(b − a², 1e-12), 20) / 10 with a = ewma of the slot's fading power gain g, b = ewma of g² (moment estimate of Nakagami m); 0 before the first slot",
+        ),
+        f(
+            "arrival_rate_ewma",
+            0.0,
+            5.0,
+            "1",
+            "min(ewma of (arrivals in the slot / slot_s) / the arrival process's peak rate per second, 5)",
+        ),
+        f(
+            "edge_compute_available",
+            0.0,
+            1.0,
+            "1",
+            "fraction of the edge device's compute left by other apps in the coming slot (known locally)",
+        ),
+        f(
+            "edge_memory_available",
+            0.0,
+            1.0,
+            "1",
+            "fraction of the edge device's usable memory left by other apps in the coming slot (known locally)",
+        ),
+        f("cloud_load_ewma", 0.0, 1.0, "1", "ewma of the shared cloud GPU's utilisation measured each slot, in [0, 1]"),
+        f(
+            "crossing_failure_rate_last",
+            0.0,
+            1.0,
+            "1",
+            "failed / attempted link crossings of the last slot; 0 when there was none",
+        ),
+        f("one_way_latency_last", 0.0, 5.0, "100 ms", "min(one-way network latency of the last slot in s × 10, 5)"),
+        f(
+            "last_split_fraction",
+            0.0,
+            1.0,
+            "1",
+            "leading layers fully on the edge in the plan executed last (the initial plan before the first slot) / n_layers",
+        ),
+        f(
+            "last_edge_share",
+            0.0,
+            1.0,
+            "1",
+            "edge share of the per-token weight traffic of the plan executed last, clamped to [0, 1]",
+        ),
+        f("last_precision", 0.0, 1.0, "16 bit", "boundary bits of the plan executed last / 16"),
+        f(
+            "latency_mean_last",
+            0.0,
+            10.0,
+            "1",
+            "min(mean latency of the requests whose service started in the last slot / reward.scales.latency_s, 10); 0 if none started",
+        ),
     ];
     for k in (1..=history).rev() {
         let g = |name: String, low, high, unit, desc| Feature::new(name, low, high, unit, desc);
-        features.push(g(format!("history_backlog_t-{k}"), 0.0, 1.0, "1", "backlog_fraction k slots ago"));
-        features.push(g(format!("history_bandwidth_t-{k}"), -3.0, 4.0, "log10(Mbit/s)", "measured rate k slots ago"));
+        features.push(g(
+            format!("history_backlog_t-{k}"),
+            0.0,
+            1.0,
+            "1",
+            "backlog fraction at the end of the slot k slots ago (queued / queue_capacity); 0 before the episode began",
+        ));
+        features.push(g(
+            format!("history_bandwidth_t-{k}"),
+            -3.0,
+            4.0,
+            "log10(Mbit/s)",
+            "clamp(log10(r) − 6, −3, 4) of the link rate r (bit/s) measured k slots ago; 0 before the episode began",
+        ));
         features.push(g(
             format!("history_arrival_rate_t-{k}"),
             0.0,
             5.0,
             "1",
-            "arrivals per second k slots ago / peak rate",
+            "min(arrivals k slots ago / slot_s / peak arrival rate per second, 5); 0 before the episode began",
         ));
     }
     debug_assert_eq!(features[obs_index::BANDWIDTH_EWMA].name, "bandwidth_ewma");

@@ -36,17 +36,12 @@ pub fn slot_view(sc: &Scenario, x: &ExoSlot) -> SlotView {
 
 /// Conditions estimated from a `partition-v1` observation: the moving-average link rate, the
 /// last slot's one-way latency and SNR (→ packet loss through the link model), the moving
-/// average cloud load and the edge's known compute availability. Before the first measurement
-/// (rate feature 0 at slot 0) the scenario's long-run mean rate is used.
+/// average cloud load and the edge's known compute availability (before the first measurement
+/// the env's estimates hold the scenario's long-run means).
 pub fn estimated_view(sc: &Scenario, obs: &[f32]) -> SlotView {
     let mean = mean_view(sc);
     let f = |i: usize| f64::from(obs[i]);
-    let rate_feature = f(obs_index::BANDWIDTH_EWMA);
-    let rate_bps = if rate_feature == 0.0 && f(obs_index::BANDWIDTH_LAST) == 0.0 {
-        mean.conditions.up_rate_bps
-    } else {
-        10f64.powf(rate_feature + 6.0)
-    };
+    let rate_bps = 10f64.powf(f(obs_index::BANDWIDTH_EWMA) + 6.0);
     let snr_db = f(obs_index::SNR_LAST) * 10.0;
     let loss = sc.link.packet_loss_probability(snr_db);
     let transport = sc.link.transport();
@@ -56,7 +51,7 @@ pub fn estimated_view(sc: &Scenario, obs: &[f32]) -> SlotView {
         conditions: Conditions {
             up_rate_bps: rate_bps,
             down_rate_bps: rate_bps,
-            one_way_s: if one_way > 0.0 { one_way } else { mean.conditions.one_way_s },
+            one_way_s: one_way,
             packet_loss_probability: if reliable { loss } else { 0.0 },
             cloud_load: f(obs_index::CLOUD_LOAD_EWMA).min(sc.config.cloud_load.max_load),
             edge_compute_available: f(obs_index::EDGE_COMPUTE_AVAILABLE).max(0.01),
@@ -131,9 +126,21 @@ pub fn estimate_request(
     scratch: &mut RequestCosts,
 ) -> RequestEstimate {
     scratch.fill(profile, n_in, n_out, &sc.edge, &sc.cloud);
+    estimate_from_costs(sc, profile, scratch, n_out, view)
+}
+
+/// [`estimate_request`] from pass costs already filled for the request (`RequestCosts::fill`),
+/// so a policy that re-times the same plans every slot fills them once.
+pub fn estimate_from_costs(
+    sc: &Scenario,
+    profile: &PlanProfile,
+    costs: &RequestCosts,
+    n_out: u32,
+    view: &SlotView,
+) -> RequestEstimate {
     let c = &view.conditions;
-    let pre = scratch.prefill.timing(c);
-    let dec = scratch.decode.timing(c);
+    let pre = costs.prefill.timing(c);
+    let dec = costs.decode.timing(c);
     let decodes = f64::from(n_out.max(1) - 1);
     let energy = EnergyModel::of(&sc.edge);
     let mut e = RequestEstimate {
@@ -199,13 +206,17 @@ mod tests {
         let sc = Arc::new(Scenario::from_toml(text, &NoTraces).unwrap());
         let mut env = PartitionEnv::new(sc.clone());
         let (mut obs, _) = env.reset(Some(3));
-        // At reset nothing is measured yet: the mean rate stands in.
+        // At reset nothing is measured yet: the estimates hold the scenario's means (to f32).
         let v0 = estimated_view(&sc, &obs.features);
-        assert_eq!(v0.conditions.up_rate_bps, mean_view(&sc).conditions.up_rate_bps);
+        assert!((v0.conditions.up_rate_bps / mean_view(&sc).conditions.up_rate_bps - 1.0).abs() < 1e-5);
+        assert!((v0.conditions.one_way_s - mean_view(&sc).conditions.one_way_s).abs() < 1e-6);
         let t = act_and_step(&mut env, &mut CloudOnly, &mut obs).unwrap();
         let v1 = estimated_view(&sc, &obs.features);
-        // After one slot the moving average is that slot's measured rate (f32 features).
-        assert!((v1.conditions.up_rate_bps / t.info.rate_bps - 1.0).abs() < 1e-5);
-        assert!((v1.conditions.cloud_load - t.info.cloud_load).abs() < 1e-6);
+        // After one slot the moving average has moved ewma_alpha = 0.2 of the way (in bit/s)
+        // from the prior mean to the measured rate.
+        let expected = 0.8 * mean_view(&sc).conditions.up_rate_bps + 0.2 * t.info.rate_bps;
+        assert!((v1.conditions.up_rate_bps / expected - 1.0).abs() < 1e-5);
+        let load = 0.8 * mean_view(&sc).conditions.cloud_load + 0.2 * t.info.cloud_load;
+        assert!((v1.conditions.cloud_load - load).abs() < 1e-6);
     }
 }

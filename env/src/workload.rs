@@ -1,6 +1,8 @@
 //! The request workload of system-model.md §1: the arrival process λ(t) (constant,
 //! Markov-modulated, diurnal, or replayed from a rate trace), Poisson arrivals within a slot,
-//! truncated log-normal prompt and output lengths, and optional per-request deadlines.
+//! a deterministic periodic process (one arrival every interval: hand-computable test and
+//! evaluation scenarios), truncated log-normal prompt and output lengths, and optional
+//! per-request deadlines.
 //!
 //! Everything here is pure: configs validate themselves, resolved processes take an explicit
 //! `&mut impl Rng`, and no file is read — a trace arrives as an already-parsed [`TimeSeries`]
@@ -60,6 +62,9 @@ pub enum ArrivalConfig {
     /// Replays a CSV of (time, requests/s). `path` is only a name here: the caller reads and
     /// parses the file and hands the series to [`ArrivalProcess::from_config`].
     Trace { path: String, loop_trace: bool },
+    /// Exactly one arrival at every `offset_s + k·interval_s`, k = 0, 1, … (no randomness): a
+    /// D/G/c workload whose latencies can be computed by hand. λ = 1/`interval_s`.
+    Periodic { interval_s: f64, offset_s: f64 },
 }
 
 impl ArrivalConfig {
@@ -98,6 +103,10 @@ impl ArrivalConfig {
                 }
                 Ok(())
             }
+            Self::Periodic { interval_s, offset_s } => {
+                positive("interval_s", *interval_s, "time between arrivals, s")?;
+                non_negative("offset_s", *offset_s, "time of the first arrival, s")
+            }
         }
     }
 }
@@ -114,6 +123,7 @@ pub enum ArrivalProcess {
     Markov { rates_per_s: Vec<f64>, chain: RegimeChain },
     Diurnal { mean_rate_per_s: f64, amplitude: f64, period_s: f64, phase_s: f64 },
     Trace { series: TimeSeries, loop_trace: bool },
+    Periodic { interval_s: f64, offset_s: f64 },
 }
 
 impl ArrivalProcess {
@@ -140,6 +150,7 @@ impl ArrivalProcess {
                 series.validate().map_err(|e| e.under("trace"))?;
                 Self::Trace { series, loop_trace: *loop_trace }
             }
+            &ArrivalConfig::Periodic { interval_s, offset_s } => Self::Periodic { interval_s, offset_s },
         })
     }
 
@@ -163,6 +174,7 @@ impl ArrivalProcess {
             // Episode time before the series' first row reads the first value, looping or not
             // (a looped lookup alone would wrap it to the end of the pass).
             Self::Trace { series, loop_trace } => series.value_at(t_s.max(series.start_s()), *loop_trace),
+            Self::Periodic { interval_s, .. } => 1.0 / interval_s,
         }
     }
 
@@ -183,6 +195,7 @@ impl ArrivalProcess {
             Self::Markov { rates_per_s, chain } => chain.stationary_mean(rates_per_s),
             Self::Diurnal { mean_rate_per_s, .. } => *mean_rate_per_s,
             Self::Trace { series, .. } => series.mean_value(),
+            Self::Periodic { interval_s, .. } => 1.0 / interval_s,
         }
     }
 
@@ -193,7 +206,47 @@ impl ArrivalProcess {
             Self::Markov { rates_per_s, .. } => rates_per_s.iter().copied().fold(0.0, f64::max),
             Self::Diurnal { mean_rate_per_s, amplitude, .. } => mean_rate_per_s * (1.0 + amplitude),
             Self::Trace { series, .. } => series.max_value(),
+            Self::Periodic { interval_s, .. } => 1.0 / interval_s,
         }
+    }
+
+    /// Appends the arrival offsets (s from the slot start, sorted) of slot `slot` (covering
+    /// `[slot·slot_s, (slot + 1)·slot_s)`) at rate `rate_per_s`: Poisson arrivals drawn from
+    /// `rng` ([`sample_arrivals`]), or the periodic process's deterministic instants (no draw).
+    pub fn sample_slot_arrivals(
+        &self,
+        rate_per_s: f64,
+        slot: u64,
+        slot_s: f64,
+        rng: &mut impl Rng,
+        out: &mut Vec<f64>,
+    ) {
+        match *self {
+            Self::Periodic { interval_s, offset_s } => periodic_arrivals(interval_s, offset_s, slot, slot_s, out),
+            _ => sample_arrivals(rate_per_s, slot_s, rng, out),
+        }
+    }
+}
+
+/// Appends the offsets from the slot start of the instants `offset_s + k·interval_s` (k ≥ 0) in
+/// `[slot·slot_s, (slot + 1)·slot_s)`. Both slot bounds and every instant are computed by the
+/// same products whatever the slot, so each instant falls in exactly one slot (no arrival is
+/// lost or duplicated by rounding at a boundary).
+pub fn periodic_arrivals(interval_s: f64, offset_s: f64, slot: u64, slot_s: f64, out: &mut Vec<f64>) {
+    if !(interval_s > 0.0 && interval_s.is_finite() && slot_s > 0.0) {
+        return;
+    }
+    let t0 = slot as f64 * slot_s;
+    let t1 = (slot + 1) as f64 * slot_s;
+    let instant = |k: u64| offset_s + k as f64 * interval_s;
+    // First candidate from the division, stepped back one to absorb its rounding.
+    let mut k = (((t0 - offset_s) / interval_s).floor().max(0.0) as u64).saturating_sub(1);
+    while instant(k) < t0 {
+        k += 1;
+    }
+    while instant(k) < t1 {
+        out.push(instant(k) - t0);
+        k += 1;
     }
 }
 
@@ -516,6 +569,79 @@ mod tests {
         sample_arrivals(100.0, 1.0, &mut r, &mut out);
         assert_eq!(out[0], 42.0, "existing entries are kept");
         assert!(out.len() > 50);
+    }
+
+    #[test]
+    fn periodic_arrivals_land_at_hand_computed_instants() {
+        // interval 0.25 s, offset 0.125 s, 1 s slots: 0.125, 0.375, 0.625, 0.875 s in every slot
+        // (all exact in binary, so the offsets compare exactly).
+        let p =
+            ArrivalProcess::from_config(&ArrivalConfig::Periodic { interval_s: 0.25, offset_s: 0.125 }, None).unwrap();
+        let mut r = rng(12);
+        let untouched = r.clone();
+        for slot in [0, 1, 7] {
+            let mut out = Vec::new();
+            p.sample_slot_arrivals(4.0, slot, 1.0, &mut r, &mut out);
+            assert_eq!(out, vec![0.125, 0.375, 0.625, 0.875], "slot {slot}");
+        }
+        assert_eq!(r, untouched, "periodic arrivals draw nothing");
+        // An interval longer than the slot: 2.5 s from 1 s gives arrivals in slots 1, 3, 6, 8, …
+        // at offsets 0.0, 0.5, 0.0, 0.5 (1.0, 3.5, 6.0, 8.5 s).
+        let mut seen = Vec::new();
+        for slot in 0..10 {
+            let mut out = Vec::new();
+            periodic_arrivals(2.5, 1.0, slot, 1.0, &mut out);
+            seen.extend(out.iter().map(|o| (slot, *o)));
+        }
+        assert_eq!(seen, vec![(1, 0.0), (3, 0.5), (6, 0.0), (8, 0.5)]);
+        let s = ArrivalState::default();
+        assert_eq!((p.rate_per_s(&s, 3.0), p.mean_rate_per_s(), p.max_rate_per_s()), (4.0, 4.0, 4.0));
+    }
+
+    #[test]
+    fn periodic_instants_fall_in_exactly_one_slot_despite_rounding() {
+        // 0.1 s and 0.3 s are not exact in binary: the instants 0.1·k still land once each.
+        // Over 1000 slots of 0.3 s the instants below 1000·0.3 are counted by the same formula.
+        let (interval_s, slot_s, n_slots) = (0.1, 0.3, 1000u64);
+        let mut times = Vec::new();
+        for slot in 0..n_slots {
+            let mut out = Vec::new();
+            periodic_arrivals(interval_s, 0.0, slot, slot_s, &mut out);
+            assert!(out.iter().all(|&o| (0.0..slot_s).contains(&o)), "slot {slot}: {out:?}");
+            times.extend(out.iter().map(|o| slot as f64 * slot_s + o));
+        }
+        let expected = (0u64..).take_while(|&k| k as f64 * interval_s < n_slots as f64 * slot_s).count();
+        assert_eq!(times.len(), expected);
+        assert!((2999..=3001).contains(&expected));
+        assert!(times.windows(2).all(|w| (w[1] - w[0] - interval_s).abs() < 1e-9), "one arrival per interval");
+    }
+
+    #[test]
+    fn poisson_kinds_sample_through_the_process_exactly_as_before() {
+        let p = ArrivalProcess::from_config(&ArrivalConfig::Constant { rate_per_s: 3.0 }, None).unwrap();
+        let (mut a, mut b) = (rng(13), rng(13));
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for slot in 0..50 {
+            p.sample_slot_arrivals(3.0, slot, 1.0, &mut a, &mut x);
+            sample_arrivals(3.0, 1.0, &mut b, &mut y);
+        }
+        assert_eq!(x, y);
+    }
+
+    #[test]
+    fn periodic_config_parses_and_validates() {
+        let w: WorkloadConfig =
+            toml::from_str("[arrivals]\nkind = \"periodic\"\ninterval_s = 2.0\noffset_s = 0.5\n").unwrap();
+        assert_eq!(w.arrivals, ArrivalConfig::Periodic { interval_s: 2.0, offset_s: 0.5 });
+        w.validate().unwrap();
+        let e = ArrivalConfig::Periodic { interval_s: 0.0, offset_s: 0.0 }.validate().unwrap_err();
+        assert_eq!(e.field, "interval_s");
+        let e = ArrivalConfig::Periodic { interval_s: 1.0, offset_s: -1.0 }.validate().unwrap_err();
+        assert_eq!(e.field, "offset_s");
+        let e = toml::from_str::<WorkloadConfig>("[arrivals]\nkind = \"periodic\"\ninterval_s = 1.0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("offset_s"), "{e}");
     }
 
     #[test]
