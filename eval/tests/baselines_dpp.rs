@@ -58,6 +58,8 @@ fn the_bound_of_a_plan_by_hand() {
             accuracy_loss: 0.01 * charged,
             cloud_cost: 0.1 * charged * price,
             edge_load_fraction: 0.25 * charged,
+            // 1.3 requests present fit the queue: nothing is dropped.
+            dropped: 0.0,
         }
     };
     let value = |o: &SlotOutcome| reward_terms(&sc.config.reward, o, &state.queues).0.drift_plus_penalty;

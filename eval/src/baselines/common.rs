@@ -5,18 +5,16 @@
 //!
 //! A plan's dataflow ([`PlanProfile`]) and its pass costs at full availability
 //! ([`RequestCosts`]) do not depend on the slot's conditions, so a baseline that compares the same
-//! plans every slot builds them once and only *times* them per slot. [`estimate_with_costs`] is
-//! `splitwise_env::public::estimate_request` without its `fill` step (a test checks the two agree
-//! bit for bit); it belongs in the env crate (see the module docs of `baselines`).
+//! plans every slot builds them once and only *times* them per slot with the env's
+//! [`estimate_from_costs`] (`estimate_request` without its `fill` step; a test checks the two
+//! agree bit for bit).
 
 use splitwise_env::cost::PlanProfile;
-use splitwise_env::link::lossy_transfer_time_s;
-use splitwise_env::model::TOKEN_ID_BYTES;
 use splitwise_env::plan::{Plan, Precision};
 use splitwise_env::policy::DecisionContext;
-use splitwise_env::public::{RequestEstimate, estimated_view, slot_view};
+use splitwise_env::public::{RequestEstimate, estimate_from_costs, estimated_view, slot_view};
 use splitwise_env::scenario::{ActionMode, Scenario};
-use splitwise_env::service::{EnergyModel, RequestCosts, SlotView};
+use splitwise_env::service::{RequestCosts, SlotView};
 
 /// Where a baseline's per-slot conditions come from (system-model §10).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,44 +90,8 @@ impl Candidate {
     }
 
     pub fn estimate(&self, sc: &Scenario, n_out: u32, view: &SlotView) -> RequestEstimate {
-        estimate_with_costs(sc, &self.profile, &self.costs, n_out, view)
+        estimate_from_costs(sc, &self.profile, &self.costs, n_out, view)
     }
-}
-
-/// `splitwise_env::public::estimate_request` from pass costs already filled for the request
-/// (`costs.fill(profile, n_in, n_out, ..)`): the same operations in the same order.
-pub fn estimate_with_costs(
-    sc: &Scenario,
-    profile: &PlanProfile,
-    costs: &RequestCosts,
-    n_out: u32,
-    view: &SlotView,
-) -> RequestEstimate {
-    let c = &view.conditions;
-    let pre = costs.prefill.timing(c);
-    let dec = costs.decode.timing(c);
-    let decodes = f64::from(n_out.max(1) - 1);
-    let energy = EnergyModel::of(&sc.edge);
-    let mut e = RequestEstimate {
-        latency_s: pre.total_s + decodes * dec.total_s,
-        edge_energy_j: energy.pass_energy_j(&pre, 1.0) + energy.pass_energy_j(&dec, decodes),
-        cloud_gpu_s: pre.cloud_gpu_s + decodes * dec.cloud_gpu_s,
-        edge_compute_s: pre.edge_compute_s + decodes * dec.edge_compute_s,
-        cloud_busy_s: pre.cloud_busy_s + decodes * dec.cloud_busy_s,
-        crossings: f64::from(pre.crossings) + decodes * f64::from(dec.crossings),
-        accuracy_loss: profile
-            .tensor_crossing_depths
-            .iter()
-            .map(|&d| sc.accuracy.crossing_loss(profile.bits, d, view.erasure_rate))
-            .sum(),
-    };
-    if profile.streaming {
-        let x = lossy_transfer_time_s(TOKEN_ID_BYTES, c.down_rate_bps, c.one_way_s);
-        e.latency_s += x;
-        e.edge_energy_j += energy.idle_w * x;
-        e.crossings += 1.0;
-    }
-    e
 }
 
 /// Every layer split `floor..=L` at `precision` (the layer-wise plan space).
@@ -153,7 +115,7 @@ mod tests {
     use splitwise_env::scenario::NoTraces;
 
     #[test]
-    fn estimate_with_costs_is_estimate_request_bit_for_bit() {
+    fn estimate_from_costs_is_estimate_request_bit_for_bit() {
         // Reliable (Jetson, LTE) and lossy (S23, 5G) transport; cloud-only (streaming), layer
         // splits, a multi-switch placement, split heads and a split FFN.
         for text in [

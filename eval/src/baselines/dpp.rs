@@ -229,6 +229,8 @@ pub fn predicted_outcome(
     let present = state.backlog + state.expected_arrivals;
     let capacity = sc.config.workload.queue_capacity as f64;
     let backlog_after = (present - nf).clamp(0.0, capacity);
+    // What the finite queue cannot hold is dropped (and charged by the reward's drop term).
+    let dropped = (present - nf - capacity).max(0.0);
     let (charged, waiting) = match charging {
         Charging::Queue => (present.max(nf), backlog_after),
         Charging::Starts => (nf, 0.0),
@@ -249,6 +251,7 @@ pub fn predicted_outcome(
         accuracy_loss: times(charged, est.accuracy_loss),
         cloud_cost: times(charged, est.cloud_gpu_s) * sc.config.cloud_load.cost_per_gpu_s_usd(),
         edge_load_fraction: times(charged, edge_share),
+        dropped,
     }
 }
 

@@ -24,11 +24,11 @@
 //! that are multiples of `actions.head_step`. Layer-wise plans use
 //! [`common::layer_wise_precision`] (16 bit in every shipped scenario).
 //!
-//! What would belong in the env crate: `estimate_request` split into `RequestCosts::fill` and an
-//! estimate from filled costs ([`common::estimate_with_costs`]), so planners that re-time the same
-//! plans every slot need not rebuild their pass costs; a public residency query (missing weight
-//! bytes of a plan) so switch costs need not be estimated ([`dpp::ResidencyEstimate`]); and
-//! uncapped virtual-queue readings (the observation caps them at 10 scale units).
+//! The env's public model provides what they share: estimates from filled pass costs
+//! ([`splitwise_env::public::estimate_from_costs`]), the missing weight bytes of a plan
+//! (`PartitionEnv::missing_weight_bytes`; the one-slot DPP still keeps its own
+//! [`dpp::ResidencyEstimate`] of the executed plans) and uncapped virtual queues
+//! (`PartitionEnv::virtual_queues`; the observation caps them at 10 scale units).
 
 pub mod common;
 pub mod dpp;
