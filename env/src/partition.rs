@@ -959,8 +959,9 @@ impl PartitionEnv {
 /// The observation layout `partition-v1` with `history` slots of history.
 pub fn observation_space(history: u32) -> ObservationSpace {
     // Descriptions say how a device computes each feature from raw measurements (they go into an
-    // exported policy's sidecar); `write_obs` and `update_estimators` are the reference. "ewma":
-    // m = x at an episode's first slot, then m ← (1 − ewma_alpha)·m + ewma_alpha·x once per slot.
+    // exported policy's sidecar); `write_obs`, `update_estimators` and `Estimators::prior` are the
+    // reference. "ewma": m ← (1 − ewma_alpha)·m + ewma_alpha·x once per slot, starting from the
+    // prior (the scenario's long-run mean) at an episode's start; "prior": that starting value.
     let f = Feature::new;
     let mut features = vec![
         f(
@@ -975,7 +976,7 @@ pub fn observation_space(history: u32) -> ObservationSpace {
             0.0,
             1.0,
             "1",
-            "ewma of the backlog fraction at the end of each slot (queued requests / queue_capacity); 0 before the first slot",
+            "ewma of the backlog fraction at the end of each slot (queued requests / queue_capacity); starts at 0",
         ),
         f(
             "energy_queue",
@@ -996,42 +997,42 @@ pub fn observation_space(history: u32) -> ObservationSpace {
             -3.0,
             4.0,
             "log10(Mbit/s)",
-            "clamp(log10(r) − 6, −3, 4) of the link rate r (bit/s) measured in the last slot; 0 before the first slot",
+            "clamp(log10(r) − 6, −3, 4) of the link rate r (bit/s) measured in the last slot; before the first slot r is the prior (the scenario's mean rate)",
         ),
         f(
             "bandwidth_ewma",
             -3.0,
             4.0,
             "log10(Mbit/s)",
-            "clamp(log10(m) − 6, −3, 4) of m = ewma of the measured link rate in bit/s; 0 before the first slot",
+            "clamp(log10(m) − 6, −3, 4) of m = ewma of the measured link rate in bit/s (prior: the scenario's mean rate)",
         ),
         f(
             "bandwidth_cv",
             0.0,
             5.0,
             "1",
-            "min(√v / m, 5): v the moving variance of the rate (v = 0 at the first slot, then v ← (1 − ewma_alpha)·(v + ewma_alpha·(r − m_prev)²)), m its ewma; 0 when m = 0",
+            "min(√v / m, 5) with m the rate ewma and v its moving variance: v ← (1 − ewma_alpha)·(v + ewma_alpha·(r − m_prev)²) each slot from v = 0, m_prev the ewma before the slot's update; 0 when m = 0",
         ),
         f(
             "snr_last",
             -5.0,
             6.0,
             "10 dB",
-            "clamp(mean SNR of the last slot in dB / 10, −5, 6); 0 before the first slot",
+            "clamp(mean SNR of the last slot in dB / 10, −5, 6); before the first slot the prior (the scenario's mean SNR)",
         ),
         f(
             "nakagami_m_estimate",
             0.0,
             2.0,
             "10",
-            "min(a² / max(b − a², 1e-12), 20) / 10 with a = ewma of the slot's fading power gain g, b = ewma of g² (moment estimate of Nakagami m); 0 before the first slot",
+            "min(a² / max(b − a², 1e-12), 20) / 10: moment estimate of Nakagami m from a = ewma of the slot's fading power gain g (prior 1) and b = ewma of g² (prior 1 + 1/m, m the scenario's Nakagami m)",
         ),
         f(
             "arrival_rate_ewma",
             0.0,
             5.0,
             "1",
-            "min(ewma of (arrivals in the slot / slot_s) / the arrival process's peak rate per second, 5)",
+            "min(ewma of (arrivals in the slot / slot_s) / the arrival process's peak rate per second, 5); prior: the mean arrival rate",
         ),
         f(
             "edge_compute_available",
@@ -1047,7 +1048,13 @@ pub fn observation_space(history: u32) -> ObservationSpace {
             "1",
             "fraction of the edge device's usable memory left by other apps in the coming slot (known locally)",
         ),
-        f("cloud_load_ewma", 0.0, 1.0, "1", "ewma of the shared cloud GPU's utilisation measured each slot, in [0, 1]"),
+        f(
+            "cloud_load_ewma",
+            0.0,
+            1.0,
+            "1",
+            "ewma of the shared cloud GPU's utilisation measured each slot, in [0, 1]; prior: its long-run mean",
+        ),
         f(
             "crossing_failure_rate_last",
             0.0,
@@ -1055,7 +1062,13 @@ pub fn observation_space(history: u32) -> ObservationSpace {
             "1",
             "failed / attempted link crossings of the last slot; 0 when there was none",
         ),
-        f("one_way_latency_last", 0.0, 5.0, "100 ms", "min(one-way network latency of the last slot in s × 10, 5)"),
+        f(
+            "one_way_latency_last",
+            0.0,
+            5.0,
+            "100 ms",
+            "min(one-way network latency of the last slot in s × 10, 5); before the first slot the prior (latency one_way_s + jitter_s / 2)",
+        ),
         f(
             "last_split_fraction",
             0.0,
@@ -1086,21 +1099,21 @@ pub fn observation_space(history: u32) -> ObservationSpace {
             0.0,
             1.0,
             "1",
-            "backlog fraction at the end of the slot k slots ago (queued / queue_capacity); 0 before the episode began",
+            "backlog fraction at the end of the slot k slots ago (queued / queue_capacity); 0 for slots before the episode began",
         ));
         features.push(g(
             format!("history_bandwidth_t-{k}"),
             -3.0,
             4.0,
             "log10(Mbit/s)",
-            "clamp(log10(r) − 6, −3, 4) of the link rate r (bit/s) measured k slots ago; 0 before the episode began",
+            "clamp(log10(r) − 6, −3, 4) of the link rate r (bit/s) measured k slots ago; for slots before the episode began, the prior (the scenario's mean rate)",
         ));
         features.push(g(
             format!("history_arrival_rate_t-{k}"),
             0.0,
             5.0,
             "1",
-            "min(arrivals k slots ago / slot_s / peak arrival rate per second, 5); 0 before the episode began",
+            "min(arrivals k slots ago / slot_s / peak arrival rate per second, 5); for slots before the episode began, min(mean arrival rate / peak rate, 5)",
         ));
     }
     debug_assert_eq!(features[obs_index::BANDWIDTH_EWMA].name, "bandwidth_ewma");
