@@ -20,11 +20,14 @@ pub enum Command {
     Simulate(crate::simulate::SimulateArgs),
     /// Train a policy from a training config (TensorBoard logs, checkpoints, exact resume).
     Train(crate::train::TrainArgs),
+    /// Compare policies on identical seeded episodes and write a report with plots.
+    Eval(crate::eval::EvalArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Simulate(args) => crate::simulate::run(&args),
         Command::Train(args) => crate::train::run(&args),
+        Command::Eval(args) => crate::eval::run(&args),
     }
 }

@@ -4,10 +4,10 @@
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod eval;
 pub mod logging;
 pub mod policies;
 pub mod scenario_file;
 pub mod simulate;
-pub mod summary;
 pub mod tensorboard;
 pub mod train;

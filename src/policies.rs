@@ -1,16 +1,93 @@
 //! Resolving policy specs (the grammar of `splitwise_env::policy`) into policies: the trivial
-//! ones of the env crate now; baselines of the eval crate and checkpoints plug in here.
+//! ones of the env crate, the baselines of the eval crate (`neurosurgeon`, `splitllm-dp`, …,
+//! system-model §10), and trained checkpoints (`ckpt:PATH`), which act deterministically
+//! (greedy legal value per component, under the env's conditional masks). A checkpoint trained
+//! on another observation layout or action space is refused before any work.
 
-use anyhow::{Result, bail};
-use splitwise_env::policy::{Policy, PolicySpec};
+use crate::checkpoint;
+use crate::train::read_agent_state;
+use anyhow::{Context, Result, bail};
+use splitwise_agents::{ActionChoice, PolicyShape, Ppo};
+use splitwise_env::api::{Env, EnvSpec};
+use splitwise_env::policy::{Decision, DecisionContext, Policy, PolicyKind, PolicySpec};
+use splitwise_env::scenario::Scenario;
+use splitwise_eval::baselines;
+use std::path::Path;
 
-/// Names resolved here beyond the env crate's trivial policies.
-pub const EXTRA_NAMES: &[&str] = &[];
+/// Names resolved here beyond the env crate's trivial policies: the eval crate's baselines.
+pub const EXTRA_NAMES: &[&str] = baselines::EXTRA_NAMES;
 
-pub fn build(spec_text: &str, seed: u64) -> Result<Box<dyn Policy>> {
+/// Parses and builds one policy for `scenario`, whose environment has `env_spec`.
+pub fn build(spec_text: &str, seed: u64, scenario: &Scenario, env_spec: &EnvSpec) -> Result<Box<dyn Policy>> {
     let spec = PolicySpec::parse(spec_text, EXTRA_NAMES)?;
-    match spec.build_trivial(seed) {
-        Some(p) => Ok(p),
-        None => bail!("policy `{spec_text}` cannot be built by this command yet"),
+    build_spec(&spec, seed, scenario, env_spec)
+}
+
+pub fn build_spec(spec: &PolicySpec, seed: u64, scenario: &Scenario, env_spec: &EnvSpec) -> Result<Box<dyn Policy>> {
+    if let Some(p) = spec.build_trivial(seed) {
+        return Ok(p);
+    }
+    match &spec.kind {
+        PolicyKind::Named { name, arg } => Ok(baselines::build(name, arg.as_deref(), seed, scenario)?),
+        PolicyKind::Checkpoint { path } => {
+            Ok(Box::new(CheckpointPolicy::load(Path::new(path), &spec.label, env_spec)?))
+        }
+        other => bail!("policy {other:?} cannot be built by this command"),
+    }
+}
+
+/// A trained PPO checkpoint acting deterministically.
+pub struct CheckpointPolicy {
+    label: String,
+    agent: Ppo,
+    actions: Vec<usize>,
+}
+
+impl CheckpointPolicy {
+    pub fn load(path: &Path, label: &str, env_spec: &EnvSpec) -> Result<Self> {
+        let dir = checkpoint::resolve(path)?;
+        let files = checkpoint::load(&dir)?;
+        let m = &files.metadata;
+        if m.observation_fingerprint != env_spec.observation.fingerprint() {
+            bail!(
+                "checkpoint {} was trained on observation layout {} ({}), this environment has {} ({})",
+                dir.display(),
+                m.observation_layout,
+                m.observation_fingerprint,
+                env_spec.observation.layout,
+                env_spec.observation.fingerprint()
+            );
+        }
+        let agent = Ppo::from_state(&read_agent_state(&files, &dir)?)
+            .with_context(|| format!("checkpoint {}: the agent state does not load", dir.display()))?;
+        let shape = PolicyShape::of(env_spec);
+        if *agent.shape() != shape {
+            bail!(
+                "checkpoint {} acts in {} with action components {:?}; this environment is {} with {:?} \
+                 (evaluate it on the scenario and action mode it was trained on)",
+                dir.display(),
+                m.env_id,
+                agent.shape().nvec,
+                env_spec.id,
+                shape.nvec
+            );
+        }
+        Ok(Self { label: label.to_string(), agent, actions: vec![0; shape.nvec.len()] })
+    }
+}
+
+impl Policy for CheckpointPolicy {
+    fn name(&self) -> String {
+        self.label.clone()
+    }
+
+    fn decide(&mut self, ctx: &DecisionContext<'_>) -> Decision {
+        let env = ctx.env;
+        let mut conditional = |_: usize, prefix: &[usize], out: &mut [bool]| env.conditional_mask(prefix, out);
+        // The observation and mask come from the env itself, so shapes match (checked at load).
+        self.agent
+            .act_into_with(ctx.obs, ctx.mask, ActionChoice::Deterministic, Some(&mut conditional), &mut self.actions)
+            .expect("observation and mask shapes were checked when the checkpoint was loaded");
+        Decision::Action(self.actions.clone())
     }
 }

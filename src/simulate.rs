@@ -3,11 +3,11 @@
 
 use crate::policies;
 use crate::scenario_file;
-use crate::summary::RunSummary;
 use anyhow::{Context, Result};
 use splitwise_env::api::Env;
 use splitwise_env::partition::PartitionEnv;
 use splitwise_env::policy::act_and_step;
+use splitwise_eval::runner::summary::RunSummary;
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -15,7 +15,8 @@ pub struct SimulateArgs {
     /// Scenario file (configs/*.toml).
     #[arg(long)]
     pub config: PathBuf,
-    /// Policy spec, e.g. cloud-only, edge-only, random, fixed-split:12, fixed-split:12/8.
+    /// Policy spec, e.g. cloud-only, edge-only, random, fixed-split:12, fixed-split:12/8,
+    /// neurosurgeon, splitllm-dp, dpp-one-slot, ckpt:checkpoints/<run>/best.
     #[arg(long, default_value = "cloud-only")]
     pub policy: String,
     /// Slots to simulate (episodes restart at the scenario's time limit).
@@ -29,8 +30,8 @@ pub struct SimulateArgs {
 /// Runs the simulation and returns its summary.
 pub fn simulate(args: &SimulateArgs) -> Result<RunSummary> {
     let scenario = scenario_file::load(&args.config)?;
-    let mut policy = policies::build(&args.policy, args.seed)?;
     let mut env = PartitionEnv::new(scenario);
+    let mut policy = policies::build(&args.policy, args.seed, env.scenario(), env.spec())?;
     env.set_recording(true);
     let (mut obs, _) = env.reset(Some(args.seed));
     policy.reset(args.seed);

@@ -1,0 +1,173 @@
+//! `splitwise eval`: compares policies on identical seeded episodes of one or more scenarios
+//! and writes the report folder (`report.md`, `metrics.json`, `per_request.csv`,
+//! `per_slot.csv`, `plots/`). This module owns the file and terminal side: reading scenario
+//! files and training configs, resolving policy specs (trivial policies, the eval crate's
+//! baselines, checkpoints) into factories for the eval crate's runner, the progress bar, and
+//! refusing bad input before any episode runs.
+
+use crate::{config, policies, scenario_file};
+use anyhow::{Context, Result, anyhow, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use splitwise_env::policy::{PolicyKind, PolicySpec};
+use splitwise_eval::baselines;
+use splitwise_eval::report::{self, Header};
+use splitwise_eval::runner::{
+    self, DEFAULT_TRACE_EPISODES, EvalConfig, Evaluation, PolicyEntry, PolicyRole, ScenarioInput, SourceKind,
+};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+/// Episodes per policy unless `--episodes` says otherwise.
+pub const DEFAULT_EPISODES: u32 = 10;
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// Scenario file (configs/*.toml) or training config (its resolved scenario); repeat the
+    /// flag for a table per scenario.
+    #[arg(long, required = true)]
+    pub config: Vec<PathBuf>,
+    /// Comma-separated policy specs `[label=]name[:arg]`: cloud-only, edge-only, random,
+    /// fixed-split:N[/BITS], the baselines (neurosurgeon, static-best, splitllm-dp, greedy,
+    /// dpp-one-slot, oracle-…), ckpt:PATH. Specs sharing a label form one row (e.g.
+    /// `ppo=ckpt:a,ppo=ckpt:b` for two training seeds).
+    #[arg(long)]
+    pub policies: String,
+    /// Episodes per policy (episode k of every policy uses the same seed).
+    #[arg(long, default_value_t = DEFAULT_EPISODES)]
+    pub episodes: u32,
+    /// Seed of the evaluation (episode seeds derive from it).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Slots per episode (default: the scenario's serving.episode_slots).
+    #[arg(long)]
+    pub slots: Option<u64>,
+    /// Episodes (the first ones) whose slot-by-slot traces are kept for per_slot.csv and plots.
+    #[arg(long, default_value_t = DEFAULT_TRACE_EPISODES)]
+    pub trace_episodes: u32,
+    /// Output folder (created; an earlier evaluation output there is replaced).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Loads `--config`: a training config (it has `[agent]`/`[training]`) contributes its resolved
+/// scenario, anything else is read as a scenario file.
+pub fn load_input(path: &Path) -> Result<ScenarioInput> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    let is_training = toml::from_str::<toml::Table>(&text)
+        .map(|t| t.contains_key("agent") || t.contains_key("training"))
+        .unwrap_or(false);
+    let source = path.display().to_string();
+    if is_training {
+        let resolved = config::parse(&text, path)?;
+        let scenario = resolved.scenario.ok_or_else(|| {
+            anyhow!("{source}: this training config trains on CartPole; `eval` needs a partition scenario")
+        })?;
+        Ok(ScenarioInput { source, source_kind: SourceKind::TrainingConfig, scenario })
+    } else {
+        Ok(ScenarioInput { source, source_kind: SourceKind::ScenarioFile, scenario: scenario_file::load(path)? })
+    }
+}
+
+/// The report role of a parsed spec.
+pub fn role(spec: &PolicySpec) -> PolicyRole {
+    match &spec.kind {
+        PolicyKind::CloudOnly => PolicyRole { cloud_only: true, ..PolicyRole::default() },
+        PolicyKind::Named { name, .. } => PolicyRole {
+            oracle: baselines::is_oracle(name),
+            layer_wise: baselines::is_layer_wise(name),
+            cloud_only: false,
+        },
+        _ => PolicyRole::default(),
+    }
+}
+
+/// Parses `--policies` into runner entries whose factories build through [`policies`].
+pub fn entries(text: &str) -> Result<Vec<PolicyEntry>> {
+    let specs = PolicySpec::parse_list(text, policies::EXTRA_NAMES)?;
+    let texts: Vec<&str> = text.split(',').map(str::trim).collect();
+    Ok(specs
+        .into_iter()
+        .zip(texts)
+        .map(|(spec, spec_text)| {
+            let role = role(&spec);
+            let label = spec.label.clone();
+            PolicyEntry {
+                label,
+                spec: spec_text.to_string(),
+                role,
+                factory: Box::new(move |ctx| policies::build_spec(&spec, ctx.seed, ctx.scenario, ctx.env_spec)),
+            }
+        })
+        .collect())
+}
+
+/// The command line, quoted where needed, for the report header.
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| if a.contains(char::is_whitespace) || a.is_empty() { format!("'{a}'") } else { a })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs the evaluation (no files written).
+pub fn evaluate(args: &EvalArgs) -> Result<Evaluation> {
+    let entries = entries(&args.policies)?;
+    let inputs = args.config.iter().map(|p| load_input(p)).collect::<Result<Vec<_>>>()?;
+    let config =
+        EvalConfig { episodes: args.episodes, seed: args.seed, slots: args.slots, trace_episodes: args.trace_episodes };
+    let prepared = runner::prepare(inputs, entries, config)?;
+    let visible = std::io::stdout().is_terminal();
+    let bar = ProgressBar::with_draw_target(
+        Some(prepared.total_episodes()),
+        if visible { ProgressDrawTarget::stdout() } else { ProgressDrawTarget::hidden() },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} episodes ({elapsed} < {eta}) {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let evaluation = prepared.run(&mut |p| {
+        bar.set_position(p.done);
+        bar.set_message(format!("{} | {} | episode {}", p.scenario, p.label, p.episode));
+    })?;
+    bar.finish_and_clear();
+    Ok(evaluation)
+}
+
+pub fn run(args: &EvalArgs) -> Result<()> {
+    if args.config.is_empty() {
+        bail!("--config needs a scenario file or a training config");
+    }
+    // Refused before any work: an --out that is not ours to replace.
+    report::check_output_dir(&args.out)?;
+    let evaluation = evaluate(args)?;
+    let header = Header { command: command_line(), version: env!("CARGO_PKG_VERSION").to_string() };
+    let written = report::write_outputs(&evaluation, &header, &args.out)?;
+    for s in &evaluation.scenarios {
+        let (rows, _) = report::rows(s);
+        println!(
+            "scenario {} ({} episodes of {} slots, seed {})",
+            s.name, args.episodes, s.slots_per_episode, args.seed
+        );
+        let width = rows.iter().map(|r| r.display_label().chars().count()).max().unwrap_or(6).max(6);
+        println!(
+            "{:<width$}  {:>16}  {:>16}  {:>16}  {:>16}",
+            "policy", "latency mean (s)", "latency P95 (s)", "energy/req (J)", "time-avg DPP"
+        );
+        for r in &rows {
+            let cell = |k: &str| report::fmt_stat(&r.stat(k), 1.0);
+            println!(
+                "{:<width$}  {:>16}  {:>16}  {:>16}  {:>16}",
+                r.display_label(),
+                cell("latency_mean_s"),
+                cell("latency_p95_s"),
+                cell("energy_per_request_j"),
+                cell("drift_plus_penalty"),
+            );
+        }
+        for run in &s.runs {
+            println!("  {:<40} {:>10.2} episodes/s", run.spec, run.episodes_per_s());
+        }
+    }
+    println!("report: {}", written.dir.join("report.md").display());
+    Ok(())
+}
