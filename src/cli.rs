@@ -22,6 +22,8 @@ pub enum Command {
     Train(crate::train::TrainArgs),
     /// Compare policies on identical seeded episodes and write a report with plots.
     Eval(crate::eval::EvalArgs),
+    /// Export a checkpoint's policy to ONNX with a JSON sidecar describing inputs and outputs.
+    Export(crate::export::ExportArgs),
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -29,5 +31,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Simulate(args) => crate::simulate::run(&args),
         Command::Train(args) => crate::train::run(&args),
         Command::Eval(args) => crate::eval::run(&args),
+        Command::Export(args) => crate::export::run(&args),
     }
 }

@@ -5,6 +5,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod eval;
+pub mod export;
 pub mod logging;
 pub mod policies;
 pub mod scenario_file;

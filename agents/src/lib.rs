@@ -11,6 +11,7 @@ pub mod buffer;
 pub mod config;
 pub mod distribution;
 pub mod evaluate;
+pub mod export;
 pub mod gae;
 pub mod grad_clip;
 pub mod loss;
