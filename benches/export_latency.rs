@@ -1,7 +1,9 @@
 //! Batch-1 decision latency of an exported policy: the ONNX file run by tract-onnx against burn's
 //! forward pass of the same graph and the learner's own acting path (flex CPU backend), for the
-//! CartPole policy and the hierarchical partition policy of `configs/smoke.toml` (64×64 tanh
-//! actors, every output format). File sizes are printed before the timings.
+//! CartPole policy, the hierarchical partition policy of `configs/smoke.toml` (10 action
+//! components) and the flat layer-split policy of `configs/ppo-jetson-layer-split.toml` (one
+//! component of 33 values); 64×64 tanh actors, every output format. File sizes are printed
+//! before the timings.
 //!
 //! Run on one core: `RAYON_NUM_THREADS=1 taskset -c 0 cargo bench --bench export_latency`.
 
@@ -16,9 +18,10 @@ use std::hint::black_box;
 use std::path::Path;
 use tract_onnx::prelude::*;
 
-fn smoke_spec() -> EnvSpec {
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/smoke.toml");
-    let cfg = splitwise::config::load(&config).expect("configs/smoke.toml loads");
+/// The environment spec of a shipped partition training config.
+fn partition_spec(config: &str) -> EnvSpec {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(config);
+    let cfg = splitwise::config::load(&path).unwrap_or_else(|e| panic!("{config} loads: {e:#}"));
     PartitionEnv::new(cfg.scenario.expect("a partition config")).spec().clone()
 }
 
@@ -59,7 +62,8 @@ fn bench_policy(c: &mut Criterion, name: &str, spec: &EnvSpec, masked: bool) {
 
 fn export_latency(c: &mut Criterion) {
     bench_policy(c, "cartpole", &CartPole::new().spec().clone(), false);
-    bench_policy(c, "smoke", &smoke_spec(), true);
+    bench_policy(c, "smoke", &partition_spec("configs/smoke.toml"), true);
+    bench_policy(c, "jetson-layer-split", &partition_spec("configs/ppo-jetson-layer-split.toml"), true);
 }
 
 criterion_group!(benches, export_latency);

@@ -16,9 +16,10 @@
 //! - masking: `logits·m + (m − 1)·1e8` for a 0/1 float mask `m`: a legal logit passes unchanged
 //!   (`x·1 + 0`), a masked one becomes exactly −1e8 (`x·0 − 1e8`), the training constant
 //!   [`MASKED_LOGIT`];
-//! - the observation clip `clamp(z, −c, c)`: max and min against the constants as a top-1 over a
-//!   pair axis (`[z, −c]` built by broadcasting `z·(1, 0) + (0, −c)`), exact where a `relu` form
-//!   (`z + relu(−c − z)`) rounds;
+//! - the observation normalisation `clip((x − μ)/σ, ±c)` is not captured: the only exact clamp
+//!   that lowers (max/min as a top-1 over a pair axis) costs ~33 µs per decision in tract, so it
+//!   is written into the ONNX graph after export as `Sub`, `Div` and `Clip` — the same f32
+//!   operations as burn's forward ([`Normalization`], kept for the host path);
 //! - per-component softmax and argmax: each component's columns gathered (ONNX Gather, no
 //!   slice), its max by top-1 (TopK) and its ArgMax (first index on ties, as
 //!   [`crate::distribution::greedy_masked`]); probabilities as `exp(x − max)` over the
@@ -41,7 +42,7 @@ use crate::ppo::Ppo;
 use burn::module::{Module, Param, ParamId};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use burn_onnx::export::{AxisSpec, InputSpec, OnnxExporter, Opset};
-use onnx_ir::{AttributeProto, AttributeType, Message, ModelProto, NodeProto};
+use onnx_ir::{AttributeProto, AttributeType, Message, ModelProto, NodeProto, TensorProto};
 use serde::{Deserialize, Serialize};
 use splitwise_env::rng::{Stream, item_rng};
 
@@ -177,21 +178,21 @@ pub struct Normalization {
     pub high: Param<Tensor<3>>,
 }
 
+/// The normaliser as f32 constants: μ, σ = √(var + ε) (in f64, rounded once, as
+/// `ObsNormalizer::normalize_into` divides by it) and the clip c.
+fn normalization_constants(normalizer: &ObsNormalizer) -> (Vec<f32>, Vec<f32>, f32) {
+    let mean = normalizer.stats.mean.iter().map(|&m| m as f32).collect();
+    let std = normalizer.stats.var.iter().map(|&v| (v + NORMALIZE_EPSILON).sqrt() as f32).collect();
+    (mean, std, normalizer.clip as f32)
+}
+
 impl Normalization {
     fn new(normalizer: &ObsNormalizer, device: &Device) -> Self {
         let dim = normalizer.stats.dim();
         let row = |values: Vec<f32>| Param::from_data(TensorData::new(values, [1, dim]), device);
         let pair = |a: f32, b: f32| Param::from_data(TensorData::new(vec![a, b], [1, 1, 2]), device);
-        // σ in f64 then rounded once, as `ObsNormalizer::normalize_into` divides by it.
-        let std = normalizer.stats.var.iter().map(|&v| (v + NORMALIZE_EPSILON).sqrt() as f32).collect();
-        let clip = normalizer.clip as f32;
-        Self {
-            mean: row(normalizer.stats.mean.iter().map(|&m| m as f32).collect()),
-            std: row(std),
-            keep: pair(1.0, 0.0),
-            low: pair(0.0, -clip),
-            high: pair(0.0, clip),
-        }
+        let (mean, std, clip) = normalization_constants(normalizer);
+        Self { mean: row(mean), std: row(std), keep: pair(1.0, 0.0), low: pair(0.0, -clip), high: pair(0.0, clip) }
     }
 
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
@@ -526,7 +527,11 @@ pub fn export_level(
     metadata: &[(String, String)],
 ) -> Result<ExportedLevel, PolicyExportError> {
     let device = Device::flex();
-    let graph = PolicyGraph::new(level, format, masked, &device);
+    // The normalisation is not captured: it is written into the ONNX graph directly
+    // (`finish_model`), where `Clip` is one fast, exact op; the only exact clamp burn-onnx
+    // lowers (a top-1 over a pair axis) costs ~33 µs per decision in tract.
+    let mut graph = PolicyGraph::new(level, format, masked, &device);
+    graph.normalization = None;
     let sample = graph.capture_input(SAMPLE_BATCH, &device);
     let validation = graph.capture_input(VALIDATION_BATCH, &device);
     let specs = [InputSpec::new([AxisSpec::dynamic(BATCH_AXIS), AxisSpec::Static])];
@@ -545,7 +550,9 @@ pub fn export_level(
     props.push(("role".into(), level.role.clone()));
     props.push(("format".into(), format.output_name().into()));
     let inputs: Vec<(&str, usize)> = graph.input_names().into_iter().zip(graph.input_widths()).collect();
-    let onnx = finish_model(model.as_bytes(), &inputs, format.output_name(), &props).map_err(model_error)?;
+    let normalization = level.normalizer.as_ref().map(normalization_constants);
+    let onnx =
+        finish_model(model.as_bytes(), &inputs, normalization, format.output_name(), &props).map_err(model_error)?;
     let (inputs, outputs) = signature(&onnx).map_err(model_error)?;
     Ok(ExportedLevel {
         role: level.role.clone(),
@@ -558,12 +565,37 @@ pub fn export_level(
     })
 }
 
+/// Name of the normalised observation inside a graph.
+const NORMALIZED_OBSERVATION: &str = "observation_normalized";
+
+/// An f32 initializer.
+fn initializer(name: &str, dims: &[i64], values: Vec<f32>) -> TensorProto {
+    let mut t = TensorProto::new();
+    t.name = name.to_string();
+    t.dims = dims.to_vec();
+    t.data_type = 1; // FLOAT
+    t.float_data = values;
+    t
+}
+
+fn node(name: &str, op_type: &str, inputs: &[&str], output: &str) -> NodeProto {
+    let mut n = NodeProto::new();
+    n.name = name.to_string();
+    n.op_type = op_type.to_string();
+    n.input = inputs.iter().map(|s| s.to_string()).collect();
+    n.output = vec![output.to_string()];
+    n
+}
+
 /// Gives the exported model its public signature: the packed input becomes the named inputs
 /// joined by one `Concat` (axis 1) — or is just renamed when there is one — and the output is
-/// renamed; `metadata` goes into `metadata_props`.
+/// renamed; with a normaliser `(μ, σ, c)` the observation first passes `Sub`, `Div` and `Clip`
+/// (the ops burn's forward uses, so the values are the same); `metadata` goes into
+/// `metadata_props`.
 fn finish_model(
     bytes: &[u8],
     inputs: &[(&str, usize)],
+    normalization: Option<(Vec<f32>, Vec<f32>, f32)>,
     output_name: &str,
     metadata: &[(String, String)],
 ) -> Result<Vec<u8>, String> {
@@ -576,15 +608,25 @@ fn finish_model(
         graph.initializer.iter().any(|t| t.name == name)
             || graph.node.iter().flat_map(|n| n.input.iter().chain(&n.output)).any(|n| n == name)
     };
-    if let Some(name) = inputs.iter().map(|&(name, _)| name).chain([output_name]).find(|name| used(name)) {
+    let reserved = ["normalization.mean", "normalization.std", "normalization.clip_min", "normalization.clip_max"];
+    if let Some(name) = inputs
+        .iter()
+        .map(|&(name, _)| name)
+        .chain([output_name, NORMALIZED_OBSERVATION, "normalization_centered", "normalization_scaled"])
+        .chain(reserved)
+        .find(|name| used(name))
+    {
         return Err(format!("already has a value named `{name}`"));
     }
+    // Where the rest of the graph reads the observation (the normalised one if there is a
+    // normaliser); the graph's first input stays `inputs[0]`, the raw observation.
+    let observation_feed = if normalization.is_some() { NORMALIZED_OBSERVATION } else { inputs[0].0 };
     let old_output = std::mem::replace(&mut graph.output[0].name, output_name.to_string());
     let packed = graph.input[0].name.clone();
     let mut renames = vec![(old_output, output_name.to_string())];
     if let [(name, _)] = inputs {
         graph.input[0].name = name.to_string();
-        renames.push((packed, name.to_string()));
+        renames.push((packed, observation_feed.to_string()));
     } else {
         let template = graph.input.remove(0);
         for &(name, width) in inputs {
@@ -601,6 +643,7 @@ fn finish_model(
         concat.name = "pack_inputs".into();
         concat.op_type = "Concat".into();
         concat.input = inputs.iter().map(|(name, _)| name.to_string()).collect();
+        concat.input[0] = observation_feed.to_string();
         concat.output = vec![packed];
         let mut axis = AttributeProto::new();
         axis.name = "axis".into();
@@ -614,6 +657,30 @@ fn finish_model(
             if let Some((_, new)) = renames.iter().find(|(old, _)| old == name) {
                 *name = new.clone();
             }
+        }
+    }
+    if let Some((mean, std, clip)) = normalization {
+        let (observation, width) = inputs[0];
+        if mean.len() != width || std.len() != width {
+            return Err(format!("normaliser of width {} for an observation of width {width}", mean.len()));
+        }
+        let row = [1, width as i64];
+        graph.initializer.push(initializer(reserved[0], &row, mean));
+        graph.initializer.push(initializer(reserved[1], &row, std));
+        graph.initializer.push(initializer(reserved[2], &[], vec![-clip]));
+        graph.initializer.push(initializer(reserved[3], &[], vec![clip]));
+        let nodes = [
+            node("normalization_sub", "Sub", &[observation, reserved[0]], "normalization_centered"),
+            node("normalization_div", "Div", &["normalization_centered", reserved[1]], "normalization_scaled"),
+            node(
+                "normalization_clip",
+                "Clip",
+                &["normalization_scaled", reserved[2], reserved[3]],
+                NORMALIZED_OBSERVATION,
+            ),
+        ];
+        for (i, n) in nodes.into_iter().enumerate() {
+            graph.node.insert(i, n);
         }
     }
     model.producer_name = "splitwise (burn-onnx 0.22 export)".into();
@@ -861,6 +928,11 @@ mod tests {
             let ops = operator_types(&e.onnx).unwrap();
             assert_eq!(ops.iter().filter(|o| *o == "Tanh").count(), 2, "{ops:?}");
             assert!(!ops.iter().any(|o| o == "Softmax" || o == "Sigmoid"), "{ops:?}");
+            // The normaliser is one Sub, Div and Clip on the observation, not a top-1 clamp.
+            assert_eq!(ops.iter().filter(|o| *o == "Clip").count(), 1, "{ops:?}");
+            if format == OutputFormat::Logits {
+                assert!(!ops.iter().any(|o| o == "TopK"), "{ops:?}");
+            }
         }
     }
 }
