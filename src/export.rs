@@ -597,14 +597,17 @@ fn observation_doc(env: &EnvDescription, levels: &[PolicyLevel]) -> ObservationD
         if let Some(a) = c.reward.accuracy_budget {
             constants.insert("reward_accuracy_budget".into(), a);
         }
-        let mean = splitwise_env::public::mean_view(sc).conditions;
+        let view = splitwise_env::public::mean_view(sc);
+        let mean = view.conditions;
         for (k, v) in [
             ("prior_rate_bps", mean.up_rate_bps),
             ("prior_snr_db", c.link.snr.mean_db),
             ("prior_nakagami_m", sc.link.nakagami_m()),
             ("prior_arrival_rate_per_s", sc.arrivals.mean_rate_per_s()),
             ("prior_cloud_load", mean.cloud_load),
-            ("prior_one_way_s", mean.one_way_s),
+            ("prior_rtt_s", 2.0 * mean.one_way_s),
+            ("prior_cloud_ttft_s", 2.0 * mean.one_way_s + view.cloud_admission_wait_s),
+            ("prior_time_since_failure_s", 9999.0),
         ] {
             constants.insert(k.to_string(), v);
         }
@@ -625,6 +628,11 @@ fn observation_doc(env: &EnvDescription, levels: &[PolicyLevel]) -> ObservationD
              slots before the episode began hold the priors (backlog 0)."
                 .into(),
             "log10(Mbit/s) features: clamp(log10(rate_bps) − 6, −3, 4).".into(),
+            "Probe: at the end of every slot the device sends a keep-alive probe (one small crossing \
+             and a 1-token request to the cloud API, e.g. a health check); link_connected is the \
+             modem's service indicator, probe_failed_last and cloud_rejected_last its outcome, and \
+             cloud_ttft_last its time to first token (held while probes fail or are rejected)."
+                .into(),
         ];
     }
     // One normaliser per level; a flat policy has one.

@@ -50,7 +50,8 @@ impl CheckpointPolicy {
         let m = &files.metadata;
         if m.observation_fingerprint != env_spec.observation.fingerprint() {
             bail!(
-                "checkpoint {} was trained on observation layout {} ({}), this environment has {} ({})",
+                "checkpoint {} was trained on observation layout {} ({}), this environment has {} ({}); \
+                 policies of another layout cannot be evaluated here: retrain with this build",
                 dir.display(),
                 m.observation_layout,
                 m.observation_fingerprint,

@@ -170,15 +170,11 @@ fn train_on<E: TrainEnv>(
     // The learner, the env and the bookkeeping: fresh, or exactly as checkpointed.
     let (mut agent, mut state, run_dir) = match resume {
         Some(r) => {
-            let agent = Ppo::from_state(&read_agent_state(&r.files, &r.dir)?)
-                .with_context(|| format!("checkpoint {}: the agent state does not load", r.dir.display()))?;
-            let env_state: VecEnvState<E::State> = serde_json::from_slice(&r.files.env_state_json)
-                .with_context(|| format!("checkpoint {}: env_state.json does not fit this env", r.dir.display()))?;
-            venv.restore_state(&env_state).with_context(|| format!("checkpoint {}", r.dir.display()))?;
             let m = &r.files.metadata;
             if m.observation_fingerprint != spec.observation.fingerprint() {
                 bail!(
-                    "checkpoint {}: observation layout {} ({}) differs from this build's {} ({})",
+                    "checkpoint {}: observation layout {} ({}) differs from this build's {} ({}); \
+                     checkpoints of another layout cannot be resumed: train a new run",
                     r.dir.display(),
                     m.observation_layout,
                     m.observation_fingerprint,
@@ -186,6 +182,11 @@ fn train_on<E: TrainEnv>(
                     spec.observation.fingerprint()
                 );
             }
+            let agent = Ppo::from_state(&read_agent_state(&r.files, &r.dir)?)
+                .with_context(|| format!("checkpoint {}: the agent state does not load", r.dir.display()))?;
+            let env_state: VecEnvState<E::State> = serde_json::from_slice(&r.files.env_state_json)
+                .with_context(|| format!("checkpoint {}: env_state.json does not fit this env", r.dir.display()))?;
+            venv.restore_state(&env_state).with_context(|| format!("checkpoint {}", r.dir.display()))?;
             let run_dir = r.dir.parent().context("a checkpoint folder sits in its run folder")?.to_path_buf();
             (agent, r.trainer, run_dir)
         }

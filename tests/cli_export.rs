@@ -427,7 +427,7 @@ fn train_smoke_then_export_every_format_and_verify_in_tract() {
         assert_eq!(sidecar["identity"]["scenario"]["env_id"], spec.id.as_str());
         let obs = &sidecar["observation"];
         assert_eq!(obs["fingerprint"], m.observation_fingerprint.as_str());
-        assert_eq!(obs["layout"], "partition-v1");
+        assert_eq!(obs["layout"], "partition-v2");
         let features = obs["features"].as_array().expect("features");
         assert_eq!(features.len(), spec.observation.dim());
         for (f, want) in features.iter().zip(&spec.observation.features) {

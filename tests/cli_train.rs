@@ -85,7 +85,7 @@ fn smoke_trains_stops_resumes_and_logs() {
     let meta: checkpoint::Metadata =
         serde_json::from_slice(&std::fs::read(run.join("step_256/metadata.json")).unwrap()).unwrap();
     assert_eq!((meta.step, meta.seed, meta.agent_kind.as_str()), (256, 0, "ppo"));
-    assert_eq!(meta.observation_layout, "partition-v1");
+    assert_eq!(meta.observation_layout, "partition-v2");
     let config_text = std::fs::read_to_string(run.join("config.toml")).unwrap();
     assert!(config_text.contains("[env.scenario") && !config_text.contains("scenario_file"), "scenario is inlined");
     // TensorBoard: both processes' scalars, at the global env step.

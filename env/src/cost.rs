@@ -227,6 +227,11 @@ impl PlanProfile {
         *side = to;
     }
 
+    /// Whether any of the plan's work runs in the cloud (its requests are admitted there).
+    pub fn uses_cloud(&self) -> bool {
+        self.streaming || self.cloud_visits > 0 || !self.parallel.is_empty()
+    }
+
     /// Blocking crossings per decode step (what failures and round trips are counted on).
     pub fn crossings_per_token(&self) -> u32 {
         let seq: u32 = self.crossings.iter().flatten().sum();
@@ -321,6 +326,9 @@ pub struct Conditions {
     pub packet_bytes: u32,
     /// Background utilisation of the shared cloud, in [0, 1).
     pub cloud_load: f64,
+    /// Per-token slowdown of cloud compute: `1 + cloud_tpot_inflation·cloud_load` (continuous
+    /// batching: a busier batch makes each iteration longer, [`crate::background`]).
+    pub cloud_tpot_inflation: f64,
     /// Iteration length of the shared cloud's batch server: a visit waits
     /// `cloud_load·quantum/2` on average ([`crate::background::cloud_wait_s`]).
     pub cloud_queue_quantum_s: f64,
@@ -370,7 +378,7 @@ impl Conditions {
 
     #[inline]
     fn cloud_slowdown(&self) -> f64 {
-        1.0 / (1.0 - self.cloud_load)
+        1.0 + self.cloud_tpot_inflation * self.cloud_load
     }
 
     #[inline]
@@ -453,6 +461,7 @@ mod tests {
             packet_bytes: 1500,
             cloud_load: 0.0,
             cloud_queue_quantum_s: 0.01,
+            cloud_tpot_inflation: 2.5,
             edge_compute_available: 1.0,
         }
     }
@@ -567,8 +576,11 @@ mod tests {
     }
 
     #[test]
-    fn cloud_load_slows_and_queues() {
-        // ρ = 0.5: cloud compute ×2 (processor sharing) and one visit waits 0.5 × 10 ms / 2.
+    fn busy_cloud_inflates_tokens_mildly() {
+        // ρ = 0.5: cloud compute ×(1 + 2.5 × 0.5) = 2.25 (continuous batching, not processor
+        // sharing's 1/(1 − ρ)) and one visit waits 0.5 × 10 ms / 2. At ρ = 0.9 the token is
+        // 3.25× slower, not 10×: the steep part of a busy cloud is the admission wait
+        // (`background::admission_wait_s`), paid once per request.
         let c = gpt2m();
         let (edge, cloud) = devices();
         let prof = PlanProfile::new(&Plan::cloud_only(24, Precision::Bits16), &c);
@@ -577,9 +589,12 @@ mod tests {
         let mut cond = ideal(10e6, 0.02);
         cond.cloud_load = 0.5;
         let t = pc.timing(&cond);
-        assert!((t.total_s - (2.0 * pc.cloud_s + 0.0025)).abs() < 1e-12);
+        assert!((t.total_s - (2.25 * pc.cloud_s + 0.0025)).abs() < 1e-12);
         assert_eq!(t.cloud_gpu_s, pc.cloud_s);
-        assert_eq!(t.cloud_busy_s, 2.0 * pc.cloud_s);
+        assert!((t.cloud_busy_s - 2.25 * pc.cloud_s).abs() < 1e-15);
+        cond.cloud_load = 0.9;
+        let busy = pc.timing(&cond);
+        assert!((busy.cloud_busy_s / pc.cloud_s - 3.25).abs() < 1e-12);
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::regime::RegimeState;
 use crate::rng::{Stream, StreamRng, stream_rng};
 use crate::scenario::Scenario;
 use crate::workload::ArrivalState;
+use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -25,8 +26,17 @@ pub struct ExoSlot {
     /// Probability that one crossing fails in this slot (outage and Gilbert–Elliott).
     pub crossing_failure_probability: f64,
     pub cloud_load: f64,
+    /// Probability that the cloud API rejects an admission attempt in this slot (HTTP 429/529).
+    pub cloud_reject_probability: f64,
     pub edge: EdgeAvailability,
     pub arrival_rate_per_s: f64,
+    /// The device's keep-alive probe at the end of the slot (one small crossing and a 1-token
+    /// request to the cloud API, e.g. a health check): whether its crossing failed (drawn with
+    /// the slot's crossing failure probability) and whether the API rejected it (drawn with the
+    /// slot's rejection probability). What a device measures about its link and the cloud when
+    /// it sends no work there; action-independent.
+    pub probe_failed: bool,
+    pub probe_rejected: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -36,6 +46,7 @@ struct ExoStreams {
     cloud: StreamRng,
     edge: StreamRng,
     arrival_rate: StreamRng,
+    probe: StreamRng,
 }
 
 /// Process states plus the generated-but-not-yet-discarded slots.
@@ -62,6 +73,7 @@ impl ExoState {
             cloud: stream_rng(seed, Stream::CloudLoad),
             edge: stream_rng(seed, Stream::EdgeLoad),
             arrival_rate: stream_rng(seed, Stream::ArrivalRate),
+            probe: stream_rng(seed, Stream::Probe),
         };
         let link = s.link.initial_state(slot_s, &mut streams.link.rngs());
         let ge = s.ge.as_ref().map_or_else(RegimeState::default, |g| g.initial_state(&mut streams.ge));
@@ -78,17 +90,23 @@ impl ExoState {
         state
     }
 
-    fn realise(&self, s: &Scenario, cloud_load: f64, edge: EdgeAvailability, t_s: f64) -> ExoSlot {
+    fn realise(&mut self, s: &Scenario, cloud_load: f64, edge: EdgeAvailability, t_s: f64) -> ExoSlot {
         let ge = s.ge.as_ref().map_or(GeState::Good, |g| g.state(&self.ge));
         let crossing_failure_probability =
             s.config.failures.crossing_failure_probability(self.link.slot.snr_db, s.link.nakagami_m(), ge);
+        let cloud_reject_probability = s.cloud_load.reject_probability(&self.cloud);
+        let u: f64 = self.streams.probe.random();
+        let v: f64 = self.streams.probe.random();
         ExoSlot {
             link: self.link.slot,
             ge,
             crossing_failure_probability,
             cloud_load,
+            cloud_reject_probability,
             edge,
             arrival_rate_per_s: s.arrivals.rate_per_s(&self.arrival, t_s),
+            probe_failed: u < crossing_failure_probability,
+            probe_rejected: v < cloud_reject_probability,
         }
     }
 

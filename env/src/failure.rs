@@ -14,14 +14,31 @@ use rand::Rng;
 use rand_distr::{Distribution, Exp1};
 use serde::{Deserialize, Serialize};
 
-/// Spec §8 defaults. The Splitwise paper publishes no values; these are the assumptions stated
-/// in system-model.md §8 (d_0 = 100 ms, d_max = 2 s, K_max = 5) plus a ±10 % jitter fraction
-/// (our assumption, a common choice to de-synchronise retries).
+/// Transport-level recovery defaults (a failed crossing is a lost segment that the transport
+/// retransmits): Linux TCP, the stack under every HTTP/gRPC client on a Jetson, a Pi or an
+/// Android phone. RFC 6298 §2.5 doubles the retransmission timeout (RTO) on every expiry and
+/// allows a cap of at least 60 s; Linux uses `TCP_RTO_MIN` = 200 ms, `TCP_RTO_MAX` = 120 s and
+/// gives up after `tcp_retries2` = 15 consecutive retransmissions (include/net/tcp.h,
+/// Documentation/networking/ip-sysctl.rst). TCP's RTO carries no random jitter.
 pub const DEFAULT_CHECKPOINTS: bool = true;
-pub const DEFAULT_INITIAL_BACKOFF_S: f64 = 0.1;
-pub const DEFAULT_MAX_BACKOFF_S: f64 = 2.0;
-pub const DEFAULT_MAX_RETRIES: u32 = 5;
-pub const DEFAULT_JITTER_FRACTION: f64 = 0.1;
+pub const DEFAULT_INITIAL_BACKOFF_S: f64 = 0.2;
+pub const DEFAULT_MAX_BACKOFF_S: f64 = 120.0;
+pub const DEFAULT_MAX_RETRIES: u32 = 15;
+pub const DEFAULT_JITTER_FRACTION: f64 = 0.0;
+/// Total time a request may take before the client gives up: the OpenAI and Anthropic Python
+/// SDKs' `DEFAULT_TIMEOUT` (600 s; openai-python and anthropic-sdk-python `_constants.py`).
+pub const DEFAULT_TIMEOUT_S: f64 = 600.0;
+/// Request-level retries of a rejected request (HTTP 429 rate limit, 529/503 overloaded): the
+/// OpenAI and Anthropic Python SDKs' `DEFAULT_MAX_RETRIES = 2`, `INITIAL_RETRY_DELAY = 0.5`,
+/// `MAX_RETRY_DELAY = 8.0`, delay `min(0.5·2^k, 8)·(1 − 0.25·u)` (`_calculate_retry_timeout` in
+/// `_base_client.py`; both SDKs retry 408, 409, 429 and every status ≥ 500).
+pub const DEFAULT_API_MAX_RETRIES: u32 = 2;
+pub const DEFAULT_API_INITIAL_BACKOFF_S: f64 = 0.5;
+pub const DEFAULT_API_MAX_BACKOFF_S: f64 = 8.0;
+pub const DEFAULT_API_JITTER_FRACTION: f64 = 0.25;
+/// Stall after which an opt-in edge fallback abandons the cloud (our assumption: the scenario
+/// states its own when it enables the fallback).
+pub const DEFAULT_FALLBACK_AFTER_S: f64 = 10.0;
 
 /// Doubling beyond 2^1023 overflows; the cap d_max is reached long before.
 const MAX_BACKOFF_EXPONENT: u32 = 1023;
@@ -172,19 +189,33 @@ impl FailureConfig {
     }
 }
 
-/// Recovery after a failed crossing (system-model.md §8). `checkpoints = false` is the "no
-/// checkpoint" variant: the request restarts from scratch, so the checkpoint benefit is
-/// measurable.
+/// Recovery after a failed crossing or a rejected request (system-model.md §8).
+///
+/// A failed crossing is retransmitted after the transport's backoff; the backoff index counts
+/// the *consecutive* failures of that crossing (TCP resets its RTO backoff when an
+/// acknowledgement arrives), and after `max_retries` consecutive failures the transport gives
+/// up. `checkpoints = false` is the "no checkpoint" variant: the request restarts from scratch,
+/// so the checkpoint benefit is measurable. Rejections at admission (`api`) are retried by the
+/// client SDK. A request that gives up (transport, API retries or the total `timeout_s`) fails,
+/// unless the scenario opts into the edge fallback (`fallback`), which also triggers when one
+/// crossing has stalled for `fallback.after_s`. Clients do not run the model locally on their own:
+/// the fallback is off by default, and a policy can always choose edge-only itself.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecoveryConfig {
     pub checkpoints: bool,
+    /// First retransmission delay d_0 (s).
     pub initial_backoff_s: f64,
+    /// Retransmission delay cap d_max (s).
     pub max_backoff_s: f64,
-    /// K_max: after this many failures of one request it falls back to the safe plan.
+    /// Consecutive failures of one crossing after which the transport gives up.
     pub max_retries: u32,
-    /// The delay is stretched by a factor 1 + jitter_fraction·u, u ~ U[0, 1).
+    /// The delay is shortened by a factor 1 − jitter_fraction·u, u ~ U[0, 1) (the SDKs' form).
     pub jitter_fraction: f64,
+    /// A request still unfinished this long after its start gives up at its next failure.
+    pub timeout_s: f64,
+    pub api: ApiRetryConfig,
+    pub fallback: FallbackConfig,
 }
 
 impl Default for RecoveryConfig {
@@ -195,31 +226,120 @@ impl Default for RecoveryConfig {
             max_backoff_s: DEFAULT_MAX_BACKOFF_S,
             max_retries: DEFAULT_MAX_RETRIES,
             jitter_fraction: DEFAULT_JITTER_FRACTION,
+            timeout_s: DEFAULT_TIMEOUT_S,
+            api: ApiRetryConfig::default(),
+            fallback: FallbackConfig::default(),
         }
     }
 }
 
-impl RecoveryConfig {
-    pub fn validate(&self) -> Validation {
-        positive("initial_backoff_s", self.initial_backoff_s, "first backoff delay d_0")?;
-        non_negative("max_backoff_s", self.max_backoff_s, "backoff cap d_max")?;
-        if self.max_backoff_s < self.initial_backoff_s {
-            return Err(InvalidField::new(
-                "max_backoff_s",
-                self.max_backoff_s,
-                format!("must be >= initial_backoff_s ({})", self.initial_backoff_s),
-            ));
+/// How the client SDK retries a request the cloud rejected (HTTP 429/529).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiRetryConfig {
+    pub max_retries: u32,
+    pub initial_backoff_s: f64,
+    pub max_backoff_s: f64,
+    pub jitter_fraction: f64,
+}
+
+impl Default for ApiRetryConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: DEFAULT_API_MAX_RETRIES,
+            initial_backoff_s: DEFAULT_API_INITIAL_BACKOFF_S,
+            max_backoff_s: DEFAULT_API_MAX_BACKOFF_S,
+            jitter_fraction: DEFAULT_API_JITTER_FRACTION,
         }
-        in_range("jitter_fraction", self.jitter_fraction, 0.0, 1.0, "relative backoff jitter")
+    }
+}
+
+impl ApiRetryConfig {
+    pub fn validate(&self) -> Validation {
+        check_backoff(self.initial_backoff_s, self.max_backoff_s, self.jitter_fraction)?;
+        in_range("max_retries", f64::from(self.max_retries), 0.0, 100.0, "retries of a rejected request")
     }
 
-    /// d_k = min(d_0·2^k, d_max)·(1 + jitter·u) for the k-th retry (k = 0 after the first
-    /// failure), `uniform_u` in [0, 1) drawn by the caller from the failure stream.
+    /// The SDKs' delay before retry `k` (k = 0 after the first rejection).
     #[inline]
     pub fn backoff_delay_s(&self, attempt_k: u32, uniform_u: f64) -> f64 {
-        let doubling = 2f64.powi(attempt_k.min(MAX_BACKOFF_EXPONENT) as i32);
-        let base = (self.initial_backoff_s * doubling).min(self.max_backoff_s);
-        base * (1.0 + self.jitter_fraction * uniform_u)
+        backoff(self.initial_backoff_s, self.max_backoff_s, self.jitter_fraction, attempt_k, uniform_u)
+    }
+
+    /// Mean delay of retry `k` over the jitter.
+    pub fn mean_backoff_delay_s(&self, attempt_k: u32) -> f64 {
+        backoff(self.initial_backoff_s, self.max_backoff_s, self.jitter_fraction, attempt_k, 0.5)
+    }
+}
+
+/// What a request does when the cloud path gives up.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FallbackKind {
+    /// The request fails (what an app on an LLM API SDK sees: an error).
+    #[default]
+    None,
+    /// The request re-runs on the edge with the edge-only plan, when it fits.
+    EdgeOnly,
+}
+
+/// The opt-in client-side fallback to the edge.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FallbackConfig {
+    pub kind: FallbackKind,
+    /// Fall back once a crossing has stalled (failed attempts plus backoffs since its last
+    /// success) for at least this long, or when the cloud path gives up, whichever comes first.
+    pub after_s: f64,
+}
+
+impl Default for FallbackConfig {
+    fn default() -> Self {
+        Self { kind: FallbackKind::None, after_s: DEFAULT_FALLBACK_AFTER_S }
+    }
+}
+
+fn check_backoff(initial: f64, max: f64, jitter: f64) -> Validation {
+    positive("initial_backoff_s", initial, "first backoff delay d_0")?;
+    non_negative("max_backoff_s", max, "backoff cap d_max")?;
+    if max < initial {
+        return Err(InvalidField::new("max_backoff_s", max, format!("must be >= initial_backoff_s ({initial})")));
+    }
+    in_range("max_backoff_s", max, 0.0, 86_400.0, "seconds, at most a day")?;
+    in_range("jitter_fraction", jitter, 0.0, 1.0, "relative backoff jitter")
+}
+
+#[inline]
+fn backoff(initial: f64, max: f64, jitter: f64, attempt_k: u32, uniform_u: f64) -> f64 {
+    let doubling = 2f64.powi(attempt_k.min(MAX_BACKOFF_EXPONENT) as i32);
+    (initial * doubling).min(max) * (1.0 - jitter * uniform_u)
+}
+
+impl RecoveryConfig {
+    pub fn validate(&self) -> Validation {
+        check_backoff(self.initial_backoff_s, self.max_backoff_s, self.jitter_fraction)?;
+        in_range("max_retries", f64::from(self.max_retries), 1.0, 1000.0, "consecutive failures before giving up")?;
+        in_range("timeout_s", self.timeout_s, 0.001, 86_400.0, "seconds per request, at most a day")?;
+        self.api.validate().map_err(|e| e.under("api"))?;
+        in_range("after_s", self.fallback.after_s, 0.0, 86_400.0, "seconds of stall before falling back")
+            .map_err(|e| e.under("fallback"))
+    }
+
+    /// d_k = min(d_0·2^k, d_max)·(1 − jitter·u) for the k-th consecutive retry of a crossing
+    /// (k = 0 after its first failure), `uniform_u` in [0, 1) drawn by the caller from the
+    /// request's stream.
+    #[inline]
+    pub fn backoff_delay_s(&self, attempt_k: u32, uniform_u: f64) -> f64 {
+        backoff(self.initial_backoff_s, self.max_backoff_s, self.jitter_fraction, attempt_k, uniform_u)
+    }
+
+    /// Mean delay of retry `k` over the jitter.
+    pub fn mean_backoff_delay_s(&self, attempt_k: u32) -> f64 {
+        backoff(self.initial_backoff_s, self.max_backoff_s, self.jitter_fraction, attempt_k, 0.5)
+    }
+
+    pub fn edge_fallback(&self) -> bool {
+        self.fallback.kind == FallbackKind::EdgeOnly
     }
 }
 
@@ -444,27 +564,34 @@ mod tests {
     #[test]
     fn backoff_schedule_by_hand() {
         let c = RecoveryConfig::default();
-        // d_k = min(0.1·2^k, 2.0)·(1 + 0.1·u).
-        assert!((c.backoff_delay_s(0, 0.0) - 0.1).abs() < 1e-15);
-        assert!((c.backoff_delay_s(0, 0.5) - 0.105).abs() < 1e-15);
-        assert!((c.backoff_delay_s(1, 0.0) - 0.2).abs() < 1e-15);
-        assert!((c.backoff_delay_s(3, 0.0) - 0.8).abs() < 1e-15);
-        assert!((c.backoff_delay_s(4, 0.0) - 1.6).abs() < 1e-15);
-        // 0.1·2^5 = 3.2 is capped at 2.0; with u → 1 the jitter adds 10 %: 2.2.
-        assert!((c.backoff_delay_s(5, 0.0) - 2.0).abs() < 1e-15);
-        assert!((c.backoff_delay_s(5, 1.0) - 2.2).abs() < 1e-15);
-        assert!((c.backoff_delay_s(u32::MAX, 0.25) - 2.05).abs() < 1e-15);
-        let no_jitter = RecoveryConfig { jitter_fraction: 0.0, ..c };
-        assert_eq!(no_jitter.backoff_delay_s(2, 0.9), 0.4);
+        // TCP: d_k = min(0.2·2^k, 120) without jitter.
+        assert!((c.backoff_delay_s(0, 0.7) - 0.2).abs() < 1e-15);
+        assert!((c.backoff_delay_s(3, 0.0) - 1.6).abs() < 1e-15);
+        assert!((c.backoff_delay_s(9, 0.0) - 102.4).abs() < 1e-12);
+        assert!((c.backoff_delay_s(10, 0.0) - 120.0).abs() < 1e-12);
+        assert!((c.backoff_delay_s(u32::MAX, 0.25) - 120.0).abs() < 1e-12);
+        // The SDKs: min(0.5·2^k, 8)·(1 − 0.25·u).
+        let a = ApiRetryConfig::default();
+        assert!((a.backoff_delay_s(0, 0.0) - 0.5).abs() < 1e-15);
+        assert!((a.backoff_delay_s(1, 0.5) - 0.875).abs() < 1e-15);
+        assert!((a.backoff_delay_s(5, 1.0) - 6.0).abs() < 1e-15);
+        assert!((a.mean_backoff_delay_s(0) - 0.4375).abs() < 1e-15);
     }
 
     #[test]
-    fn recovery_defaults_are_the_spec_values_and_parse() {
+    fn default_recovery_follows_tcp_and_the_llm_sdks_without_a_hidden_fallback() {
         let c: RecoveryConfig = toml::from_str("").unwrap();
         assert_eq!(c, RecoveryConfig::default());
-        assert_eq!((c.checkpoints, c.initial_backoff_s, c.max_backoff_s, c.max_retries), (true, 0.1, 2.0, 5));
-        let c: RecoveryConfig = toml::from_str("checkpoints = false\nmax_retries = 2").unwrap();
-        assert!(!c.checkpoints && c.max_retries == 2 && c.initial_backoff_s == 0.1);
+        assert_eq!((c.checkpoints, c.initial_backoff_s, c.max_backoff_s, c.max_retries), (true, 0.2, 120.0, 15));
+        assert_eq!(c.timeout_s, 600.0);
+        assert_eq!((c.api.max_retries, c.api.initial_backoff_s, c.api.max_backoff_s), (2, 0.5, 8.0));
+        assert_eq!(c.fallback.kind, FallbackKind::None);
+        assert!(!c.edge_fallback());
+        let c: RecoveryConfig =
+            toml::from_str("checkpoints = false\nmax_retries = 2\n[fallback]\nkind = \"edge-only\"\nafter_s = 3.0")
+                .unwrap();
+        assert!(!c.checkpoints && c.max_retries == 2 && c.initial_backoff_s == 0.2);
+        assert!(c.edge_fallback() && c.fallback.after_s == 3.0);
         assert!(toml::from_str::<RecoveryConfig>("retries = 2").is_err());
         let f: FailureConfig = toml::from_str(
             "outage_threshold_db = 0.0\n[gilbert_elliott]\nmean_good_s = 30.0\n\
@@ -501,6 +628,9 @@ mod tests {
         let d = RecoveryConfig::default();
         assert_eq!(field(&RecoveryConfig { initial_backoff_s: 0.0, ..d.clone() }), "initial_backoff_s");
         let e = RecoveryConfig { max_backoff_s: 0.05, ..d.clone() }.validate().unwrap_err();
+        assert_eq!(field(&RecoveryConfig { timeout_s: 0.0, ..d.clone() }), "timeout_s");
+        let api = ApiRetryConfig { initial_backoff_s: -1.0, ..ApiRetryConfig::default() };
+        assert_eq!(field(&RecoveryConfig { api, ..d.clone() }), "api.initial_backoff_s");
         assert_eq!(e.field, "max_backoff_s");
         assert!(e.allowed.contains("initial_backoff_s"));
         assert_eq!(field(&RecoveryConfig { jitter_fraction: 1.5, ..d.clone() }), "jitter_fraction");

@@ -321,6 +321,9 @@ pub struct SlotOutcome {
     pub edge_load_fraction: f64,
     /// Requests dropped on arrival because the queue was full.
     pub dropped: f64,
+    /// Requests that failed for good (the cloud path gave up without a fallback): not served,
+    /// so charged like a drop, on top of their time to give up in the latency term.
+    pub failed: f64,
 }
 
 /// Every term of a slot's reward, for the step info and the evaluation report.
@@ -343,7 +346,7 @@ pub struct RewardTerms {
     pub cloud_cost_term: f64,
     /// w_load·edge_load_fraction (ALS reward only; reported always).
     pub load_term: f64,
-    /// w_drop·dropped.
+    /// w_drop·(dropped + failed): requests not served.
     pub drop_term: f64,
     /// Sum of the latency, energy, accuracy, cloud-cost and drop terms (not the load term).
     pub penalty: f64,
@@ -391,7 +394,7 @@ pub fn reward_terms(
     let accuracy_term = w.accuracy * outcome.accuracy_loss / s.accuracy;
     let cloud_cost_term = w.cloud_cost * outcome.cloud_cost / s.cloud_cost;
     let load_term = w.load * outcome.edge_load_fraction;
-    let drop_term = w.drop * outcome.dropped;
+    let drop_term = w.drop * (outcome.dropped + outcome.failed);
     let penalty = latency_term + energy_term + accuracy_term + cloud_cost_term + drop_term;
     let drift_plus_penalty = drift + v * penalty;
 
@@ -480,6 +483,7 @@ mod tests {
             cloud_cost: 1.0,
             edge_load_fraction: 0.8,
             dropped: 0.0,
+            failed: 0.0,
         }
     }
 
@@ -588,6 +592,16 @@ mod tests {
         assert!(close(dropped.drop_term, 2.0 * DEFAULT_W_DROP) && base.drop_term == 0.0);
         assert!(close(dropped.penalty - base.penalty, 20.0));
         assert!(close(dropped.drift_plus_penalty - base.drift_plus_penalty, base.v * 20.0));
+    }
+
+    #[test]
+    fn failed_requests_are_charged_like_drops() {
+        // A request that gave up is not served: without this, failing fast would be cheap.
+        let cfg = config(RewardKind::DriftPlusPenalty);
+        let (base, _) = reward_terms(&cfg, &outcome(), &QUEUES);
+        let (failed, _) = reward_terms(&cfg, &SlotOutcome { failed: 1.0, ..outcome() }, &QUEUES);
+        assert!(close(failed.drop_term, DEFAULT_W_DROP));
+        assert!(close(failed.penalty - base.penalty, DEFAULT_W_DROP));
     }
 
     #[test]

@@ -19,37 +19,26 @@
 //! repaired deterministically ([`PartitionEnv::repair`]) and flagged in the step info.
 
 use crate::api::{Env, EnvError, EnvSpec, StepMetrics, Transition, check_action};
+use crate::conditions::{mean_view, slot_view};
 use crate::cost::PlanProfile;
 use crate::exogenous::{ExoSlot, ExoState};
+use crate::failure::GeState;
 use crate::lyapunov::{RewardTerms, SlotOutcome, VirtualQueues, reward};
+use crate::observation::{self, FEATURES, log_mbps};
 use crate::plan::{FfnMode, LayerPlacement, Plan, Precision};
 use crate::rng::{Stream, StreamRng, derive_seed, item_rng, stream_rng};
 use crate::scenario::{ActionMode, InfeasibleAction, Scenario};
 use crate::service::{Fallback, RequestCosts, ServeSpec, SlotSource, SlotView, serve};
-use crate::spaces::{ActionSpace, Feature, ObservationSpace};
+use crate::spaces::{ActionSpace, ObservationSpace};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Observation layout name (recorded with its fingerprint in checkpoints).
-pub const LAYOUT_NAME: &str = "partition-v1";
-
-/// Indices of the `partition-v1` features that policies decode (see [`observation_space`]).
-pub mod obs_index {
-    pub const BACKLOG_FRACTION: usize = 0;
-    pub const ENERGY_QUEUE: usize = 2;
-    pub const ACCURACY_QUEUE: usize = 3;
-    pub const BANDWIDTH_LAST: usize = 4;
-    pub const BANDWIDTH_EWMA: usize = 5;
-    pub const SNR_LAST: usize = 7;
-    pub const ARRIVAL_RATE_EWMA: usize = 9;
-    pub const EDGE_COMPUTE_AVAILABLE: usize = 10;
-    pub const EDGE_MEMORY_AVAILABLE: usize = 11;
-    pub const CLOUD_LOAD_EWMA: usize = 12;
-    pub const CROSSING_FAILURE_RATE_LAST: usize = 13;
-    pub const ONE_WAY_LATENCY_LAST: usize = 14;
-}
+pub use crate::observation::LAYOUT_NAME;
+/// Indices of the observation features (the table in [`crate::observation`]).
+pub use crate::observation::index as obs_index;
 
 /// A request waiting in the FIFO queue.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,6 +68,8 @@ pub struct RequestRecord {
     pub accuracy_loss: f64,
     pub cloud_gpu_s: f64,
     pub failures: u32,
+    /// Admission attempts the cloud API rejected.
+    pub rejections: u32,
     pub fell_back: bool,
     pub failed: bool,
     pub split_layer: u32,
@@ -108,8 +99,10 @@ pub struct StepInfo {
     pub backlog: u32,
     pub failed_requests: u32,
     pub fallbacks: u32,
-    /// Failed crossings that were retried after a backoff (summed over started requests).
+    /// Failed crossing attempts (summed over started requests).
     pub retries: u32,
+    /// Admission attempts the cloud API rejected (HTTP 429/529; summed over started requests).
+    pub rejections: u32,
     pub sla_violations: u32,
     pub latency_sum_s: f64,
     pub latency_max_s: f64,
@@ -142,6 +135,7 @@ impl StepMetrics for StepInfo {
         visit("failed_requests", f64::from(self.failed_requests));
         visit("fallbacks", f64::from(self.fallbacks));
         visit("retries", f64::from(self.retries));
+        visit("rejections", f64::from(self.rejections));
         visit("sla_violations", f64::from(self.sla_violations));
         visit("latency_sum_s", self.latency_sum_s);
         visit("energy_j", self.energy_j);
@@ -175,6 +169,9 @@ struct Residency {
     lm_head: bool,
 }
 
+/// "Time since the last failure" before any failure (the top of the feature's range).
+const NEVER_FAILED_S: f64 = 9999.0;
+
 /// Moving averages and the last slot's measurements behind the observation.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Estimators {
@@ -187,8 +184,12 @@ struct Estimators {
     gain_sq_ewma: f64,
     arrival_rate_ewma: f64,
     cloud_load_ewma: f64,
-    one_way_last_s: f64,
-    failure_rate_last: f64,
+    link_connected: bool,
+    probe_failed: bool,
+    time_since_failure_s: f64,
+    rtt_last_s: f64,
+    cloud_ttft_last_s: f64,
+    cloud_rejected_last: bool,
     latency_mean_last_s: f64,
     /// Ring of (backlog fraction, log10 rate, arrival-rate ratio), oldest first.
     history: Vec<f32>,
@@ -199,7 +200,8 @@ impl Estimators {
     /// its deployment's typical link, load and workload), so every feature is a real estimate
     /// from the first decision on and nothing needs a "not measured yet" special case.
     fn prior(sc: &Scenario, history: usize) -> Self {
-        let mean = crate::public::mean_view(sc).conditions;
+        let view = mean_view(sc);
+        let mean = view.conditions;
         let m = sc.link.nakagami_m();
         let lambda = sc.arrivals.mean_rate_per_s();
         let lambda_ref = sc.arrivals.max_rate_per_s().max(1e-9);
@@ -218,8 +220,12 @@ impl Estimators {
             gain_sq_ewma: 1.0 + 1.0 / m,
             arrival_rate_ewma: lambda,
             cloud_load_ewma: mean.cloud_load,
-            one_way_last_s: mean.one_way_s,
-            failure_rate_last: 0.0,
+            link_connected: true,
+            probe_failed: false,
+            time_since_failure_s: NEVER_FAILED_S,
+            rtt_last_s: 2.0 * mean.one_way_s,
+            cloud_ttft_last_s: 2.0 * mean.one_way_s + view.cloud_admission_wait_s,
+            cloud_rejected_last: false,
             latency_mean_last_s: 0.0,
             history: ring,
         }
@@ -239,10 +245,12 @@ pub struct PartitionState {
     queue: VecDeque<Request>,
     next_request_id: u64,
     servers_free_s: Vec<f64>,
-    /// Edge compute, uplink, downlink, cloud: when each has finished its committed work.
-    resources_free_s: [f64; 4],
+    /// Edge compute (and weight loads), uplink, downlink: when each has finished its committed work.
+    resources_free_s: [f64; 3],
     plan: Plan,
     plan_ready_s: f64,
+    /// When the weight loads issued so far finish (storage reads are serial).
+    loads_done_s: f64,
     residency: Residency,
     queues: VirtualQueues,
     est: Estimators,
@@ -271,12 +279,6 @@ pub struct PartitionEnv {
     scratch: Scratch,
 }
 
-/// `log10(bit/s) − 6`: bandwidth features in log10(Mbit/s), clamped to [−3, 4] (1 kbit/s to
-/// 10 Gbit/s).
-fn log_mbps(rate_bps: f64) -> f64 {
-    (rate_bps.max(1e-30).log10() - 6.0).clamp(-3.0, 4.0)
-}
-
 /// Slot conditions of the scenario for the service walk.
 struct ExoSource<'a> {
     exo: &'a mut ExoState,
@@ -290,7 +292,7 @@ impl SlotSource for ExoSource<'_> {
 
     fn slot(&mut self, index: u64) -> SlotView {
         let x = self.exo.get(self.scenario, index);
-        crate::public::slot_view(self.scenario, &x)
+        slot_view(self.scenario, &x)
     }
 }
 
@@ -319,7 +321,7 @@ impl PartitionEnv {
         };
         let spec = EnvSpec {
             id: id.to_string(),
-            observation: observation_space(sc.config.observation.history),
+            observation: observation::observation_space(sc.config.observation.history),
             action,
             max_episode_steps: Some(sc.config.serving.episode_slots),
         };
@@ -375,9 +377,10 @@ impl PartitionEnv {
             queue: VecDeque::with_capacity(sc.config.workload.queue_capacity.min(4096)),
             next_request_id: 0,
             servers_free_s: vec![0.0; sc.config.serving.concurrency as usize],
-            resources_free_s: [0.0; 4],
+            resources_free_s: [0.0; 3],
             plan: initial.clone(),
             plan_ready_s: 0.0,
+            loads_done_s: 0.0,
             residency,
             queues: VirtualQueues::default(),
             est: Estimators::prior(sc, history),
@@ -676,16 +679,25 @@ impl PartitionEnv {
             edge_memory_available_bytes: sc.edge.usable_memory_bytes * exo.edge.memory,
             ..StepInfo::default()
         };
-        // Plan switch: load the weights that are not resident yet; requests under the new plan
-        // start once they are loaded.
+        // Plan switch: load the weights that are not resident yet. A load occupies the edge (it
+        // queues behind the edge's committed work and earlier loads), is charged when issued and
+        // runs to completion even if the plan is abandoned in the next slot; the weights count as
+        // resident from then on. Requests under a plan with edge work start once every load in
+        // flight has finished; cloud-only requests need no edge weights and do not wait.
         if *plan != self.state.plan {
             let missing = self.state.residency.missing_weight_bytes(plan, &sc);
             let load_s = sc.edge.load_time_s(missing);
             let avail = sc.edge.usable_memory_bytes * exo.edge.memory;
+            if load_s > 0.0 {
+                let st = &mut self.state;
+                let load_start = t0.max(st.resources_free_s[0]).max(st.loads_done_s);
+                st.loads_done_s = load_start + load_s;
+                st.resources_free_s[0] = st.loads_done_s;
+            }
             self.state.residency.add(plan);
             self.state.residency.evict_to_fit(plan, &sc, avail);
             self.state.plan = plan.clone();
-            self.state.plan_ready_s = t0 + load_s;
+            self.state.plan_ready_s = if plan.is_cloud_only() { t0 } else { t0.max(self.state.loads_done_s) };
             self.scratch.profile = PlanProfile::new(plan, &sc.costs);
             info.plan_changed = true;
             info.switch_load_s = load_s;
@@ -699,8 +711,6 @@ impl PartitionEnv {
             edge_energy_spent_j: info.switch_energy_j,
             ..SlotOutcome::default()
         };
-        let mut crossings = 0u64;
-        let mut failed_crossings = 0u64;
         // Arrivals, interleaved in time with service starts.
         self.scratch.arrivals.clear();
         sc.arrivals.sample_slot_arrivals(
@@ -712,16 +722,7 @@ impl PartitionEnv {
         );
         for k in 0..self.scratch.arrivals.len() {
             let arrival_s = t0 + self.scratch.arrivals[k];
-            self.start_services(
-                arrival_s,
-                t0,
-                &sc,
-                &exo,
-                &mut info,
-                &mut outcome,
-                &mut crossings,
-                &mut failed_crossings,
-            );
+            self.start_services(arrival_s, t0, &sc, &exo, &mut info, &mut outcome);
             let n_in = sc.prompt_lengths.sample(&mut self.state.lengths_rng);
             let n_out = sc.output_lengths.sample(&mut self.state.lengths_rng);
             info.arrivals += 1;
@@ -736,11 +737,12 @@ impl PartitionEnv {
                 self.state.queue.push_back(Request { id, arrival_s, n_in, n_out, deadline_s });
             }
         }
-        self.start_services(t1, t0, &sc, &exo, &mut info, &mut outcome, &mut crossings, &mut failed_crossings);
+        self.start_services(t1, t0, &sc, &exo, &mut info, &mut outcome);
         info.backlog = self.state.queue.len() as u32;
         outcome.backlog_after = self.state.queue.len() as f64;
         outcome.n_started = info.started as usize;
         outcome.dropped = f64::from(info.dropped);
+        outcome.failed = f64::from(info.failed_requests);
         info.reward = reward(&sc.config.reward, &outcome, &mut self.state.queues);
         info.energy_j = outcome.energy_j;
         info.plan = PlanSummary {
@@ -750,7 +752,7 @@ impl PartitionEnv {
             crossings_per_token: self.scratch.profile.crossings_per_token(),
             edge_memory_bytes: sc.memory.plan_bytes(&self.state.plan),
         };
-        self.update_estimators(&sc, &exo, &info, crossings, failed_crossings);
+        self.update_estimators(&sc, &exo, &info);
         self.state.slot += 1;
         self.state.exo.discard_before(self.state.slot);
         let truncated = self.state.slot >= sc.config.serving.episode_slots;
@@ -761,7 +763,6 @@ impl PartitionEnv {
     }
 
     /// Starts every queued request that can start before `limit`.
-    #[allow(clippy::too_many_arguments)]
     fn start_services(
         &mut self,
         limit: f64,
@@ -770,8 +771,6 @@ impl PartitionEnv {
         exo: &ExoSlot,
         info: &mut StepInfo,
         outcome: &mut SlotOutcome,
-        crossings: &mut u64,
-        failed_crossings: &mut u64,
     ) {
         let avail = sc.edge.usable_memory_bytes * exo.edge.memory;
         while let Some(&req) = self.state.queue.front() {
@@ -790,13 +789,17 @@ impl PartitionEnv {
             let st = &mut self.state;
             let scratch = &mut self.scratch;
             scratch.costs.fill(&scratch.profile, req.n_in, req.n_out, &sc.edge, &sc.cloud);
-            let fallback = (self.edge_only_bytes <= avail && !st.plan.is_edge_only(sc.n_heads())).then(|| Fallback {
+            let fallback = (sc.config.recovery.edge_fallback()
+                && self.edge_only_bytes <= avail
+                && !st.plan.is_edge_only(sc.n_heads()))
+            .then(|| Fallback {
                 profile: &self.edge_only_profile,
                 load_s: sc.edge.load_time_s(st.residency.missing_weight_bytes_edge_only(sc)),
             });
             let spec = ServeSpec {
                 costs: &scratch.costs,
                 streaming: scratch.profile.streaming,
+                uses_cloud: scratch.profile.uses_cloud(),
                 n_in: req.n_in,
                 n_out: req.n_out,
                 fallback,
@@ -812,14 +815,18 @@ impl PartitionEnv {
                 st.residency.add(&edge_only);
                 st.residency.evict_to_fit(&st.plan, sc, avail);
             }
-            // Pipelining across concurrent requests: each resource works through its committed
-            // work in order; a request ends no earlier than its own critical path and than each
-            // resource finishing its share of the work.
-            let busy = [out.edge_compute_s, out.tx_s, out.rx_s, out.cloud_busy_s];
+            // Pipelining across concurrent requests: the edge and the radio work through their
+            // committed work in order; a request ends no earlier than its own critical path and
+            // than each of them finishing its share of the work. The cloud is a batched server:
+            // our requests join its batch like every other tenant's (their slowdown is in the
+            // load), so they do not queue behind each other there.
+            let busy = [out.edge_compute_s, out.tx_s, out.rx_s];
             let mut end = out.end_s;
             for (free_s, b) in st.resources_free_s.iter_mut().zip(busy) {
-                *free_s = free_s.max(start) + b;
-                end = end.max(*free_s);
+                if b > 0.0 {
+                    *free_s = free_s.max(start) + b;
+                    end = end.max(*free_s);
+                }
             }
             st.servers_free_s[server] = end;
             let latency_s = end - req.arrival_s;
@@ -837,6 +844,7 @@ impl PartitionEnv {
             info.latency_sum_s += latency_s;
             info.latency_max_s = info.latency_max_s.max(latency_s);
             info.retries += out.failures;
+            info.rejections += out.rejections;
             info.fallbacks += u32::from(out.fell_back);
             info.failed_requests += u32::from(out.failed);
             st.totals.failed += u64::from(out.failed);
@@ -850,8 +858,6 @@ impl PartitionEnv {
             outcome.accuracy_loss += accuracy_loss;
             outcome.cloud_cost += cloud_cost;
             outcome.edge_load_fraction += scratch.profile.edge_share;
-            *crossings += out.crossings;
-            *failed_crossings += u64::from(out.failures);
             if let Some(records) = scratch.records.as_mut() {
                 records.push(RequestRecord {
                     id: req.id,
@@ -868,6 +874,7 @@ impl PartitionEnv {
                     accuracy_loss,
                     cloud_gpu_s: out.cloud_gpu_s,
                     failures: out.failures,
+                    rejections: out.rejections,
                     fell_back: out.fell_back,
                     failed: out.failed,
                     split_layer: st.plan.leading_edge_layers(sc.n_heads()),
@@ -881,8 +888,9 @@ impl PartitionEnv {
 
     // ----- observation -------------------------------------------------------------------------
 
-    fn update_estimators(&mut self, sc: &Scenario, exo: &ExoSlot, info: &StepInfo, crossings: u64, failed: u64) {
+    fn update_estimators(&mut self, sc: &Scenario, exo: &ExoSlot, info: &StepInfo) {
         let a = sc.config.observation.ewma_alpha;
+        let slot_s = sc.config.serving.slot_s;
         let e = &mut self.state.est;
         let mix = |old: f64, new: f64| (1.0 - a) * old + a * new;
         let rate = exo.link.rate_bps;
@@ -896,10 +904,20 @@ impl PartitionEnv {
         let g = exo.link.fading_gain;
         e.gain_mean_ewma = mix(e.gain_mean_ewma, g);
         e.gain_sq_ewma = mix(e.gain_sq_ewma, g * g);
-        e.arrival_rate_ewma = mix(e.arrival_rate_ewma, f64::from(info.arrivals) / sc.config.serving.slot_s);
+        e.arrival_rate_ewma = mix(e.arrival_rate_ewma, f64::from(info.arrivals) / slot_s);
         e.cloud_load_ewma = mix(e.cloud_load_ewma, exo.cloud_load);
-        e.one_way_last_s = exo.link.one_way_s;
-        e.failure_rate_last = if crossings > 0 { failed as f64 / crossings as f64 } else { 0.0 };
+        // The modem's service indicator and the end-of-slot probe (observation module doc).
+        e.link_connected = exo.ge == GeState::Good;
+        e.probe_failed = exo.probe_failed;
+        e.time_since_failure_s =
+            if exo.probe_failed { 0.0 } else { (e.time_since_failure_s + slot_s).min(NEVER_FAILED_S) };
+        e.rtt_last_s = 2.0 * exo.link.one_way_s;
+        if !exo.probe_failed {
+            e.cloud_rejected_last = exo.probe_rejected;
+            if !exo.probe_rejected {
+                e.cloud_ttft_last_s = e.rtt_last_s + sc.config.cloud_load.admission_wait_s(exo.cloud_load);
+            }
+        }
         e.latency_mean_last_s = if info.started > 0 { info.latency_sum_s / f64::from(info.started) } else { 0.0 };
         let lambda_ref = sc.arrivals.max_rate_per_s().max(1e-9);
         let h = &mut e.history;
@@ -907,46 +925,45 @@ impl PartitionEnv {
         let n = h.len();
         h[n - 3] = backlog_frac as f32;
         h[n - 2] = log_mbps(rate) as f32;
-        h[n - 1] = (f64::from(info.arrivals) / sc.config.serving.slot_s / lambda_ref).min(5.0) as f32;
+        h[n - 1] = (f64::from(info.arrivals) / slot_s / lambda_ref).min(5.0) as f32;
     }
 
     fn write_obs(&mut self, obs: &mut [f32]) {
+        use observation::index as i;
         let sc = self.scenario.clone();
         let next = self.oracle_conditions_for_obs();
         let st = &self.state;
         let e = &st.est;
-        let latency_scale = sc.config.reward.scales.latency_s;
         let lambda_ref = sc.arrivals.max_rate_per_s().max(1e-9);
         let gain_var = (e.gain_sq_ewma - e.gain_mean_ewma * e.gain_mean_ewma).max(1e-12);
-        let m_hat = (e.gain_mean_ewma * e.gain_mean_ewma / gain_var).min(20.0);
+        let m_hat = e.gain_mean_ewma * e.gain_mean_ewma / gain_var;
         let cv = if e.rate_ewma_bps > 0.0 { e.rate_var_ewma.sqrt() / e.rate_ewma_bps } else { 0.0 };
-        let profile = &self.scratch.profile;
-        let l = sc.n_layers();
-        let values = [
-            st.queue.len() as f64 / sc.config.workload.queue_capacity as f64,
-            e.backlog_ewma,
-            (st.queues.energy_j / sc.config.reward.scales.energy_j).min(10.0),
-            (st.queues.accuracy / sc.config.reward.scales.accuracy).min(10.0),
-            log_mbps(e.rate_last_bps),
-            log_mbps(e.rate_ewma_bps),
-            cv.min(5.0),
-            (e.snr_last_db / 10.0).clamp(-5.0, 6.0),
-            m_hat / 10.0,
-            (e.arrival_rate_ewma / lambda_ref).min(5.0),
-            next.0,
-            next.1,
-            e.cloud_load_ewma,
-            e.failure_rate_last,
-            (e.one_way_last_s * 10.0).min(5.0),
-            f64::from(st.plan.leading_edge_layers(sc.n_heads())) / f64::from(l),
-            profile.edge_share.clamp(0.0, 1.0),
-            f64::from(st.plan.precision.bits()) / 16.0,
-            (e.latency_mean_last_s / latency_scale).min(10.0),
-        ];
-        for (o, v) in obs.iter_mut().zip(values) {
-            *o = v as f32;
-        }
-        obs[values.len()..].copy_from_slice(&e.history);
+        let mut raw = [0.0; FEATURES.len()];
+        raw[i::BACKLOG_FRACTION] = st.queue.len() as f64 / sc.config.workload.queue_capacity as f64;
+        raw[i::BACKLOG_EWMA] = e.backlog_ewma;
+        raw[i::ENERGY_QUEUE] = st.queues.energy_j / sc.config.reward.scales.energy_j;
+        raw[i::ACCURACY_QUEUE] = st.queues.accuracy / sc.config.reward.scales.accuracy;
+        raw[i::BANDWIDTH_LAST] = e.rate_last_bps;
+        raw[i::BANDWIDTH_EWMA] = e.rate_ewma_bps;
+        raw[i::BANDWIDTH_CV] = cv;
+        raw[i::SNR_LAST] = e.snr_last_db;
+        raw[i::NAKAGAMI_M] = m_hat;
+        raw[i::ARRIVAL_RATE_EWMA] = e.arrival_rate_ewma / lambda_ref;
+        raw[i::EDGE_COMPUTE_AVAILABLE] = next.0;
+        raw[i::EDGE_MEMORY_AVAILABLE] = next.1;
+        raw[i::CLOUD_LOAD_EWMA] = e.cloud_load_ewma;
+        raw[i::LINK_CONNECTED] = f64::from(u8::from(e.link_connected));
+        raw[i::PROBE_FAILED_LAST] = f64::from(u8::from(e.probe_failed));
+        raw[i::TIME_SINCE_FAILURE] = e.time_since_failure_s;
+        raw[i::RTT_LAST] = e.rtt_last_s;
+        raw[i::CLOUD_TTFT_LAST] = e.cloud_ttft_last_s;
+        raw[i::CLOUD_REJECTED_LAST] = f64::from(u8::from(e.cloud_rejected_last));
+        raw[i::LAST_SPLIT_FRACTION] = f64::from(st.plan.leading_edge_layers(sc.n_heads())) / f64::from(sc.n_layers());
+        raw[i::LAST_EDGE_SHARE] = self.scratch.profile.edge_share;
+        raw[i::LAST_PRECISION] = f64::from(st.plan.precision.bits());
+        raw[i::LATENCY_MEAN_LAST] = e.latency_mean_last_s / sc.config.reward.scales.latency_s;
+        observation::encode_into(&raw, obs);
+        obs[FEATURES.len()..].copy_from_slice(&e.history);
     }
 
     /// Edge compute and memory availability of the next slot: the device knows its own load.
@@ -956,170 +973,9 @@ impl PartitionEnv {
     }
 }
 
-/// The observation layout `partition-v1` with `history` slots of history.
+/// The observation layout with `history` slots of history ([`crate::observation`]).
 pub fn observation_space(history: u32) -> ObservationSpace {
-    // Descriptions say how a device computes each feature from raw measurements (they go into an
-    // exported policy's sidecar); `write_obs`, `update_estimators` and `Estimators::prior` are the
-    // reference. "ewma": m ← (1 − ewma_alpha)·m + ewma_alpha·x once per slot, starting from the
-    // prior (the scenario's long-run mean) at an episode's start; "prior": that starting value.
-    let f = Feature::new;
-    let mut features = vec![
-        f(
-            "backlog_fraction",
-            0.0,
-            1.0,
-            "1",
-            "requests waiting in the FIFO queue at the decision / workload.queue_capacity",
-        ),
-        f(
-            "backlog_ewma_fraction",
-            0.0,
-            1.0,
-            "1",
-            "ewma of the backlog fraction at the end of each slot (queued requests / queue_capacity); starts at 0",
-        ),
-        f(
-            "energy_queue",
-            0.0,
-            10.0,
-            "1",
-            "min(Z_E / reward.scales.energy_j, 10); energy virtual queue Z_E ← max(Z_E + edge energy of the slot (J) − reward.energy_budget_w·slot_s, 0), 0 without a budget",
-        ),
-        f(
-            "accuracy_queue",
-            0.0,
-            10.0,
-            "1",
-            "min(Z_A / reward.scales.accuracy, 10); accuracy virtual queue Z_A ← max(Z_A + Σ over requests started in the slot of (accuracy loss − reward.accuracy_budget), 0), 0 without a budget",
-        ),
-        f(
-            "bandwidth_last",
-            -3.0,
-            4.0,
-            "log10(Mbit/s)",
-            "clamp(log10(r) − 6, −3, 4) of the link rate r (bit/s) measured in the last slot; before the first slot r is the prior (the scenario's mean rate)",
-        ),
-        f(
-            "bandwidth_ewma",
-            -3.0,
-            4.0,
-            "log10(Mbit/s)",
-            "clamp(log10(m) − 6, −3, 4) of m = ewma of the measured link rate in bit/s (prior: the scenario's mean rate)",
-        ),
-        f(
-            "bandwidth_cv",
-            0.0,
-            5.0,
-            "1",
-            "min(√v / m, 5) with m the rate ewma and v its moving variance: v ← (1 − ewma_alpha)·(v + ewma_alpha·(r − m_prev)²) each slot from v = 0, m_prev the ewma before the slot's update; 0 when m = 0",
-        ),
-        f(
-            "snr_last",
-            -5.0,
-            6.0,
-            "10 dB",
-            "clamp(mean SNR of the last slot in dB / 10, −5, 6); before the first slot the prior (the scenario's mean SNR)",
-        ),
-        f(
-            "nakagami_m_estimate",
-            0.0,
-            2.0,
-            "10",
-            "min(a² / max(b − a², 1e-12), 20) / 10: moment estimate of Nakagami m from a = ewma of the slot's fading power gain g (prior 1) and b = ewma of g² (prior 1 + 1/m, m the scenario's Nakagami m)",
-        ),
-        f(
-            "arrival_rate_ewma",
-            0.0,
-            5.0,
-            "1",
-            "min(ewma of (arrivals in the slot / slot_s) / the arrival process's peak rate per second, 5); prior: the mean arrival rate",
-        ),
-        f(
-            "edge_compute_available",
-            0.0,
-            1.0,
-            "1",
-            "fraction of the edge device's compute left by other apps in the coming slot (known locally)",
-        ),
-        f(
-            "edge_memory_available",
-            0.0,
-            1.0,
-            "1",
-            "fraction of the edge device's usable memory left by other apps in the coming slot (known locally)",
-        ),
-        f(
-            "cloud_load_ewma",
-            0.0,
-            1.0,
-            "1",
-            "ewma of the shared cloud GPU's utilisation measured each slot, in [0, 1]; prior: its long-run mean",
-        ),
-        f(
-            "crossing_failure_rate_last",
-            0.0,
-            1.0,
-            "1",
-            "failed / attempted link crossings of the last slot; 0 when there was none",
-        ),
-        f(
-            "one_way_latency_last",
-            0.0,
-            5.0,
-            "100 ms",
-            "min(one-way network latency of the last slot in s × 10, 5); before the first slot the prior (latency one_way_s + jitter_s / 2)",
-        ),
-        f(
-            "last_split_fraction",
-            0.0,
-            1.0,
-            "1",
-            "leading layers fully on the edge in the plan executed last (the initial plan before the first slot) / n_layers",
-        ),
-        f(
-            "last_edge_share",
-            0.0,
-            1.0,
-            "1",
-            "edge share of the per-token weight traffic of the plan executed last, clamped to [0, 1]",
-        ),
-        f("last_precision", 0.0, 1.0, "16 bit", "boundary bits of the plan executed last / 16"),
-        f(
-            "latency_mean_last",
-            0.0,
-            10.0,
-            "1",
-            "min(mean latency of the requests whose service started in the last slot / reward.scales.latency_s, 10); 0 if none started",
-        ),
-    ];
-    for k in (1..=history).rev() {
-        let g = |name: String, low, high, unit, desc| Feature::new(name, low, high, unit, desc);
-        features.push(g(
-            format!("history_backlog_t-{k}"),
-            0.0,
-            1.0,
-            "1",
-            "backlog fraction at the end of the slot k slots ago (queued / queue_capacity); 0 for slots before the episode began",
-        ));
-        features.push(g(
-            format!("history_bandwidth_t-{k}"),
-            -3.0,
-            4.0,
-            "log10(Mbit/s)",
-            "clamp(log10(r) − 6, −3, 4) of the link rate r (bit/s) measured k slots ago; for slots before the episode began, the prior (the scenario's mean rate)",
-        ));
-        features.push(g(
-            format!("history_arrival_rate_t-{k}"),
-            0.0,
-            5.0,
-            "1",
-            "min(arrivals k slots ago / slot_s / peak arrival rate per second, 5); for slots before the episode began, min(mean arrival rate / peak rate, 5)",
-        ));
-    }
-    debug_assert_eq!(features[obs_index::BANDWIDTH_EWMA].name, "bandwidth_ewma");
-    debug_assert_eq!(features[obs_index::ONE_WAY_LATENCY_LAST].name, "one_way_latency_last");
-    debug_assert_eq!(features[obs_index::CLOUD_LOAD_EWMA].name, "cloud_load_ewma");
-    ObservationSpace { layout: LAYOUT_NAME.to_string(), features }
+    observation::observation_space(history)
 }
 
 impl Residency {
@@ -1514,5 +1370,112 @@ mod tests {
         let mut again = action.clone();
         assert!(!env.repair(&mut again, avail));
         assert_eq!(again, action);
+    }
+
+    fn calm_with(extra: &str, replace: &[(&str, &str)]) -> Arc<Scenario> {
+        let mut text = CALM.to_string();
+        for (a, b) in replace {
+            assert!(text.contains(a), "{a}");
+            text = text.replace(a, b);
+        }
+        text.push_str(extra);
+        Arc::new(Scenario::from_toml(&text, &NoTraces).unwrap())
+    }
+
+    #[test]
+    fn weight_loads_run_to_completion_when_the_plan_is_abandoned() {
+        // 0.1 s slots; cloud-only → edge-only loads 0.355 s of weights at t = 0. Switching back to
+        // cloud-only at 0.1 s used to cancel the load (edge-only at 0.2 s then started at once
+        // with the weights marked resident for free). The load now runs to 0.355 s: it occupies
+        // the edge, is charged once, and edge-only at 0.2 s waits for it.
+        let sc = calm_with("", &[("episode_slots = 400", "episode_slots = 400\n        slot_s = 0.1")]);
+        let mut env = PartitionEnv::new(sc.clone());
+        let (mut f, mut m) = env.buffers();
+        env.reset_into(Some(1), &mut f, &mut m);
+        let (l, h) = (sc.n_layers(), sc.n_heads());
+        let edge = Plan::edge_only(l, h, Precision::Bits16);
+        let cloud = Plan::cloud_only(l, Precision::Bits16);
+        let load = sc.costs.total_weight_bytes() / 2e9;
+        let t = env.step_plan_into(&edge, &mut f, &mut m).unwrap();
+        assert!((t.info.switch_load_s - load).abs() < 1e-9);
+        assert!((env.state.resources_free_s[0] - load).abs() < 1e-9, "the load occupies the edge");
+        let t = env.step_plan_into(&cloud, &mut f, &mut m).unwrap();
+        assert_eq!(t.info.switch_energy_j, 0.0);
+        assert!((env.state.plan_ready_s - 0.1).abs() < 1e-12, "cloud-only needs no edge weights");
+        let t = env.step_plan_into(&edge, &mut f, &mut m).unwrap();
+        assert_eq!((t.info.switch_load_s, t.info.switch_energy_j), (0.0, 0.0), "charged once");
+        assert!((env.state.plan_ready_s - load).abs() < 1e-9, "{} vs {load}", env.state.plan_ready_s);
+    }
+
+    #[test]
+    fn own_concurrent_requests_share_the_batched_cloud() {
+        // Jetson + LLaMA-7B, cloud at ρ = 0.9, one request every 2 s, cloud-only, no failures.
+        // Each request waits ~4.5 s for admission and decodes ~3× slower per token, but our
+        // requests join the batch together instead of queueing behind each other in the cloud:
+        // the old model gave ~110 s latency and 14 % drops here.
+        let text = include_str!("../../configs/jetson-llama7b-lte.toml");
+        let mut cfg = ScenarioConfig::from_toml(text).unwrap();
+        cfg.cloud_load.levels = vec![0.9];
+        cfg.cloud_load.mean_dwell_s = vec![3600.0];
+        cfg.cloud_load.jitter_sd = 0.0;
+        cfg.failures = crate::failure::FailureConfig::default();
+        cfg.workload.arrivals = toml::from_str("kind = \"constant\"\nrate_per_s = 0.5").unwrap();
+        cfg.serving.concurrency = 8;
+        let sc = Arc::new(Scenario::resolve(cfg, &NoTraces).unwrap());
+        let mut env = PartitionEnv::new(sc.clone());
+        env.set_recording(true);
+        let (mut f, mut m) = env.buffers();
+        env.reset_into(Some(3), &mut f, &mut m);
+        let cloud = Plan::cloud_only(sc.n_layers(), Precision::Bits16);
+        let mut dropped = 0;
+        for _ in 0..600 {
+            dropped += env.step_plan_into(&cloud, &mut f, &mut m).unwrap().info.dropped;
+        }
+        let recs = env.take_records();
+        let mean = recs.iter().map(|r| r.latency_s).sum::<f64>() / recs.len() as f64;
+        let service = recs.iter().map(|r| r.end_s - r.start_s).sum::<f64>() / recs.len() as f64;
+        assert_eq!(dropped, 0);
+        assert!(mean > 4.5 && mean < 1.2 * service + 0.5, "mean latency {mean} s, mean service {service} s");
+        assert!(mean < 15.0, "{mean}");
+    }
+
+    #[test]
+    fn observation_reports_link_state_probe_failures_and_cloud_rejections() {
+        use crate::observation::{decode, index as i};
+        // Calm: connected, no failed probe, RTT 40 ms, TTFT = RTT at an idle cloud.
+        let sc = calm();
+        let mut env = PartitionEnv::new(sc.clone());
+        let (mut obs, _) = env.reset(Some(4));
+        let t = act_and_step(&mut env, &mut CloudOnly, &mut obs).unwrap();
+        let _ = t;
+        let o = &obs.features;
+        assert_eq!(decode(o, i::LINK_CONNECTED), 1.0);
+        assert_eq!(decode(o, i::PROBE_FAILED_LAST), 0.0);
+        assert!((decode(o, i::RTT_LAST) - 0.04).abs() < 1e-6);
+        assert!((decode(o, i::CLOUD_TTFT_LAST) - 0.04).abs() < 1e-5);
+        assert_eq!(decode(o, i::CLOUD_REJECTED_LAST), 0.0);
+        assert!(decode(o, i::TIME_SINCE_FAILURE) > 9000.0, "never failed");
+        // A link stuck in the Bad state (every crossing fails) and an API rejecting every
+        // request: the modem reports no service, the probe fails at once, and, the probe's
+        // crossing having failed, the rejection feature keeps its last value.
+        let ge = "\n[failures.gilbert_elliott]\nmean_good_s = 1e-6\nmean_bad_s = 1e9\n\
+                  failure_probability_good = 0.0\nfailure_probability_bad = 1.0\n";
+        let sc = calm_with(ge, &[]);
+        let mut env = PartitionEnv::new(sc.clone());
+        let (mut obs, _) = env.reset(Some(4));
+        act_and_step(&mut env, &mut EdgeOnly, &mut obs).unwrap();
+        let o = &obs.features;
+        assert_eq!(decode(o, i::LINK_CONNECTED), 0.0);
+        assert_eq!(decode(o, i::PROBE_FAILED_LAST), 1.0);
+        assert_eq!(decode(o, i::TIME_SINCE_FAILURE), 0.0);
+        // A healthy link to an API that rejects everything: the probe reaches it and is rejected.
+        let reject = "\n[cloud_load]\nlevels = [0.0]\nreject_probability = [1.0]\n";
+        let sc = calm_with(reject, &[]);
+        let mut env = PartitionEnv::new(sc.clone());
+        let (mut obs, _) = env.reset(Some(4));
+        let t = act_and_step(&mut env, &mut CloudOnly, &mut obs).unwrap();
+        assert_eq!(decode(&obs.features, i::CLOUD_REJECTED_LAST), 1.0);
+        // No request gets through: each one fails after the SDK's 3 attempts.
+        assert_eq!(t.info.failed_requests, t.info.started);
     }
 }

@@ -33,6 +33,8 @@ pub enum Stream {
     Requests = 15,
     ArrivalRate = 16,
     GilbertElliott = 17,
+    /// The device's keep-alive probe of link and cloud (observation only).
+    Probe = 18,
 }
 
 /// SplitMix64 finaliser (Steele, Lea & Flood 2014). Written out because it is four lines and the

@@ -7,11 +7,20 @@
 //! so the passes that fit are charged together and failures among their crossings are drawn
 //! with one exponential clock ([`FailureClock`]), O(1) per slot spanned plus O(1) per failure.
 //!
+//! Admission (§3, §8): a request whose plan uses the cloud is first admitted by the cloud API,
+//! which may reject it (HTTP 429/529; one round trip each) while overloaded; the client SDK
+//! retries with its own backoff. Once admitted it waits in the server's admission queue (the
+//! queueing part of its time to first token) and then runs.
+//!
 //! Checkpoints (§8): with checkpoints, a failure loses only the failed crossing's attempt; the
-//! request resumes at that crossing after the backoff. Without (the "no checkpoint" variant), it
-//! restarts from scratch. After `max_retries` failures it falls back to edge-only when that plan
-//! fits, re-running the prefill over the prompt and the tokens generated so far on the edge
-//! (the cloud side's KV cache is unreachable), and otherwise fails and is counted.
+//! request resumes at that crossing after the transport's backoff, whose index counts the
+//! crossing's consecutive failures. Without (the "no checkpoint" variant), it restarts from
+//! scratch. The cloud path gives up after `max_retries` consecutive failures of one crossing,
+//! after the API's retries, or at a failure past the request's `timeout_s`; the request then
+//! fails and is counted, unless the scenario opted into the edge fallback, which re-runs the
+//! prefill over the prompt and the tokens generated so far on the edge (the cloud side's KV cache
+//! is unreachable). The fallback also triggers once one crossing has stalled for
+//! `fallback.after_s`.
 
 use crate::cost::{Conditions, PassCost, PassTiming, PlanProfile};
 use crate::device::DeviceProfile;
@@ -29,6 +38,10 @@ pub struct SlotView {
     pub crossing_failure_probability: f64,
     /// Fraction of a boundary tensor erased in lossy transport (0 when reliable), §4–§5.
     pub erasure_rate: f64,
+    /// Mean admission wait of a new request in the shared cloud (queueing part of TTFT), §3.
+    pub cloud_admission_wait_s: f64,
+    /// Probability that the cloud API rejects an admission attempt (HTTP 429/529), §3.
+    pub cloud_reject_probability: f64,
 }
 
 /// Exogenous per-slot conditions, indexed by absolute slot number (generated lazily ahead by
@@ -76,6 +89,10 @@ pub struct ServiceOutcome {
     pub cloud_busy_s: f64,
     pub crossings: u64,
     pub failures: u32,
+    /// Admission attempts the cloud API rejected.
+    pub rejections: u32,
+    /// Time spent in the cloud's admission queue.
+    pub cloud_queue_s: f64,
     pub fell_back: bool,
     pub failed: bool,
     /// Token-weighted mean erasure rate over the passes (lossy transport).
@@ -108,6 +125,8 @@ impl EnergyModel {
 pub struct ServeSpec<'a> {
     pub costs: &'a RequestCosts,
     pub streaming: bool,
+    /// The plan runs work in the cloud (the request must be admitted there first).
+    pub uses_cloud: bool,
     pub n_in: u32,
     pub n_out: u32,
     pub fallback: Option<Fallback<'a>>,
@@ -124,6 +143,13 @@ struct Walk {
 }
 
 impl Walk {
+    /// The edge idles for `s` seconds (backoff, rejection round trip, admission queue).
+    #[inline]
+    fn idle(&mut self, s: f64, energy: &EnergyModel) {
+        self.t += s;
+        self.out.energy_j += energy.idle_w * s;
+    }
+
     #[inline]
     fn charge(&mut self, timing: &PassTiming, fraction: f64, energy: &EnergyModel, erasure: f64) {
         self.t += fraction * timing.total_s;
@@ -138,11 +164,12 @@ impl Walk {
     }
 }
 
-/// Serves one request that starts at `start_s`: a prefill producing the first token, then one
-/// decode pass per further token; a streaming (cloud-only) plan adds the final delivery of the
-/// stream as a last crossing.
+/// Serves one request that starts at `start_s`: admission when the plan uses the cloud, a prefill
+/// producing the first token, then one decode pass per further token; a streaming (cloud-only)
+/// plan adds the final delivery of the stream as a last crossing.
 pub fn serve(spec: &ServeSpec<'_>, start_s: f64, src: &mut impl SlotSource, rng: &mut StreamRng) -> ServiceOutcome {
     let energy = EnergyModel::of(spec.edge);
+    let rec = spec.recovery;
     let slot_s = src.slot_s();
     let n_out = spec.n_out.max(1);
     let mut w = Walk { out: ServiceOutcome::default(), t: start_s, erasure_tokens: 0.0, passes: 0.0 };
@@ -150,92 +177,136 @@ pub fn serve(spec: &ServeSpec<'_>, start_s: f64, src: &mut impl SlotSource, rng:
     let mut fallback_costs = RequestCosts::default();
     let mut on_fallback = false;
     let mut streaming = spec.streaming;
+    let mut admitted = !spec.uses_cloud;
     let mut generated: u32 = 0;
     let mut in_prefill = true;
     // Fraction of the current pass already done (resumption at a partition checkpoint).
     let mut progress = 0.0;
     let mut delivered = false;
+    // Consecutive failures of the crossing being retried, and its stall so far (s).
+    let mut consecutive: u32 = 0;
+    let mut stall = 0.0;
     loop {
         let costs = if on_fallback { &fallback_costs } else { spec.costs };
         let slot = (w.t / slot_s).floor() as u64;
         let view = src.slot(slot);
         let slot_end = (slot + 1) as f64 * slot_s;
-        let (timing, count) = if generated < n_out {
-            if in_prefill {
-                (costs.prefill.timing(&view.conditions), 1)
-            } else if progress > 0.0 {
-                (costs.decode.timing(&view.conditions), 1)
-            } else {
-                // As many decode passes as start within this slot, at its conditions.
-                let t = costs.decode.timing(&view.conditions);
-                let fit = ((slot_end - w.t) / t.total_s).ceil().max(1.0);
-                (t, fit.min(f64::from(n_out - generated)) as u32)
+        let mut give_up = false;
+        if !admitted {
+            // One admission attempt: a rejection costs a round trip, then the SDK's backoff.
+            let u: f64 = rng.random();
+            if u >= view.cloud_reject_probability {
+                admitted = true;
+                w.idle(view.cloud_admission_wait_s, &energy);
+                w.out.cloud_queue_s += view.cloud_admission_wait_s;
+                continue;
             }
-        } else if streaming && !delivered {
-            // The stream's last token reaches the edge one crossing after generation ends.
-            let c = &view.conditions;
-            let x = crate::link::lossy_transfer_time_s(TOKEN_ID_BYTES, c.down_rate_bps, c.one_way_s);
-            let radio = TOKEN_ID_BYTES * 8.0 / c.down_rate_bps;
-            (PassTiming { total_s: x, rx_s: radio, crossings: 1, ..PassTiming::default() }, 1)
-        } else {
-            break;
-        };
-        let k = u64::from(timing.crossings);
-        // Crossings already done in a resumed pass are not run again.
-        let done_crossings = (progress * k as f64).round() as u64;
-        let to_run = u64::from(count) * k - done_crossings;
-        let failure = clock.consume(to_run, view.crossing_failure_probability, rng);
-        let Some(j) = failure else {
-            w.charge(&timing, f64::from(count) - progress, &energy, view.erasure_rate);
-            w.out.crossings += to_run;
-            if generated < n_out {
-                generated += count;
-                in_prefill = false;
+            w.idle(2.0 * view.conditions.one_way_s, &energy);
+            w.out.rejections += 1;
+            if w.out.rejections > rec.api.max_retries || w.t - start_s >= rec.timeout_s {
+                give_up = true;
             } else {
-                delivered = true;
+                let d = rec.api.backoff_delay_s(w.out.rejections - 1, rng.random());
+                w.idle(d, &energy);
+                w.out.backoff_s += d;
+                continue;
             }
-            progress = 0.0;
-            continue;
-        };
-        // Crossings are spread evenly over a pass: the passes completed, the useful part of the
-        // failing pass up to the failed crossing, then the failed attempt itself.
-        let j_abs = j + done_crossings;
-        let passes_done = (j_abs / k) as u32;
-        let within = (j_abs % k) as f64 / k as f64;
-        w.charge(&timing, f64::from(passes_done) + within - progress, &energy, view.erasure_rate);
-        w.charge(&timing, 1.0 / k as f64, &energy, 0.0);
-        w.out.crossings += j + 1;
-        w.out.failures += 1;
-        if generated < n_out && passes_done > 0 {
-            generated += passes_done;
-            in_prefill = false;
         }
-        progress = within;
-        if w.out.failures >= spec.recovery.max_retries {
+        if !give_up {
+            let (timing, count) = if generated < n_out {
+                if in_prefill {
+                    (costs.prefill.timing(&view.conditions), 1)
+                } else if progress > 0.0 {
+                    (costs.decode.timing(&view.conditions), 1)
+                } else {
+                    // As many decode passes as start within this slot, at its conditions.
+                    let t = costs.decode.timing(&view.conditions);
+                    let fit = ((slot_end - w.t) / t.total_s).ceil().max(1.0);
+                    (t, fit.min(f64::from(n_out - generated)) as u32)
+                }
+            } else if streaming && !delivered {
+                // The stream's last token reaches the edge one crossing after generation ends.
+                let c = &view.conditions;
+                let x = crate::link::lossy_transfer_time_s(TOKEN_ID_BYTES, c.down_rate_bps, c.one_way_s);
+                let radio = TOKEN_ID_BYTES * 8.0 / c.down_rate_bps;
+                (PassTiming { total_s: x, rx_s: radio, crossings: 1, ..PassTiming::default() }, 1)
+            } else {
+                break;
+            };
+            let k = u64::from(timing.crossings);
+            // Crossings already done in a resumed pass are not run again.
+            let done_crossings = (progress * k as f64).round() as u64;
+            let to_run = u64::from(count) * k - done_crossings;
+            let failure = clock.consume(to_run, view.crossing_failure_probability, rng);
+            let Some(j) = failure else {
+                w.charge(&timing, f64::from(count) - progress, &energy, view.erasure_rate);
+                w.out.crossings += to_run;
+                if to_run > 0 {
+                    consecutive = 0;
+                    stall = 0.0;
+                }
+                if generated < n_out {
+                    generated += count;
+                    in_prefill = false;
+                } else {
+                    delivered = true;
+                }
+                progress = 0.0;
+                continue;
+            };
+            if j > 0 {
+                // The crossing retried last went through before this one failed.
+                consecutive = 0;
+                stall = 0.0;
+            }
+            // Crossings are spread evenly over a pass: the passes completed, the useful part of
+            // the failing pass up to the failed crossing, then the failed attempt itself.
+            let j_abs = j + done_crossings;
+            let passes_done = (j_abs / k) as u32;
+            let within = (j_abs % k) as f64 / k as f64;
+            w.charge(&timing, f64::from(passes_done) + within - progress, &energy, view.erasure_rate);
+            w.charge(&timing, 1.0 / k as f64, &energy, 0.0);
+            w.out.crossings += j + 1;
+            w.out.failures += 1;
+            consecutive += 1;
+            stall += timing.total_s / k as f64;
+            if generated < n_out && passes_done > 0 {
+                generated += passes_done;
+                in_prefill = false;
+            }
+            progress = within;
+            give_up = consecutive >= rec.max_retries
+                || w.t - start_s >= rec.timeout_s
+                || (spec.fallback.is_some() && stall >= rec.fallback.after_s);
+        }
+        if give_up {
             let Some(fb) = spec.fallback.as_ref().filter(|_| !on_fallback) else {
                 w.out.failed = true;
                 break;
             };
             // Load the missing weights, then prefill on the edge over the prompt and the tokens
             // kept (none without checkpoints, or when the stream itself never arrived).
-            let kept = if spec.recovery.checkpoints && !streaming { generated } else { 0 };
+            let kept = if rec.checkpoints && !streaming { generated } else { 0 };
             w.t += fb.load_s;
             w.out.edge_compute_s += fb.load_s;
             w.out.energy_j += energy.active_w * fb.load_s;
             w.out.fell_back = true;
             on_fallback = true;
+            admitted = true;
             streaming = false;
             fallback_costs.fill(fb.profile, spec.n_in + kept, spec.n_out, spec.edge, spec.cloud);
             generated = kept;
             in_prefill = true;
             progress = 0.0;
+            consecutive = 0;
+            stall = 0.0;
             continue;
         }
-        let backoff = spec.recovery.backoff_delay_s(w.out.failures - 1, rng.random());
-        w.t += backoff;
+        let backoff = rec.backoff_delay_s(consecutive - 1, rng.random());
+        w.idle(backoff, &energy);
         w.out.backoff_s += backoff;
-        w.out.energy_j += energy.idle_w * backoff;
-        if !spec.recovery.checkpoints {
+        stall += backoff;
+        if !rec.checkpoints {
             generated = 0;
             in_prefill = true;
             progress = 0.0;
@@ -287,6 +358,7 @@ mod tests {
             packet_bytes: 1500,
             cloud_load: 0.0,
             cloud_queue_quantum_s: 0.0,
+            cloud_tpot_inflation: 2.5,
             edge_compute_available: 1.0,
         }
     }
@@ -294,7 +366,13 @@ mod tests {
     fn source(down: std::ops::Range<u64>, down_p: f64) -> Source {
         Source {
             slot_s: 1.0,
-            view: SlotView { conditions: conditions(), crossing_failure_probability: 0.0, erasure_rate: 0.0 },
+            view: SlotView {
+                conditions: conditions(),
+                crossing_failure_probability: 0.0,
+                erasure_rate: 0.0,
+                cloud_admission_wait_s: 0.0,
+                cloud_reject_probability: 0.0,
+            },
             down,
             down_p,
         }
@@ -312,8 +390,17 @@ mod tests {
         RequestCosts { prefill: pass.clone(), decode: pass }
     }
 
+    /// A short schedule for hand computations: d_k = min(0.1·2^k, 2), give up after 5
+    /// consecutive failures.
     fn recovery(checkpoints: bool) -> RecoveryConfig {
-        RecoveryConfig { checkpoints, jitter_fraction: 0.0, ..RecoveryConfig::default() }
+        RecoveryConfig {
+            checkpoints,
+            initial_backoff_s: 0.1,
+            max_backoff_s: 2.0,
+            max_retries: 5,
+            jitter_fraction: 0.0,
+            ..RecoveryConfig::default()
+        }
     }
 
     fn run(costs: &RequestCosts, rec: &RecoveryConfig, src: &mut Source, n_out: u32) -> ServiceOutcome {
@@ -322,6 +409,7 @@ mod tests {
         let spec = ServeSpec {
             costs,
             streaming: false,
+            uses_cloud: false,
             n_in: 16,
             n_out,
             fallback: None,
@@ -392,6 +480,7 @@ mod tests {
         let spec = ServeSpec {
             costs: &costs,
             streaming: false,
+            uses_cloud: true,
             n_in: 16,
             n_out: 10,
             fallback: Some(Fallback { profile: &edge_only, load_s: 1.0 }),
@@ -428,6 +517,7 @@ mod tests {
         let spec = ServeSpec {
             costs: &costs,
             streaming: true,
+            uses_cloud: true,
             n_in: 100,
             n_out: 20,
             fallback: None,
@@ -454,6 +544,7 @@ mod tests {
                 let spec = ServeSpec {
                     costs: &costs,
                     streaming: false,
+                    uses_cloud: false,
                     n_in: 16,
                     n_out: 20,
                     fallback: None,
@@ -469,5 +560,112 @@ mod tests {
         // With checkpoints: 20 passes + ~0.25 failures per pass × (0.15 s + backoff ≥ 0.1 s).
         assert!(with > 3.0 && with < 12.0, "{with}");
         assert!(without > 2.0 * with, "{without} vs {with}");
+    }
+
+    fn run_with(
+        rec: &RecoveryConfig,
+        src: &mut Source,
+        uses_cloud: bool,
+        fallback: Option<Fallback<'_>>,
+    ) -> ServiceOutcome {
+        let edge = DevicePreset::JetsonOrinNx16gb.profile();
+        let cloud = DevicePreset::A100_80gbSxm.profile();
+        let costs = synthetic();
+        let spec = ServeSpec {
+            costs: &costs,
+            streaming: false,
+            uses_cloud,
+            n_in: 16,
+            n_out: 10,
+            fallback,
+            recovery: rec,
+            edge: &edge,
+            cloud: &cloud,
+        };
+        serve(&spec, 0.0, src, &mut StreamRng::seed_from_u64(3))
+    }
+
+    #[test]
+    fn default_recovery_stalls_through_an_outage_like_tcp_and_never_falls_back_on_its_own() {
+        // Slots 1..21 down. Slot 0 runs 7 passes (t = 1.05). Then the TCP schedule: each attempt
+        // 0.15 s and RTOs 0.2, 0.4, … 12.8 s: 1.05 → 1.2 → 1.4 → 1.55 → 1.95 → 2.1 → 2.9 → 3.05
+        // → 4.65 → 4.8 → 8.0 → 8.15 → 14.55 → 14.7 → 27.5, past the outage; the 3 remaining
+        // passes end at 27.95. The old default (5 failures, then edge-only) hid this stall.
+        let rec = RecoveryConfig::default();
+        let out = run_with(&rec, &mut source(1..21, 1.0), false, None);
+        assert!((out.end_s - 27.95).abs() < 1e-9, "{}", out.end_s);
+        assert_eq!(out.failures, 7);
+        assert!(!out.failed && !out.fell_back);
+    }
+
+    #[test]
+    fn rejections_are_retried_by_the_sdk_then_the_request_fails() {
+        // The API rejects every attempt: 3 attempts (2 retries), each a round trip of 0.08 s,
+        // with SDK backoffs 0.5 and 1.0 s (jitter off) between them, then an error.
+        let mut rec = RecoveryConfig::default();
+        rec.api.jitter_fraction = 0.0;
+        let mut src = source(0..0, 0.0);
+        src.view.cloud_reject_probability = 1.0;
+        let out = run_with(&rec, &mut src, true, None);
+        assert!(out.failed && !out.fell_back);
+        assert_eq!((out.rejections, out.failures), (3, 0));
+        assert!((out.end_s - (3.0 * 0.08 + 1.5)).abs() < 1e-12, "{}", out.end_s);
+    }
+
+    #[test]
+    fn admission_wait_is_paid_once_per_request_not_per_token() {
+        // A 2 s admission queue before 10 passes of 0.15 s: 3.5 s, the edge idle meanwhile.
+        let rec = recovery(true);
+        let mut src = source(0..0, 0.0);
+        src.view.cloud_admission_wait_s = 2.0;
+        let out = run_with(&rec, &mut src, true, None);
+        assert!((out.end_s - 3.5).abs() < 1e-9, "{}", out.end_s);
+        assert!((out.cloud_queue_s - 2.0).abs() < 1e-12);
+        let local = run_with(&rec, &mut src, false, None);
+        assert!((local.end_s - 1.5).abs() < 1e-9, "a plan without cloud work is not admitted");
+    }
+
+    #[test]
+    fn edge_fallback_is_opt_in_and_triggers_at_its_stall_timeout() {
+        // GPT-2 Medium split at 12, link down for good; attempts of w = prefill/k. Stall after
+        // n failures: n·w + Σ backoffs between them (0.1, 0.2, …). With after_s = 3w + 0.3 the
+        // third failure reaches it: fall back after 3 failures, not after max_retries = 5.
+        let c = ModelCosts::new(&ModelPreset::Gpt2Medium.arch(), Precisions { weight_bits: 16, kv_bits: 16 });
+        let edge = DevicePreset::JetsonOrinNx16gb.profile();
+        let cloud = DevicePreset::A100_80gbSxm.profile();
+        let split = PlanProfile::new(&Plan::layer_split(24, 16, 12, Precision::Bits16), &c);
+        let edge_only = PlanProfile::new(&Plan::edge_only(24, 16, Precision::Bits16), &c);
+        let mut costs = RequestCosts::default();
+        costs.fill(&split, 16, 10, &edge, &cloud);
+        let t0 = costs.prefill.timing(&conditions());
+        let w = t0.total_s / f64::from(t0.crossings);
+        let mut rec = recovery(true);
+        rec.fallback = crate::failure::FallbackConfig {
+            kind: crate::failure::FallbackKind::EdgeOnly,
+            after_s: 3.0 * w + 0.3 - 1e-9,
+        };
+        let spec = |fallback| ServeSpec {
+            costs: &costs,
+            streaming: false,
+            uses_cloud: true,
+            n_in: 16,
+            n_out: 10,
+            fallback,
+            recovery: &rec,
+            edge: &edge,
+            cloud: &cloud,
+        };
+        let out = serve(
+            &spec(Some(Fallback { profile: &edge_only, load_s: 0.0 })),
+            0.0,
+            &mut source(0..u64::MAX, 1.0),
+            &mut StreamRng::seed_from_u64(1),
+        );
+        assert!(out.fell_back && !out.failed);
+        assert_eq!(out.failures, 3);
+        // Without the fallback (the default) the same request fails after 5.
+        let out = serve(&spec(None), 0.0, &mut source(0..u64::MAX, 1.0), &mut StreamRng::seed_from_u64(1));
+        assert!(out.failed && !out.fell_back);
+        assert_eq!(out.failures, 5);
     }
 }

@@ -231,9 +231,14 @@ fn check_random_run(sc: &Arc<Scenario>, seed: u64, steps: usize) -> usize {
         for r in env.take_records() {
             assert!(r.start_s >= r.arrival_s && r.end_s > r.start_s);
             if r.failed {
-                // Gave up after K_max failures with no fallback: its latency is the time to give
-                // up, not a service time.
-                assert!(r.failures >= sc.config.recovery.max_retries);
+                // Gave up (K consecutive failures, the API's retries or the request timeout) with
+                // no fallback: its latency is the time to give up, not a service time.
+                let rec = &sc.config.recovery;
+                assert!(
+                    r.failures >= rec.max_retries
+                        || r.rejections > rec.api.max_retries
+                        || r.end_s - r.start_s >= rec.timeout_s
+                );
                 continue;
             }
             let bound = latency_lower_bound(sc, &plans[r.slot as usize], &r);

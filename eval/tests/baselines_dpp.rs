@@ -24,8 +24,9 @@ const JETSON: &str = include_str!("../../configs/jetson-llama7b-lte.toml");
 fn the_bound_of_a_plan_by_hand() {
     // Jetson scenario: concurrency 2, 1 s slots, queue capacity 64, 2 $/GPU-hour, 20 W active.
     // A plan serving a request in 0.8 s (0.3 s edge compute, 0.2 s cloud busy), 3 J, 0.1 GPU-s,
-    // accuracy loss 0.01, edge share 0.25; 0.25 s of weights to load; Q = 1, â = 0.3.
-    // Per request b = max(0.8/2, 0.3, 0.2) = 0.4 s; μ = 1/0.4 = 2.5 (a load shorter than the
+    // accuracy loss 0.01, edge share 0.25, a 5 % chance of failing for good; 0.25 s of weights
+    // to load; Q = 1, â = 0.3. Per request b = max(0.8/2, 0.3) = 0.4 s (the batched cloud does
+    // not serialise our requests); μ = 1/0.4 = 2.5 (a load shorter than the
     // slot moves starts, it does not remove them); n̄ = min(1.3, 2.5) = 1.3, so n = 1 with
     // probability 0.7 and n = 2 with probability 0.3. Each start waits 0.25²/(2·1) = 0.03125 s
     // more for the load; the switch costs 20 W × 0.25 s = 5 J.
@@ -38,6 +39,8 @@ fn the_bound_of_a_plan_by_hand() {
         cloud_busy_s: 0.2,
         crossings: 130.0,
         accuracy_loss: 0.01,
+        failure_probability: 0.05,
+        fallback_probability: 0.0,
     };
     let state =
         SlotState { backlog: 1.0, queues: VirtualQueues { energy_j: 5.0, accuracy: 0.01 }, expected_arrivals: 0.3 };
@@ -60,6 +63,8 @@ fn the_bound_of_a_plan_by_hand() {
             edge_load_fraction: 0.25 * charged,
             // 1.3 requests present fit the queue: nothing is dropped.
             dropped: 0.0,
+            // Expected failures are charged like drops.
+            failed: 0.05 * charged,
         }
     };
     let value = |o: &SlotOutcome| reward_terms(&sc.config.reward, o, &state.queues).0.drift_plus_penalty;

@@ -39,7 +39,9 @@ fn latency_by_hand(inst: &PlacementInstance, edge: &[bool]) -> f64 {
         }
         prev = e;
     }
-    t + if prev { inst.end_edge_latency_s } else { inst.end_cloud_latency_s }
+    // Every placement that uses the cloud is admitted there once.
+    let admission = if edge.iter().all(|&e| e) { 0.0 } else { inst.admission_s };
+    t + admission + if prev { inst.end_edge_latency_s } else { inst.end_cloud_latency_s }
 }
 
 fn bits(mask: u32, l: usize) -> Vec<bool> {
@@ -80,6 +82,7 @@ fn integer_instance(rng: &mut StreamRng, l: usize) -> PlacementInstance {
         end_cloud_latency_s: int(rng, 4),
         end_cloud_work: rng.random_range(0.0..1.5),
         cloud_only_latency_s: None,
+        admission_s: int(rng, 2),
         privacy_floor: rng.random_range(0..=l.min(2)),
         max_edge_layers_edge_end: rng.random_range(0..=l),
         max_edge_layers_cloud_end: rng.random_range(0..=l),
@@ -87,7 +90,8 @@ fn integer_instance(rng: &mut StreamRng, l: usize) -> PlacementInstance {
     // Sometimes a streamed cloud-only plan, never slower than the additive all-cloud path.
     if rng.random_bool(0.3) {
         let additive = latency_by_hand(&inst, &vec![false; l]);
-        inst.cloud_only_latency_s = Some(f64::from(rng.random_range(0..=additive as u32)));
+        let admission = inst.admission_s as u32;
+        inst.cloud_only_latency_s = Some(f64::from(rng.random_range(admission..=(additive as u32).max(admission))));
     }
     inst
 }
@@ -108,6 +112,7 @@ fn dp_uses_several_switches_when_they_pay() {
         end_cloud_latency_s: 1.0,
         end_cloud_work: 5.0,
         cloud_only_latency_s: None,
+        admission_s: 0.0,
         privacy_floor: 0,
         max_edge_layers_edge_end: 3,
         max_edge_layers_cloud_end: 3,
@@ -144,6 +149,7 @@ fn greedy_is_myopic_where_the_dp_is_not() {
         end_cloud_latency_s: 0.0,
         end_cloud_work: 0.0,
         cloud_only_latency_s: None,
+        admission_s: 0.0,
         privacy_floor: 0,
         max_edge_layers_edge_end: 2,
         max_edge_layers_cloud_end: 2,
@@ -236,9 +242,12 @@ fn dp_never_does_more_cloud_work_than_greedy() {
 }
 
 /// Views to check the decomposition under: the long-run mean, and a busy cloud with a loaded
-/// edge on a slow, lossy link.
+/// edge on a slow, lossy link; without crossing failures or rejections (the DP's additive
+/// latency is the failure-free one).
 fn views(sc: &Scenario) -> [SlotView; 2] {
-    let mean = mean_view(sc);
+    let mut mean = mean_view(sc);
+    mean.crossing_failure_probability = 0.0;
+    mean.cloud_reject_probability = 0.0;
     let mut bad = mean;
     bad.conditions.cloud_load = 0.85;
     bad.conditions.edge_compute_available = 0.6;
@@ -246,6 +255,7 @@ fn views(sc: &Scenario) -> [SlotView; 2] {
     bad.conditions.down_rate_bps = 1.5e6;
     bad.conditions.one_way_s = 0.08;
     bad.conditions.packet_loss_probability = 0.03;
+    bad.cloud_admission_wait_s = 2.5;
     [mean, bad]
 }
 

@@ -170,7 +170,7 @@ impl SlotState {
         let rate_per_s = match (source, ctx.oracle.as_ref()) {
             (ConditionSource::Oracle, Some(x)) => x.arrival_rate_per_s,
             _ if ctx.env.slot() == 0 => sc.arrivals.mean_rate_per_s(),
-            // The feature is the moving average over the process's peak rate (partition-v1).
+            // The feature is the moving average over the process's peak rate (observation table).
             _ => f(obs_index::ARRIVAL_RATE_EWMA) * sc.arrivals.max_rate_per_s().max(1e-9),
         };
         let capacity = sc.config.workload.queue_capacity as f64;
@@ -252,6 +252,8 @@ pub fn predicted_outcome(
         cloud_cost: times(charged, est.cloud_gpu_s) * sc.config.cloud_load.cost_per_gpu_s_usd(),
         edge_load_fraction: times(charged, edge_share),
         dropped,
+        // Requests expected to fail for good are charged like drops, as the env charges them.
+        failed: times(charged, est.failure_probability),
     }
 }
 
@@ -261,7 +263,8 @@ pub fn expected_starts(sc: &Scenario, state: &SlotState, est: &RequestEstimate, 
     if switch_load_s >= s.slot_s {
         return 0.0;
     }
-    let per_request_s = (est.latency_s / f64::from(s.concurrency)).max(est.edge_compute_s).max(est.cloud_busy_s);
+    // The edge serialises our requests' edge work; the batched cloud does not serialise them.
+    let per_request_s = (est.latency_s / f64::from(s.concurrency)).max(est.edge_compute_s);
     let service = if per_request_s.is_nan() {
         0.0
     } else if per_request_s > 0.0 {

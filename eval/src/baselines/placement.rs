@@ -9,12 +9,16 @@
 //! **Additive latency.** The dataflow rules of `splitwise_env::cost` make the latency of a
 //! whole-layer placement additive: the residual stream starts on the edge (the embedding runs
 //! there); layer `i` costs its compute on its side (edge time / edge availability; cloud time ×
-//! the processor-sharing slowdown 1/(1 − load)); entering the cloud costs the hidden state's way
-//! up plus one admission wait of the shared cloud, leaving it the hidden state's way down; the LM
+//! the batching inflation 1 + tpot_inflation·load); entering the cloud costs the hidden state's way
+//! up plus one iteration wait of the shared cloud, leaving it the hidden state's way down; the LM
 //! head runs where the last layer is, and from the cloud the sampled token id comes down. Each
 //! term is summed over the prefill pass and the `n_out − 1` decode passes at the mean context,
 //! exactly as the env's request estimate does; cloud-only is the exception (the prompt goes up
 //! once and tokens stream back), so its latency is the evaluator's own estimate of that plan.
+//! Every placement that uses the cloud also waits once for admission (the queueing part of its
+//! time to first token, `admission_s`): a constant, so the DP meets the SLA with that much less
+//! slack and edge-only, the one placement without it, is checked first. The additive latency is
+//! the failure-free one (failures and rejections are the estimate's, not the DP's).
 //! Every per-term time is obtained from the evaluator itself (device rooflines of the same
 //! segments, and `PassCost::timing` of one-term probe passes for transfers, waits, slowdown and
 //! edge availability), and a test checks that the additive latency of random placements equals
@@ -86,12 +90,25 @@ pub struct PlacementInstance {
     /// The latency of the all-cloud plan when it is not the additive one (the env's cloud-only
     /// plan streams; it is never slower than the additive all-cloud path).
     pub cloud_only_latency_s: Option<f64>,
+    /// Admission wait of a request that uses the cloud (once per request).
+    pub admission_s: f64,
     /// The first layers that must be on the edge.
     pub privacy_floor: usize,
     /// Most edge layers that fit when the last layer is on the edge (LM head on the edge too) /
     /// in the cloud. Zero edge layers always fit.
     pub max_edge_layers_edge_end: usize,
     pub max_edge_layers_cloud_end: usize,
+}
+
+/// The additive part of a placement's latency (without the admission wait).
+fn t_additive(inst: &PlacementInstance, edge: &[bool]) -> f64 {
+    let mut prev = true;
+    let mut t = 0.0;
+    for (i, &e) in edge.iter().enumerate() {
+        t += inst.step_latency_s(i, prev, e);
+        prev = e;
+    }
+    t + inst.end_latency_s(prev)
 }
 
 impl PlacementInstance {
@@ -120,13 +137,7 @@ impl PlacementInstance {
         if let Some(t) = self.cloud_only_latency_s.filter(|_| !edge.iter().any(|&e| e)) {
             return t;
         }
-        let mut prev = true;
-        let mut t = 0.0;
-        for (i, &e) in edge.iter().enumerate() {
-            t += self.step_latency_s(i, prev, e);
-            prev = e;
-        }
-        t + self.end_latency_s(prev)
+        t_additive(self, edge) + if edge.iter().all(|&e| e) { 0.0 } else { self.admission_s }
     }
 
     pub fn cloud_work(&self, edge: &[bool]) -> f64 {
@@ -200,7 +211,27 @@ impl PlacementSolver {
         if l == 0 || cells == 0 || sla_s.is_nan() || sla_s <= 0.0 {
             return None;
         }
+        // Edge-only does no cloud work: when it fits and meets the SLA it is the optimum. Every
+        // other placement pays the admission wait once, so the DP runs with that much less SLA.
+        out.resize(l, true);
+        if inst.fits(out) && inst.latency_s(out) <= sla_s {
+            return Some(Solution::of(inst, out));
+        }
+        out.clear();
+        let full_sla_s = sla_s;
+        // Same grid step as without the admission wait; it takes whole cells off the SLA
+        // (rounded so that a plan the DP accepts still meets the full SLA).
         let delta = sla_s / cells as f64;
+        let cells = ((sla_s - inst.admission_s) / delta + 1e-9).floor().max(0.0) as usize;
+        if cells == 0 {
+            // Only the streamed cloud-only plan might still meet the SLA.
+            out.resize(l, false);
+            let ok = inst.privacy_floor == 0 && inst.latency_s(out) <= full_sla_s;
+            if !ok {
+                out.clear();
+            }
+            return ok.then(|| Solution::of(inst, out));
+        }
         let units = |latency_s: f64| -> Option<usize> {
             let u = (latency_s.max(0.0) / delta).ceil();
             (u <= cells as f64).then_some(u as usize)
@@ -287,7 +318,7 @@ impl PlacementSolver {
         let Some((_, _, mut s, mut c, mut g)) = best else {
             // The streamed cloud-only plan can meet an SLA its additive path does not.
             out.resize(l, false);
-            let cloud_only = inst.privacy_floor == 0 && inst.latency_s(out) <= sla_s;
+            let cloud_only = inst.privacy_floor == 0 && inst.latency_s(out) <= full_sla_s;
             if !cloud_only {
                 out.clear();
             }
@@ -318,25 +349,34 @@ impl PlacementSolver {
         if l == 0 {
             return None;
         }
+        // Sides: EDGE, CLOUD and FRESH (on the edge, the cloud not visited yet): the first entry
+        // into the cloud pays the admission wait once.
+        const FRESH: usize = 2;
         let (track, n_counts) = count_dimension(inst);
-        let rows = 2 * n_counts;
+        let rows = 3 * n_counts;
         let row = |side: usize, count: usize| side * n_counts + count;
         self.cur.clear();
         self.cur.resize(rows, f64::INFINITY);
         self.next.clear();
         self.next.resize(rows, f64::INFINITY);
         self.pred.resize(l * rows, NO_PRED);
-        self.cur[row(EDGE, 0)] = 0.0;
+        self.cur[row(FRESH, 0)] = 0.0;
         for i in 0..l {
             self.next.fill(f64::INFINITY);
-            for s_prev in [EDGE, CLOUD] {
-                for s in [EDGE, CLOUD] {
-                    if s == CLOUD && i < inst.privacy_floor {
+            for s_prev in [EDGE, CLOUD, FRESH] {
+                for s in [EDGE, CLOUD, FRESH] {
+                    let allowed = match (s_prev, s) {
+                        (FRESH, EDGE) | (EDGE, FRESH) | (CLOUD, FRESH) => false,
+                        (_, CLOUD) => i >= inst.privacy_floor,
+                        _ => true,
+                    };
+                    if !allowed {
                         continue;
                     }
-                    let step = inst.step_latency_s(i, s_prev == EDGE, s == EDGE);
+                    let admission = if s_prev == FRESH && s == CLOUD { inst.admission_s } else { 0.0 };
+                    let step = inst.step_latency_s(i, s_prev != CLOUD, s != CLOUD) + admission;
                     for c in 0..n_counts {
-                        let c_next = if s == EDGE && track { c + 1 } else { c };
+                        let c_next = if s != CLOUD && track { c + 1 } else { c };
                         if c_next >= n_counts {
                             continue;
                         }
@@ -351,10 +391,11 @@ impl PlacementSolver {
             std::mem::swap(&mut self.cur, &mut self.next);
         }
         let mut best: Option<(f64, usize, usize)> = None;
-        for s in [EDGE, CLOUD] {
+        for s in [EDGE, CLOUD, FRESH] {
+            let side = if s == CLOUD { CLOUD } else { EDGE };
             for c in 0..n_counts {
-                let total = self.cur[row(s, c)] + inst.end_latency_s(s == EDGE);
-                if total < f64::INFINITY && final_fits(inst, track, s, c) && best.is_none_or(|b| total < b.0) {
+                let total = self.cur[row(s, c)] + inst.end_latency_s(side == EDGE);
+                if total < f64::INFINITY && final_fits(inst, track, side, c) && best.is_none_or(|b| total < b.0) {
                     best = Some((total, s, c));
                 }
             }
@@ -367,8 +408,8 @@ impl PlacementSolver {
                 for i in (0..l).rev() {
                     let sp = self.pred[i * rows + row(s, c)];
                     assert!(sp != NO_PRED, "fastest placement: broken predecessor chain at layer {i}");
-                    out[i] = s == EDGE;
-                    if s == EDGE && track {
+                    out[i] = s != CLOUD;
+                    if s != CLOUD && track {
                         c -= 1;
                     }
                     s = usize::from(sp);
@@ -509,6 +550,7 @@ impl PlacementModel {
             + d * (cloud(self.lm_cloud_s[1]) + transfer_s(c, dec, down, Payload::TokenId));
         inst.end_cloud_work = self.lm_cloud_s[0] + d * self.lm_cloud_s[1];
         inst.cloud_only_latency_s = Some(self.cloud_only.estimate(sc, self.n_out, view).latency_s);
+        inst.admission_s = view.cloud_admission_wait_s;
         inst.privacy_floor = self.privacy_floor as usize;
         // Accumulated like `MemoryModel::plan_bytes` (layer by layer, then the fixed bytes), so
         // the comparison is bit-identical to the env's check.

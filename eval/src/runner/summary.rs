@@ -40,6 +40,7 @@ pub struct RunSummary {
     pub failed: u64,
     pub fallbacks: u64,
     pub retries: u64,
+    pub rejections: u64,
     pub sla_violations: u64,
     /// Completed requests whose latency was recorded, and the sum of their latencies.
     pub completed: u64,
@@ -73,8 +74,11 @@ pub struct EpisodeMetrics {
     pub dropped: u64,
     pub failed: u64,
     pub fallbacks: u64,
-    /// Failed crossings resumed from a partition checkpoint after a backoff (§8).
+    /// Failed crossing attempts retried after the transport's backoff (§8).
     pub recoveries: u64,
+    /// Admission attempts the cloud API rejected (HTTP 429/529), §8.
+    #[serde(default)]
+    pub rejections: u64,
     pub sla_violations: u64,
     pub repaired: u64,
     pub plan_changes: u64,
@@ -121,6 +125,7 @@ impl RunSummary {
             failed: 0,
             fallbacks: 0,
             retries: 0,
+            rejections: 0,
             sla_violations: 0,
             completed: 0,
             completed_latency_sum_s: 0.0,
@@ -154,6 +159,7 @@ impl RunSummary {
         self.failed += u64::from(info.failed_requests);
         self.fallbacks += u64::from(info.fallbacks);
         self.retries += u64::from(info.retries);
+        self.rejections += u64::from(info.rejections);
         self.sla_violations += u64::from(info.sla_violations);
         self.energy_sum_j += info.energy_j;
         self.accuracy_sum += info.accuracy_loss_sum;
@@ -189,6 +195,7 @@ impl RunSummary {
         self.failed += other.failed;
         self.fallbacks += other.fallbacks;
         self.retries += other.retries;
+        self.rejections += other.rejections;
         self.sla_violations += other.sla_violations;
         self.completed += other.completed;
         self.completed_latency_sum_s += other.completed_latency_sum_s;
@@ -257,6 +264,7 @@ impl RunSummary {
             failed: self.failed,
             fallbacks: self.fallbacks,
             recoveries: self.retries,
+            rejections: self.rejections,
             sla_violations: self.sla_violations,
             repaired: self.repaired,
             plan_changes: self.plan_changes,
@@ -307,8 +315,9 @@ impl RunSummary {
             ("max backlog (requests)", self.backlog_max.to_string()),
             ("dropped", format!("{} ({})", self.dropped, pct(self.dropped, self.arrivals))),
             ("retries (failed crossings)", self.retries.to_string()),
+            ("cloud rejections (429/529)", self.rejections.to_string()),
             ("fallbacks to edge-only", self.fallbacks.to_string()),
-            ("failed requests", self.failed.to_string()),
+            ("failed requests (gave up)", self.failed.to_string()),
             ("SLA violations", format!("{} ({})", self.sla_violations, pct(self.sla_violations, self.requests))),
             ("cloud cost (USD)", format!("{:.4}", self.cloud_cost_usd)),
             ("time-avg penalty", format!("{:.4}", m.penalty)),
