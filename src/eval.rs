@@ -47,6 +47,30 @@ pub struct EvalArgs {
     /// Output folder (created; an earlier evaluation output there is replaced).
     #[arg(long)]
     pub out: PathBuf,
+    /// Skip the headroom rows the report adds unless listed: `best-fixed` (the best static plan,
+    /// tuned on other seeds) and `clairvoyant` (the bound; it plans each episode by simulation,
+    /// the slowest row).
+    #[arg(long)]
+    pub no_headroom: bool,
+}
+
+/// The headroom rows every evaluation gets unless `--no-headroom` (or already listed).
+pub const HEADROOM_SPECS: [&str; 2] = ["best-fixed", "clairvoyant"];
+
+/// `--policies` with the headroom rows appended when missing.
+pub fn with_headroom(policies: &str, no_headroom: bool) -> String {
+    let mut text = policies.to_string();
+    if no_headroom {
+        return text;
+    }
+    let listed: Vec<&str> = policies.split(',').map(|s| s.split_once('=').map_or(s, |(_, b)| b).trim()).collect();
+    for spec in HEADROOM_SPECS {
+        if !listed.iter().any(|l| l.split(':').next() == Some(spec)) {
+            text.push(',');
+            text.push_str(spec);
+        }
+    }
+    text
 }
 
 /// Loads `--config`: a training config (it has `[agent]`/`[training]`) contributes its resolved
@@ -71,19 +95,26 @@ pub fn load_input(path: &Path) -> Result<ScenarioInput> {
 /// The report role of a parsed spec.
 pub fn role(spec: &PolicySpec) -> PolicyRole {
     match &spec.kind {
-        PolicyKind::CloudOnly => PolicyRole { cloud_only: true, ..PolicyRole::default() },
+        PolicyKind::CloudOnly => PolicyRole { cloud_only: true, static_plan: true, ..PolicyRole::default() },
+        PolicyKind::EdgeOnly | PolicyKind::FixedSplit { .. } => {
+            PolicyRole { static_plan: true, ..PolicyRole::default() }
+        }
         PolicyKind::Named { name, .. } => PolicyRole {
             oracle: baselines::is_oracle(name),
             layer_wise: baselines::is_layer_wise(name),
             cloud_only: false,
+            static_plan: baselines::is_static(name),
+            clairvoyant: baselines::is_clairvoyant(name),
+            learned: false,
         },
-        _ => PolicyRole::default(),
+        PolicyKind::Checkpoint { .. } => PolicyRole { learned: true, ..PolicyRole::default() },
+        PolicyKind::Random => PolicyRole::default(),
     }
 }
 
 /// Parses `--policies` into runner entries whose factories build through [`policies`].
 pub fn entries(text: &str) -> Result<Vec<PolicyEntry>> {
-    let specs = PolicySpec::parse_list(text, policies::EXTRA_NAMES)?;
+    let specs = PolicySpec::parse_list(text, &policies::extra_names())?;
     let texts: Vec<&str> = text.split(',').map(str::trim).collect();
     Ok(specs
         .into_iter()
@@ -111,7 +142,7 @@ fn command_line() -> String {
 
 /// Runs the evaluation (no files written).
 pub fn evaluate(args: &EvalArgs) -> Result<Evaluation> {
-    let entries = entries(&args.policies)?;
+    let entries = entries(&with_headroom(&args.policies, args.no_headroom))?;
     let inputs = args.config.iter().map(|p| load_input(p)).collect::<Result<Vec<_>>>()?;
     let config =
         EvalConfig { episodes: args.episodes, seed: args.seed, slots: args.slots, trace_episodes: args.trace_episodes };
@@ -164,8 +195,27 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 cell("drift_plus_penalty"),
             );
         }
+        match splitwise_eval::headroom::headroom(&rows) {
+            Some(h) => {
+                let dpp = h.rows.iter().map(|r| r.captures[0].mean);
+                println!(
+                    "headroom: best static `{}`, best causal `{}`, bound `{}`: {:.1} % of Δ + V·p, {:.2}× mean latency",
+                    h.best_static,
+                    h.best_causal.as_deref().unwrap_or("–"),
+                    h.clairvoyant,
+                    100.0 * h.objective_headroom,
+                    h.latency_ratio
+                );
+                for (r, c) in rows.iter().zip(dpp) {
+                    if c.is_finite() {
+                        println!("  capture of {:<width$} {c:>7.2}", r.display_label());
+                    }
+                }
+            }
+            None => println!("headroom: needs a static-plan row and a clairvoyant row (see --no-headroom)"),
+        }
         for run in &s.runs {
-            println!("  {:<40} {:>10.2} episodes/s", run.spec, run.episodes_per_s());
+            println!("  throughput {:<40} {:>10.2} episodes/s", run.spec, run.episodes_per_s());
         }
     }
     println!("report: {}", written.dir.join("report.md").display());

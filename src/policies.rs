@@ -13,17 +13,25 @@ use splitwise_env::policy::{Decision, DecisionContext, Policy, PolicyKind, Polic
 use splitwise_env::scenario::Scenario;
 use splitwise_eval::baselines;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Names resolved here beyond the env crate's trivial policies: the eval crate's baselines.
-pub const EXTRA_NAMES: &[&str] = baselines::EXTRA_NAMES;
+pub fn extra_names() -> Vec<&'static str> {
+    baselines::extra_names()
+}
 
 /// Parses and builds one policy for `scenario`, whose environment has `env_spec`.
-pub fn build(spec_text: &str, seed: u64, scenario: &Scenario, env_spec: &EnvSpec) -> Result<Box<dyn Policy>> {
-    let spec = PolicySpec::parse(spec_text, EXTRA_NAMES)?;
+pub fn build(spec_text: &str, seed: u64, scenario: &Arc<Scenario>, env_spec: &EnvSpec) -> Result<Box<dyn Policy>> {
+    let spec = PolicySpec::parse(spec_text, &extra_names())?;
     build_spec(&spec, seed, scenario, env_spec)
 }
 
-pub fn build_spec(spec: &PolicySpec, seed: u64, scenario: &Scenario, env_spec: &EnvSpec) -> Result<Box<dyn Policy>> {
+pub fn build_spec(
+    spec: &PolicySpec,
+    seed: u64,
+    scenario: &Arc<Scenario>,
+    env_spec: &EnvSpec,
+) -> Result<Box<dyn Policy>> {
     if let Some(p) = spec.build_trivial(seed) {
         return Ok(p);
     }

@@ -70,6 +70,7 @@ fn eval_writes_a_consistent_report_on_a_shipped_scenario() {
             "7",
             "--out",
             "out",
+            "--no-headroom",
         ],
     ));
     let out = dir.path().join("out");
@@ -215,6 +216,7 @@ fn checkpoints_of_several_seeds_aggregate_into_one_row() {
             "2",
             "--out",
             "out",
+            "--no-headroom",
         ],
     ));
     let m = json(&dir.path().join("out/metrics.json"));
@@ -283,4 +285,53 @@ fn a_checkpoint_of_another_observation_layout_is_refused() {
     std::fs::write(&path, format!("{text}\n[observation]\nhistory = 4\n")).unwrap();
     let e = refused(dir.path(), &path, &format!("cloud-only,ckpt:{}", a.display()));
     assert!(e.contains("observation layout") && e.contains(a.to_str().unwrap()), "{e}");
+}
+
+#[test]
+fn every_report_states_the_headroom_and_each_policys_capture() {
+    // The smoke scenario (64-slot episodes): the report adds the best static plan (`best-fixed`)
+    // and the clairvoyant bound, and states every row's capture of the headroom between them.
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = ok(splitwise(
+        dir.path(),
+        &[
+            "eval",
+            "--config",
+            repo("configs/smoke.toml").to_str().unwrap(),
+            "--policies",
+            "cloud-only,edge-only",
+            "--episodes",
+            "2",
+            "--out",
+            "out",
+        ],
+    ));
+    assert!(stdout.contains("headroom: best static"), "{stdout}");
+    let m = json(&dir.path().join("out/metrics.json"));
+    let sc = &m["scenarios"][0];
+    let labels: Vec<&str> = sc["rows"].as_array().unwrap().iter().map(|r| r["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["cloud-only", "edge-only", "best-fixed", "clairvoyant"]);
+    let h = &sc["headroom"];
+    assert_eq!(h["clairvoyant"], "clairvoyant");
+    let dpp = |label: &str| {
+        sc["rows"].as_array().unwrap().iter().find(|r| r["label"] == label).unwrap()["metrics"]["drift_plus_penalty"]
+            ["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    // The best static plan is the static row with the lowest Δ + V·p.
+    let best = h["best_static"].as_str().unwrap();
+    for s in ["cloud-only", "edge-only", "best-fixed"] {
+        assert!(dpp(best) <= dpp(s), "{best} vs {s}");
+    }
+    let capture = |label: &str| {
+        let rows = h["rows"].as_array().unwrap();
+        rows.iter().find(|r| r["label"] == label).unwrap()["captures"][0]["mean"].as_f64()
+    };
+    if dpp(best) > dpp("clairvoyant") {
+        assert!((capture("clairvoyant").unwrap() - 1.0).abs() < 1e-9);
+        assert!(capture(best).unwrap().abs() < 1e-9);
+    }
+    let md = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
+    assert!(md.contains("### Headroom") && md.contains("capture Δ + V·p"), "headroom section");
 }

@@ -277,6 +277,9 @@ pub struct PartitionEnv {
     edge_only_bytes: f64,
     state: PartitionState,
     scratch: Scratch,
+    /// Re-seeds every request's failure draws when non-zero (a look-ahead that knows the future
+    /// conditions but not the coin flips: [`Self::set_request_salt`]).
+    request_salt: u64,
 }
 
 /// Slot conditions of the scenario for the service walk.
@@ -338,7 +341,18 @@ impl PartitionEnv {
             action: Vec::new(),
             records: None,
         };
-        Self { scenario, spec, mode, window, head_step, edge_only_profile, edge_only_bytes, state, scratch }
+        Self {
+            scenario,
+            spec,
+            mode,
+            window,
+            head_step,
+            edge_only_profile,
+            edge_only_bytes,
+            state,
+            scratch,
+            request_salt: 0,
+        }
     }
 
     /// The plan an episode starts from (and whose weights are resident): the smallest plan the
@@ -428,6 +442,19 @@ impl PartitionEnv {
     pub fn oracle_conditions(&mut self) -> ExoSlot {
         let slot = self.state.slot;
         self.state.exo.get(&self.scenario, slot)
+    }
+
+    /// Draws every request's failures and rejections from another stream (`salt` ≠ 0) than the
+    /// episode's own (`salt` = 0, the default). A clairvoyant look-ahead on a restored copy uses
+    /// it so that it knows the future conditions (action-independent streams) but not the coin
+    /// flips of each request. Not part of the saved state.
+    pub fn set_request_salt(&mut self, salt: u64) {
+        self.request_salt = salt;
+    }
+
+    /// Arrival time of the oldest request still waiting, if any.
+    pub fn oldest_queued_arrival_s(&self) -> Option<f64> {
+        self.state.queue.front().map(|r| r.arrival_s)
     }
 
     /// Turns recording of per-request records on or off (off by default: training needs none).
@@ -807,7 +834,8 @@ impl PartitionEnv {
                 edge: &sc.edge,
                 cloud: &sc.cloud,
             };
-            let mut rng = item_rng(st.seed, Stream::Requests, req.id);
+            let seed = if self.request_salt == 0 { st.seed } else { derive_seed(st.seed, self.request_salt) };
+            let mut rng = item_rng(seed, Stream::Requests, req.id);
             let out = serve(&spec, start, &mut ExoSource { exo: &mut st.exo, scenario: sc }, &mut rng);
             if out.fell_back {
                 // The fallback loaded the edge-only weights: they stay resident while they fit.

@@ -2,6 +2,7 @@
 //! policies on identical seeded episodes, and the report (tables, JSON, CSV, plots).
 
 pub mod baselines;
+pub mod headroom;
 pub mod plots;
 pub mod report;
 pub mod runner;

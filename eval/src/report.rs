@@ -87,7 +87,7 @@ pub const METRICS: &[MetricDef] = &[
     metric!(reward, "reward"),
 ];
 
-fn metric_index(key: &str) -> usize {
+pub fn metric_index(key: &str) -> usize {
     METRICS.iter().position(|m| m.key == key).unwrap_or_else(|| panic!("metric `{key}` is in METRICS"))
 }
 
@@ -209,6 +209,9 @@ pub fn rows(s: &ScenarioResult) -> (Vec<Row<'_>>, References) {
                 oracle: members.iter().any(|m| m.role.oracle),
                 layer_wise: members.iter().all(|m| m.role.layer_wise),
                 cloud_only: members.iter().all(|m| m.role.cloud_only),
+                static_plan: members.iter().all(|m| m.role.static_plan),
+                clairvoyant: members.iter().any(|m| m.role.clairvoyant),
+                learned: members.iter().any(|m| m.role.learned),
             };
             let n_episodes = members.iter().map(|m| m.episodes.len()).min().unwrap_or(0);
             let values: Vec<Vec<f64>> = METRICS
@@ -501,6 +504,7 @@ fn scenario_markdown(out: &mut String, s: &ScenarioResult, plots: &[String]) {
             "reward",
         ],
     );
+    headroom_markdown(out, &rows);
     ratio_markdown(out, &rows, &refs);
     spread_markdown(out, &rows);
     let _ = writeln!(out, "### Throughput\n");
@@ -522,6 +526,59 @@ fn scenario_markdown(out: &mut String, s: &ScenarioResult, plots: &[String]) {
             let _ = writeln!(out, "![{p}]({p})\n");
         }
     }
+}
+
+fn headroom_markdown(out: &mut String, rows: &[Row<'_>]) {
+    let _ = writeln!(out, "### Headroom: best static plan, best causal baseline, clairvoyant bound\n");
+    let Some(h) = crate::headroom::headroom(rows) else {
+        let _ = writeln!(
+            out,
+            "No headroom: it needs a static-plan row (`best-fixed`, `static-best`, `cloud-only`, …) and a \
+             `clairvoyant` row (both are added unless `--no-headroom`).\n"
+        );
+        return;
+    };
+    let dpp = |label: &str| {
+        rows.iter()
+            .find(|r| r.label == label)
+            .map_or_else(|| "–".into(), |r| fmt_stat(&r.stat("drift_plus_penalty"), 1.0))
+    };
+    let _ = writeln!(
+        out,
+        "Best static plan: `{}` (Δ + V·p {}); best causal baseline: {}; clairvoyant bound{ORACLE_MARK}: `{}` \
+         (Δ + V·p {}). **Headroom over the best static plan: {} of Δ + V·p, {}× lower mean latency.**\n\n\
+         Capture = (S − P)/(S − C) per metric (S: best static plan, C: the bound; 1 = all of the \
+         headroom, 0 = no better than the best static plan), with a 95 % bootstrap interval over the \
+         paired episodes. All four metrics are lower-is-better.\n",
+        h.best_static,
+        dpp(&h.best_static),
+        h.best_causal.as_ref().map_or_else(|| "–".into(), |b| format!("`{b}` (Δ + V·p {})", dpp(b))),
+        h.clairvoyant,
+        dpp(&h.clairvoyant),
+        if h.objective_headroom.is_finite() { format!("{:.1} %", 100.0 * h.objective_headroom) } else { "–".into() },
+        fmt_num(h.latency_ratio),
+    );
+    let mut header = vec!["policy".to_string()];
+    header
+        .extend(["capture Δ + V·p", "capture mean latency", "capture P95", "capture energy/request"].map(String::from));
+    let body: Vec<Vec<String>> = rows
+        .iter()
+        .zip(&h.rows)
+        .map(|(r, c)| {
+            let mut cells = vec![r.display_label()];
+            cells.extend(c.captures.iter().map(|x| {
+                if !x.mean.is_finite() {
+                    "–".to_string()
+                } else if x.lo.is_finite() {
+                    format!("{:.2} [{:.2}, {:.2}]", x.mean, x.lo, x.hi)
+                } else {
+                    format!("{:.2}", x.mean)
+                }
+            }));
+            cells
+        })
+        .collect();
+    table(out, &header, &body);
 }
 
 fn ratio_markdown(out: &mut String, rows: &[Row<'_>], refs: &References) {
@@ -623,6 +680,9 @@ struct JsonRow<'a> {
     oracle: bool,
     layer_wise: bool,
     cloud_only: bool,
+    static_plan: bool,
+    clairvoyant: bool,
+    learned: bool,
     metrics: BTreeMap<&'static str, JsonMetric>,
     ratios: Vec<Ratio>,
     members: Vec<JsonMember<'a>>,
@@ -637,6 +697,7 @@ struct JsonScenario<'a> {
     slots_per_episode: u64,
     common_random_numbers_verified: bool,
     references: References,
+    headroom: Option<crate::headroom::Headroom>,
     rows: Vec<JsonRow<'a>>,
 }
 
@@ -666,6 +727,9 @@ pub fn metrics_json(eval: &Evaluation, header: &Header) -> Result<String> {
                     oracle: r.role.oracle,
                     layer_wise: r.role.layer_wise,
                     cloud_only: r.role.cloud_only,
+                    static_plan: r.role.static_plan,
+                    clairvoyant: r.role.clairvoyant,
+                    learned: r.role.learned,
                     metrics: METRICS
                         .iter()
                         .enumerate()
@@ -695,6 +759,7 @@ pub fn metrics_json(eval: &Evaluation, header: &Header) -> Result<String> {
                 env_id: &s.env_id,
                 slots_per_episode: s.slots_per_episode,
                 common_random_numbers_verified: crn_mismatch(s).is_none(),
+                headroom: crate::headroom::headroom(&rows),
                 references,
                 rows: json_rows,
             }

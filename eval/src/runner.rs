@@ -58,6 +58,12 @@ pub struct PolicyRole {
     pub layer_wise: bool,
     /// The cloud-only plan: the reference of the cloud-only ratios.
     pub cloud_only: bool,
+    /// Holds one plan throughout: a candidate for the headroom's best static plan.
+    pub static_plan: bool,
+    /// The clairvoyant bound (sees the future): the headroom's upper reference.
+    pub clairvoyant: bool,
+    /// A trained checkpoint (not a candidate for the best causal baseline).
+    pub learned: bool,
 }
 
 /// Whether a scenario came from a scenario file or from a training config's resolved scenario.

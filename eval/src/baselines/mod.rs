@@ -8,9 +8,12 @@
 //! | `neurosurgeon[:latency\|energy]` | best single cut for the estimated conditions, every slot | [`layer_wise`] |
 //! | `static-best[:latency\|energy]` | best single cut under long-run mean conditions, fixed | [`layer_wise`] |
 //! | `memory-proportional` | `⌊L·M_edge/(M_edge + M_cloud)⌋` edge layers (llama.cpp RPC, exo) | [`layer_wise`] |
+//! | `best-fixed[:EPISODES]` | the whole-layer plan with the best objective on tuning episodes, held | [`best_fixed`] |
 //! | `greedy[:SLA_S]` | SplitLLM's greedy placement under the SLA | [`placement`] |
 //! | `splitllm-dp[:SLA_S]` | SplitLLM's DP: least cloud work under the SLA, several switches | [`placement`] |
 //! | `dpp-one-slot[:starts\|queue]` | one-slot Lyapunov drift-plus-penalty minimiser | [`dpp`] |
+//! | `failover[:HOLD_S]` | static-best while healthy, edge-only while the link or cloud is in trouble | [`failover`] |
+//! | `clairvoyant[:H]` | the clairvoyant bound (sees the future; H-slot look-ahead) | [`clairvoyant`] |
 //!
 //! `oracle-neurosurgeon`, `oracle-greedy`, `oracle-splitllm-dp` and `oracle-dpp-one-slot` are
 //! the same algorithms fed the true conditions of the decided slot (exact rate, latency, loss,
@@ -30,8 +33,11 @@
 //! [`dpp::ResidencyEstimate`] of the executed plans) and uncapped virtual queues
 //! (`PartitionEnv::virtual_queues`; the observation caps them at 10 scale units).
 
+pub mod best_fixed;
+pub mod clairvoyant;
 pub mod common;
 pub mod dpp;
+pub mod failover;
 pub mod layer_wise;
 pub mod placement;
 
@@ -39,40 +45,194 @@ use layer_wise::{MemoryProportional, Neurosurgeon, Objective, StaticBest};
 use placement::{Algorithm, PlacementPolicy};
 use splitwise_env::policy::{CloudOnly, EdgeOnly, Policy, RandomPolicy};
 use splitwise_env::scenario::Scenario;
+use std::sync::Arc;
 
-/// Every baseline [`build`] makes, in report order.
-pub const NAMES: &[&str] = &[
-    "cloud-only",
-    "edge-only",
-    "random",
-    "neurosurgeon",
-    "oracle-neurosurgeon",
-    "static-best",
-    "memory-proportional",
-    "greedy",
-    "oracle-greedy",
-    "splitllm-dp",
-    "oracle-splitllm-dp",
-    "dpp-one-slot",
-    "oracle-dpp-one-slot",
+/// How a baseline reads the world (reports mark everything but `Causal`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Knowledge {
+    /// Only the observation, the mask and the public model.
+    Causal,
+    /// The true conditions of the decided slot.
+    Oracle,
+    /// The future (a bound, not a policy a device can run).
+    Clairvoyant,
+}
+
+/// One entry of the baseline registry: names, help text, the argument's grammar and the report
+/// role all derive from here.
+pub struct BaselineInfo {
+    pub name: &'static str,
+    /// The argument's grammar after `name:` (empty: no argument).
+    pub args: &'static str,
+    pub help: &'static str,
+    pub knowledge: Knowledge,
+    /// A layer-wise (single-cut) partitioner (the reference of the report's ratios).
+    pub layer_wise: bool,
+    /// Built by the env crate's spec grammar itself (no entry in [`extra_names`]).
+    pub trivial: bool,
+    /// Holds one plan throughout (a candidate for the report's best static plan).
+    pub static_plan: bool,
+}
+
+const SLA_ARGS: &str = "SLA_S";
+
+/// Every baseline, in report order.
+pub const REGISTRY: &[BaselineInfo] = &[
+    BaselineInfo {
+        name: "cloud-only",
+        args: "",
+        help: "everything in the cloud (the privacy floor on the edge)",
+        knowledge: Knowledge::Causal,
+        layer_wise: false,
+        trivial: true,
+        static_plan: true,
+    },
+    BaselineInfo {
+        name: "edge-only",
+        args: "",
+        help: "everything on the edge (the deepest cut that fits)",
+        knowledge: Knowledge::Causal,
+        layer_wise: false,
+        trivial: true,
+        static_plan: true,
+    },
+    BaselineInfo {
+        name: "random",
+        args: "",
+        help: "a uniformly random legal action each slot",
+        knowledge: Knowledge::Causal,
+        layer_wise: false,
+        trivial: true,
+        static_plan: false,
+    },
+    BaselineInfo {
+        name: "neurosurgeon",
+        args: Objective::ARGS,
+        help: "best single cut for the estimated conditions, every slot",
+        knowledge: Knowledge::Causal,
+        layer_wise: true,
+        trivial: false,
+        static_plan: false,
+    },
+    BaselineInfo {
+        name: "oracle-neurosurgeon",
+        args: Objective::ARGS,
+        help: "neurosurgeon on the true slot conditions",
+        knowledge: Knowledge::Oracle,
+        layer_wise: true,
+        trivial: false,
+        static_plan: false,
+    },
+    BaselineInfo {
+        name: "static-best",
+        args: Objective::ARGS,
+        help: "best single cut under long-run mean conditions, fixed",
+        knowledge: Knowledge::Causal,
+        layer_wise: true,
+        trivial: false,
+        static_plan: true,
+    },
+    BaselineInfo {
+        name: "best-fixed",
+        args: "EPISODES",
+        help: "the whole-layer plan with the best objective over EPISODES tuning episodes (default 3; seeds disjoint from the evaluation's), held fixed",
+        knowledge: Knowledge::Causal,
+        layer_wise: true,
+        trivial: false,
+        static_plan: true,
+    },
+    BaselineInfo {
+        name: "memory-proportional",
+        args: "",
+        help: "edge layers in proportion to edge memory (llama.cpp RPC, exo)",
+        knowledge: Knowledge::Causal,
+        layer_wise: true,
+        trivial: false,
+        static_plan: true,
+    },
+    BaselineInfo {
+        name: "failover",
+        args: "HOLD_S",
+        help: "static-best while link and cloud look healthy; edge-only while the modem reports no service, the last probe failed or the cloud rejected it, and HOLD_S seconds after (default 10)",
+        knowledge: Knowledge::Causal,
+        layer_wise: false,
+        trivial: false,
+        static_plan: false,
+    },
+    BaselineInfo {
+        name: "greedy",
+        args: SLA_ARGS,
+        help: "SplitLLM's greedy placement under the SLA",
+        knowledge: Knowledge::Causal,
+        layer_wise: false,
+        trivial: false,
+        static_plan: false,
+    },
+    BaselineInfo {
+        name: "oracle-greedy",
+        args: SLA_ARGS,
+        help: "greedy on the true slot conditions",
+        knowledge: Knowledge::Oracle,
+        layer_wise: false,
+        trivial: false,
+        static_plan: false,
+    },
+    BaselineInfo {
+        name: "splitllm-dp",
+        args: SLA_ARGS,
+        help: "SplitLLM's DP: least cloud work under the SLA, several switches",
+        knowledge: Knowledge::Causal,
+        layer_wise: false,
+        trivial: false,
+        static_plan: false,
+    },
+    BaselineInfo {
+        name: "oracle-splitllm-dp",
+        args: SLA_ARGS,
+        help: "the DP on the true slot conditions",
+        knowledge: Knowledge::Oracle,
+        layer_wise: false,
+        trivial: false,
+        static_plan: false,
+    },
+    BaselineInfo {
+        name: "dpp-one-slot",
+        args: dpp::Charging::ARGS,
+        help: "one-slot Lyapunov drift-plus-penalty minimiser",
+        knowledge: Knowledge::Causal,
+        layer_wise: false,
+        trivial: false,
+        static_plan: false,
+    },
+    BaselineInfo {
+        name: "oracle-dpp-one-slot",
+        args: dpp::Charging::ARGS,
+        help: "the one-slot minimiser on the true slot conditions",
+        knowledge: Knowledge::Oracle,
+        layer_wise: false,
+        trivial: false,
+        static_plan: false,
+    },
+    BaselineInfo {
+        name: "clairvoyant",
+        args: "H",
+        help: "the clairvoyant bound: look-ahead of H slots (default 10) over the true future conditions",
+        knowledge: Knowledge::Clairvoyant,
+        layer_wise: false,
+        trivial: false,
+        static_plan: false,
+    },
 ];
 
-/// The names of [`NAMES`] the env's spec grammar does not know itself (its `extra_names`).
-pub const EXTRA_NAMES: &[&str] = &[
-    "neurosurgeon",
-    "oracle-neurosurgeon",
-    "static-best",
-    "memory-proportional",
-    "greedy",
-    "oracle-greedy",
-    "splitllm-dp",
-    "oracle-splitllm-dp",
-    "dpp-one-slot",
-    "oracle-dpp-one-slot",
-];
+/// Every baseline name, in report order.
+pub fn names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|b| b.name).collect()
+}
 
-const ORACLES: &[&str] = &["oracle-neurosurgeon", "oracle-greedy", "oracle-splitllm-dp", "oracle-dpp-one-slot"];
-const LAYER_WISE: &[&str] = &["neurosurgeon", "oracle-neurosurgeon", "static-best", "memory-proportional"];
+/// The names the env's spec grammar does not know itself (its `extra_names`).
+pub fn extra_names() -> Vec<&'static str> {
+    REGISTRY.iter().filter(|b| !b.trivial).map(|b| b.name).collect()
+}
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum BaselineError {
@@ -89,31 +249,61 @@ fn base_name(name: &str) -> &str {
     name.split_once(':').map_or(name, |(n, _)| n).trim()
 }
 
-/// Whether the baseline reads the true state of the slot (label it as an oracle in reports).
+fn info(name: &str) -> Option<&'static BaselineInfo> {
+    let name = base_name(name);
+    REGISTRY.iter().find(|b| b.name == name)
+}
+
+/// What the baseline knows (`Causal` for names that are not baselines).
+pub fn knowledge(name: &str) -> Knowledge {
+    info(name).map_or(Knowledge::Causal, |b| b.knowledge)
+}
+
+/// Whether the baseline reads more than a device can (the true slot state or the future):
+/// reports label it.
 pub fn is_oracle(name: &str) -> bool {
-    ORACLES.contains(&base_name(name))
+    knowledge(name) != Knowledge::Causal
+}
+
+/// Whether the baseline is the clairvoyant bound.
+pub fn is_clairvoyant(name: &str) -> bool {
+    knowledge(name) == Knowledge::Clairvoyant
+}
+
+/// Whether the baseline holds one plan throughout.
+pub fn is_static(name: &str) -> bool {
+    info(name).is_some_and(|b| b.static_plan)
 }
 
 /// Whether the baseline is a layer-wise (single-cut) partitioner.
 pub fn is_layer_wise(name: &str) -> bool {
-    LAYER_WISE.contains(&base_name(name))
+    info(name).is_some_and(|b| b.layer_wise)
 }
 
 /// How a baseline is written with its argument, for error messages.
 fn usage(name: &str) -> String {
-    match name {
-        "neurosurgeon" | "oracle-neurosurgeon" | "static-best" => format!("{name} or {name}:{}", Objective::ARGS),
-        "greedy" | "oracle-greedy" | "splitllm-dp" | "oracle-splitllm-dp" => {
+    match info(name) {
+        Some(b) if b.args == SLA_ARGS => {
             format!("{name} (SLA = the scenario's deadline for the typical request) or {name}:SLA_S (seconds, > 0)")
         }
-        "dpp-one-slot" | "oracle-dpp-one-slot" => format!("{name} or {name}:{}", dpp::Charging::ARGS),
+        Some(b) if !b.args.is_empty() => format!("{name} or {name}:{}", b.args),
         _ => format!("{name} (no argument)"),
     }
 }
 
-/// Builds baseline `name` (one of [`NAMES`]) for `scenario`; `arg` is the spec's argument,
+/// `name[:ARG]` as listed in error messages and help.
+pub fn usage_short(b: &BaselineInfo) -> String {
+    if b.args.is_empty() { b.name.to_string() } else { format!("{}[:{}]", b.name, b.args) }
+}
+
+/// Builds baseline `name` (one of [`names`]) for `scenario`; `arg` is the spec's argument,
 /// `seed` seeds the random policy.
-pub fn build(name: &str, arg: Option<&str>, seed: u64, scenario: &Scenario) -> Result<Box<dyn Policy>, BaselineError> {
+pub fn build(
+    name: &str,
+    arg: Option<&str>,
+    seed: u64,
+    scenario: &Arc<Scenario>,
+) -> Result<Box<dyn Policy>, BaselineError> {
     let name = name.trim();
     let arg = arg.map(str::trim);
     let bad = |a: &str| BaselineError::BadArgument { name: name.to_string(), arg: a.to_string(), usage: usage(name) };
@@ -123,6 +313,10 @@ pub fn build(name: &str, arg: Option<&str>, seed: u64, scenario: &Scenario) -> R
     };
     let objective = || Objective::parse(arg).ok_or_else(|| bad(arg.unwrap_or_default()));
     let charging = || dpp::Charging::parse(arg).ok_or_else(|| bad(arg.unwrap_or_default()));
+    let positive = |default: f64| match arg {
+        None => Ok(default),
+        Some(a) => a.parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0).ok_or_else(|| bad(a)),
+    };
     let placement = |algorithm, oracle| {
         let sla_s = match arg {
             None => None,
@@ -140,25 +334,30 @@ pub fn build(name: &str, arg: Option<&str>, seed: u64, scenario: &Scenario) -> R
         "oracle-neurosurgeon" => Ok(Box::new(Neurosurgeon::new(scenario, objective()?, true))),
         "static-best" => Ok(Box::new(StaticBest::new(scenario, objective()?))),
         "memory-proportional" => no_arg(Box::new(MemoryProportional::new(scenario))),
+        "best-fixed" => {
+            let n = match arg {
+                None => best_fixed::DEFAULT_EPISODES,
+                Some(a) => a.parse::<u32>().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| bad(a))?,
+            };
+            Ok(Box::new(best_fixed::BestFixed::new(scenario, n)))
+        }
+        "failover" => Ok(Box::new(failover::Failover::new(scenario, positive(failover::DEFAULT_HOLD_S)?))),
         "greedy" => placement(Algorithm::Greedy, false),
         "oracle-greedy" => placement(Algorithm::Greedy, true),
         "splitllm-dp" => placement(Algorithm::Dp, false),
         "oracle-splitllm-dp" => placement(Algorithm::Dp, true),
         "dpp-one-slot" => Ok(Box::new(dpp::DppOneSlot::new(scenario, false, charging()?))),
         "oracle-dpp-one-slot" => Ok(Box::new(dpp::DppOneSlot::new(scenario, true, charging()?))),
+        "clairvoyant" => {
+            let h = match arg {
+                None => clairvoyant::DEFAULT_HORIZON,
+                Some(a) => a.parse::<u32>().ok().filter(|h| (1..=1000).contains(h)).ok_or_else(|| bad(a))?,
+            };
+            Ok(Box::new(clairvoyant::Clairvoyant::new(scenario.clone(), h)))
+        }
         _ => {
-            let allowed: Vec<String> = NAMES.iter().map(|n| usage_short(n)).collect();
+            let allowed: Vec<String> = REGISTRY.iter().map(usage_short).collect();
             Err(BaselineError::Unknown { name: name.to_string(), allowed: allowed.join(", ") })
         }
-    }
-}
-
-/// `name[:ARG]` as listed in error messages.
-fn usage_short(name: &str) -> String {
-    match name {
-        "neurosurgeon" | "oracle-neurosurgeon" | "static-best" => format!("{name}[:{}]", Objective::ARGS),
-        "greedy" | "oracle-greedy" | "splitllm-dp" | "oracle-splitllm-dp" => format!("{name}[:SLA_S]"),
-        "dpp-one-slot" | "oracle-dpp-one-slot" => format!("{name}[:{}]", dpp::Charging::ARGS),
-        _ => name.to_string(),
     }
 }
