@@ -7,7 +7,8 @@
 //!   time-averaged drift-plus-penalty Δ + V·p (the objective; lower is better).
 //! - **Best causal baseline**: the row with the lowest mean Δ + V·p among those that read only the
 //!   observation (not oracles, not the bound, not trained checkpoints).
-//! - **Clairvoyant bound**: the `clairvoyant` row.
+//! - **Clairvoyant bound**: the `clairvoyant` row (the lowest Δ + V·p of the bound rows when
+//!   several are listed).
 //! - **Capture** of a policy P on a metric (all lower-is-better): (S − P)/(S − C) with S the best
 //!   static plan's mean and C the bound's. 1 = all of the headroom, 0 = no better than the best
 //!   static plan, negative = worse. Its 95 % interval is a percentile bootstrap over episodes
@@ -98,7 +99,8 @@ pub fn headroom(rows: &[Row<'_>]) -> Option<Headroom> {
             .min_by(|a, b| a.stats[dpp].mean.total_cmp(&b.stats[dpp].mean))
     };
     let s = best(&|r| r.role.static_plan && !r.role.oracle)?;
-    let c = rows.iter().find(|r| r.role.clairvoyant)?;
+    // The tightest bound when several are listed (e.g. `clairvoyant` and `clairvoyant-layers`).
+    let c = best(&|r| r.role.clairvoyant)?;
     let causal = best(&|r| !r.role.oracle && !r.role.clairvoyant && !r.role.learned);
     let lat = metric_index("latency_mean_s");
     let captures = rows

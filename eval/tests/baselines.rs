@@ -37,7 +37,7 @@ fn names_labels_and_arguments() {
         let p = build(name, None, 1, &sc).unwrap();
         assert_eq!(p.name(), name, "names are stable");
         assert_eq!(p.is_oracle(), is_oracle(name), "{name}");
-        assert_eq!(is_oracle(name), name.starts_with("oracle-") || name == "clairvoyant", "{name}");
+        assert_eq!(is_oracle(name), name.starts_with("oracle-") || name.starts_with("clairvoyant"), "{name}");
         // The spec grammar resolves every name (trivial ones itself, the rest as named).
         let spec = PolicySpec::parse(name, &extra).unwrap();
         assert_eq!(matches!(spec.kind, PolicyKind::Named { .. }), extra.contains(&name), "{name}");
@@ -61,7 +61,8 @@ fn names_labels_and_arguments() {
         ("oracle-dpp-one-slot", "starts", "oracle-dpp-one-slot"),
         ("failover", "30", "failover:30"),
         ("clairvoyant", "5", "clairvoyant:5"),
-        ("clairvoyant", "10", "clairvoyant"),
+        ("clairvoyant", "4", "clairvoyant"),
+        ("clairvoyant-layers", "8", "clairvoyant-layers:8"),
     ] {
         assert_eq!(build(name, Some(arg), 1, &sc).unwrap().name(), full);
     }

@@ -7,9 +7,10 @@
 //!
 //! 1. **Every static candidate** (each layer split × allowed precision) runs the whole episode;
 //!    the best by total reward is the episode's best static plan (ex post, on the same future).
-//! 2. **Look-ahead**: slot by slot, every candidate is tried on a restored copy: the candidate for
-//!    this slot, then the best static plan until slot t + H − 1, then until every request that
-//!    arrived before t + H has started. A candidate is scored by that *fixed set of requests*
+//! 2. **Look-ahead**: slot by slot, every candidate is tried on a restored copy: the candidate held
+//!    for the first 1, 2, 4, … or H slots of the window t … t + H − 1 ([`hold_lengths`]; a plan
+//!    whose weights take longer than a slot to load pays off only if it is kept), then the best
+//!    static plan until every request that arrived before t + H has started. A candidate is scored by that *fixed set of requests*
 //!    (their full latency, energy, accuracy, cloud cost and failure, weighted as the scenario's
 //!    reward weights them, times V(Q)), plus the drops and plan switches in the window and the
 //!    energy and accuracy virtual queues' drift-plus-penalty terms Z·(spent − budget)/scale²;
@@ -42,7 +43,7 @@ use splitwise_env::scenario::{ActionMode, Scenario};
 use std::sync::Arc;
 
 /// Default look-ahead horizon (slots).
-pub const DEFAULT_HORIZON: u32 = 10;
+pub const DEFAULT_HORIZON: u32 = 4;
 /// Fine-grained variants rolled out per slot after the H = 1 screen.
 pub const FINE_TOP_K: usize = 4;
 /// Fine-grained variants are screened at splits within this many layers of the slot's best
@@ -64,6 +65,7 @@ pub struct Clairvoyant {
     schedule: Vec<Plan>,
     /// Whether this episode's schedule is the look-ahead's (else the best static plan).
     adaptive: bool,
+    layers_only: bool,
     buf_obs: Vec<f32>,
     buf_mask: Vec<bool>,
 }
@@ -86,6 +88,15 @@ pub fn static_candidates(sc: &Scenario) -> Vec<Plan> {
 }
 
 impl Clairvoyant {
+    /// The bound over whole-layer plans only (no head/FFN variants), to measure what fine
+    /// granularity adds.
+    pub fn layers_only(scenario: Arc<Scenario>, horizon: u32) -> Self {
+        let mut c = Self::new(scenario, horizon);
+        c.fine_candidates.clear();
+        c.layers_only = true;
+        c
+    }
+
     pub fn new(scenario: Arc<Scenario>, horizon: u32) -> Self {
         let sc = &*scenario;
         let (l, h) = (sc.n_layers(), sc.n_heads());
@@ -119,6 +130,7 @@ impl Clairvoyant {
             probe,
             schedule: Vec::new(),
             adaptive: false,
+            layers_only: false,
             buf_obs,
             buf_mask,
         }
@@ -170,7 +182,8 @@ impl Clairvoyant {
     }
 
     /// The window score of `candidate` from `state` (lower is better; module doc).
-    fn window_score(&mut self, state: &PartitionState, candidate: &Plan, base: &Plan, horizon: u32) -> f64 {
+    /// Window of `horizon` slots; the candidate holds for the first `hold` of them.
+    fn window_score(&mut self, state: &PartitionState, candidate: &Plan, base: &Plan, horizon: u32, hold: u32) -> f64 {
         let sc = self.scenario.clone();
         let cfg = &sc.config.reward;
         let (w, s) = (&cfg.weights, &cfg.scales);
@@ -202,7 +215,10 @@ impl Clairvoyant {
             if !in_window && env.oldest_queued_arrival_s().is_none_or(|a| a >= window_end_s) {
                 break;
             }
-            let plan = if k == 0 { candidate } else { base };
+            // The candidate holds through the window (a plan whose weights take longer than a
+            // slot to load pays off only if it is kept), then the best static plan serves the
+            // window's remaining requests.
+            let plan = if k < hold { candidate } else { base };
             let Some(info) = Self::step_feasible(env, plan, &mut self.buf_obs, &mut self.buf_mask) else {
                 return f64::INFINITY;
             };
@@ -249,14 +265,17 @@ impl Clairvoyant {
         let ok = self.look.restore_state(state).is_ok();
         self.look.set_request_salt(LOOKAHEAD_SALT);
         let fine = self.fine_candidates.clone();
+        let holds = hold_lengths(self.horizon);
         let mut screened: Vec<(f64, usize)> = Vec::with_capacity(fine.len());
         while ok && self.look.slot() < end {
             let now = self.look.save_state();
             let mut best = (f64::INFINITY, best_static.clone());
             for plan in &statics {
-                let score = self.window_score(&now, plan, &best_static, self.horizon);
-                if score < best.0 {
-                    best = (score, plan.clone());
+                for &hold in &holds {
+                    let score = self.window_score(&now, plan, &best_static, self.horizon, hold);
+                    if score < best.0 {
+                        best = (score, plan.clone());
+                    }
                 }
             }
             if !fine.is_empty() {
@@ -268,13 +287,15 @@ impl Clairvoyant {
                     if plan.leading_edge_layers(h).abs_diff(around) > FINE_SPLIT_RADIUS {
                         continue;
                     }
-                    screened.push((self.window_score(&now, plan, &best_static, 1), i));
+                    screened.push((self.window_score(&now, plan, &best_static, 1, 1), i));
                 }
                 screened.sort_by(|a, b| a.0.total_cmp(&b.0));
                 for &(_, i) in screened.iter().take(FINE_TOP_K) {
-                    let score = self.window_score(&now, &fine[i], &best_static, self.horizon);
-                    if score < best.0 {
-                        best = (score, fine[i].clone());
+                    for &hold in &holds {
+                        let score = self.window_score(&now, &fine[i], &best_static, self.horizon, hold);
+                        if score < best.0 {
+                            best = (score, fine[i].clone());
+                        }
                     }
                 }
             }
@@ -287,6 +308,15 @@ impl Clairvoyant {
         self.adaptive = ok && schedule.len() as u64 == end && total > best_total;
         self.schedule = if self.adaptive { schedule } else { vec![best_static; end as usize] };
     }
+}
+
+/// How long a candidate holds within the window: 1, 2, 4, … slots and the whole window (so a
+/// longer window only adds options).
+pub fn hold_lengths(horizon: u32) -> Vec<u32> {
+    let mut h: Vec<u32> =
+        std::iter::successors(Some(1u32), |&x| x.checked_mul(2)).take_while(|&x| x < horizon).collect();
+    h.push(horizon.max(1));
+    h
 }
 
 /// A served request's penalty, weighted and normalised as the scenario's reward does (a request
@@ -304,7 +334,8 @@ pub fn request_penalty(sc: &Scenario, r: &RequestRecord) -> f64 {
 
 impl Policy for Clairvoyant {
     fn name(&self) -> String {
-        if self.horizon == DEFAULT_HORIZON { "clairvoyant".into() } else { format!("clairvoyant:{}", self.horizon) }
+        let base = if self.layers_only { "clairvoyant-layers" } else { "clairvoyant" };
+        if self.horizon == DEFAULT_HORIZON { base.into() } else { format!("{base}:{}", self.horizon) }
     }
 
     /// It reads the future: reports mark it like the oracles.

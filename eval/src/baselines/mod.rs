@@ -14,6 +14,7 @@
 //! | `dpp-one-slot[:starts\|queue]` | one-slot Lyapunov drift-plus-penalty minimiser | [`dpp`] |
 //! | `failover[:HOLD_S]` | static-best while healthy, edge-only while the link or cloud is in trouble | [`failover`] |
 //! | `clairvoyant[:H]` | the clairvoyant bound (sees the future; H-slot look-ahead) | [`clairvoyant`] |
+//! | `clairvoyant-layers[:H]` | the bound over whole-layer plans only | [`clairvoyant`] |
 //!
 //! `oracle-neurosurgeon`, `oracle-greedy`, `oracle-splitllm-dp` and `oracle-dpp-one-slot` are
 //! the same algorithms fed the true conditions of the decided slot (exact rate, latency, loss,
@@ -216,7 +217,16 @@ pub const REGISTRY: &[BaselineInfo] = &[
     BaselineInfo {
         name: "clairvoyant",
         args: "H",
-        help: "the clairvoyant bound: look-ahead of H slots (default 10) over the true future conditions",
+        help: "the clairvoyant bound: look-ahead of H slots (default 4) over the true future conditions",
+        knowledge: Knowledge::Clairvoyant,
+        layer_wise: false,
+        trivial: false,
+        static_plan: false,
+    },
+    BaselineInfo {
+        name: "clairvoyant-layers",
+        args: "H",
+        help: "the clairvoyant bound over whole-layer plans only (what head/FFN granularity adds is the gap to `clairvoyant`)",
         knowledge: Knowledge::Clairvoyant,
         layer_wise: false,
         trivial: false,
@@ -354,6 +364,13 @@ pub fn build(
                 Some(a) => a.parse::<u32>().ok().filter(|h| (1..=1000).contains(h)).ok_or_else(|| bad(a))?,
             };
             Ok(Box::new(clairvoyant::Clairvoyant::new(scenario.clone(), h)))
+        }
+        "clairvoyant-layers" => {
+            let h = match arg {
+                None => clairvoyant::DEFAULT_HORIZON,
+                Some(a) => a.parse::<u32>().ok().filter(|h| (1..=1000).contains(h)).ok_or_else(|| bad(a))?,
+            };
+            Ok(Box::new(clairvoyant::Clairvoyant::layers_only(scenario.clone(), h)))
         }
         _ => {
             let allowed: Vec<String> = REGISTRY.iter().map(usage_short).collect();
