@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""Assembles RESULTS.md from the metrics.json of `splitwise eval` runs (scripts/results.sh).
+
+Standard library only. For every scenario: the best static plan, the best causal baseline and
+the clairvoyant bounds (all plans, whole-layer plans only), the headroom, what head/FFN
+granularity adds, and every policy's capture of the headroom."""
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+
+
+def fmt(x, digits=2):
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return f"{x:.{digits}f}"
+
+
+def metric(row, key):
+    m = row["metrics"][key]
+    return m["mean"], m["ci95"]
+
+
+def cell(row, key, digits=2):
+    mean, ci = metric(row, key)
+    if mean is None:
+        return "–"
+    return f"{mean:.{digits}f} ± {ci:.{digits}f}" if ci is not None and math.isfinite(ci) else f"{mean:.{digits}f}"
+
+
+def classify(headroom_pct, latency_ratio):
+    if headroom_pct is None:
+        return "–"
+    if headroom_pct >= 30.0 or (latency_ratio is not None and latency_ratio >= 1.5):
+        return "adaptation pays"
+    if headroom_pct < 5.0:
+        return "control (little to win)"
+    return "modest headroom"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--runs", required=True)
+    ap.add_argument("--seconds", type=int, default=0)
+    ap.add_argument("--jobs", default="2")
+    ap.add_argument("--command", default="scripts/results.sh")
+    ap.add_argument("scenarios", nargs="+")
+    a = ap.parse_args()
+
+    summary = []
+    sections = []
+    episodes = seed = None
+    for name in a.scenarios:
+        path = os.path.join(a.runs, name, "metrics.json")
+        if not os.path.exists(path):
+            summary.append(f"| `{name}` | run missing ({path}) | | | | | | | |")
+            continue
+        d = json.load(open(path))
+        episodes, seed = d["episodes"], d["seed"]
+        sc = d["scenarios"][0]
+        rows = {r["label"]: r for r in sc["rows"]}
+        h = sc.get("headroom")
+        if h is None:
+            summary.append(f"| `{name}` | no headroom (missing rows) | | | | | | | |")
+            continue
+        dpp = lambda label: metric(rows[label], "drift_plus_penalty")[0] if label in rows else None
+        s, c = dpp(h["best_static"]), dpp(h["clairvoyant"])
+        layers = dpp("clairvoyant-layers")
+        full = dpp("clairvoyant")
+        headroom_pct = 100.0 * h["objective_headroom"] if h["objective_headroom"] is not None else None
+        lat_ratio = h["latency_ratio"]
+        # What head/FFN plans add: the whole-layer bound's gap to the bound over all plans, as a
+        # share of the whole-layer bound's headroom over the best static plan.
+        fine = None
+        if layers is not None and full is not None and s is not None and abs(s) > 0:
+            fine = 100.0 * (layers - full) / abs(s)
+        causal = h.get("best_causal")
+        summary.append(
+            f"| `{name}` | `{h['best_static']}` {fmt(s)} | `{causal}` {fmt(dpp(causal) if causal else None)} "
+            f"| {fmt(c)} | {fmt(layers)} | **{fmt(headroom_pct, 1)} %** | {fmt(lat_ratio)}× | {fmt(fine, 1)} % "
+            f"| {classify(headroom_pct, lat_ratio)} |"
+        )
+        caps = {r["label"]: r["captures"] for r in h["rows"]}
+        lines = [
+            f"### `{name}`\n",
+            f"{sc.get('env_id', '')}, {sc['slots_per_episode']} slots per episode; best static plan `{h['best_static']}`, "
+            f"best causal baseline `{causal}`, bound `{h['clairvoyant']}`.\n",
+            "| policy | Δ + V·p | mean latency (s) | P95 (s) | energy/request (J) | failed | capture Δ + V·p [95 %] | capture mean latency |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for label, r in rows.items():
+            cp = caps.get(label, [])
+            c0 = cp[0] if cp else None
+            c1 = cp[1] if len(cp) > 1 else None
+            cap = "–"
+            if c0 and c0["mean"] is not None and math.isfinite(c0["mean"]):
+                cap = f"{c0['mean']:.2f}"
+                if c0["lo"] is not None and math.isfinite(c0["lo"]):
+                    cap += f" [{c0['lo']:.2f}, {c0['hi']:.2f}]"
+            cap1 = fmt(c1["mean"]) if c1 and c1["mean"] is not None else "–"
+            mark = "†" if r["oracle"] else ""
+            lines.append(
+                f"| {label}{mark} | {cell(r, 'drift_plus_penalty')} | {cell(r, 'latency_mean_s')} | {cell(r, 'latency_p95_s')} "
+                f"| {cell(r, 'energy_per_request_j', 1)} | {fmt(metric(r, 'failed')[0], 1)} | {cap} | {cap1} |"
+            )
+        sections.append("\n".join(lines) + "\n")
+
+    try:
+        cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        cpu = platform.processor()
+    out = [
+        "# Results\n",
+        "Regenerated by one command: `scripts/results.sh` (this file is its output; do not edit by hand).\n",
+        f"- Command: `{a.command}`; {episodes} evaluation episodes per policy, seed {seed} (episode seeds "
+        "derive from it; `best-fixed` tunes on other seeds).",
+        f"- Machine: {os.cpu_count()} CPUs ({cpu}); wall time {a.seconds // 60} min {a.seconds % 60} s with "
+        f"{a.jobs} scenarios in parallel.",
+        "- Objective: the time-averaged drift-plus-penalty Δ + V·p (lower is better). Intervals: Student-t 95 % "
+        "over episodes; captures: paired bootstrap over episodes (eval/src/headroom.rs).",
+        "- † reads more than a device can: oracles (the true slot state) and the clairvoyant bounds (the future "
+        "conditions, not the per-request coin flips).\n",
+        "## Headroom per scenario\n",
+        "Headroom = (best static − bound)/best static on Δ + V·p; latency ratio = best static's mean latency / the "
+        "bound's. *Fine granularity* = (bound over whole-layer plans − bound over all plans)/best static: what "
+        "head/FFN placements add to the headroom. Classification: adaptation pays at ≥ 30 % on Δ + V·p or ≥ 1.5× "
+        "on mean latency; a control has < 5 %.\n",
+        "| scenario | best static plan (Δ + V·p) | best causal baseline | clairvoyant | clairvoyant, whole layers | headroom | latency ratio | fine granularity | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *summary,
+        "",
+        "## Per scenario\n",
+        *sections,
+    ]
+    with open(a.out + ".tmp", "w") as f:
+        f.write("\n".join(out))
+    os.replace(a.out + ".tmp", a.out)
+
+
+if __name__ == "__main__":
+    main()
