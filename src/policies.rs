@@ -5,8 +5,8 @@
 //! on another observation layout or action space is refused before any work.
 
 use crate::checkpoint;
-use crate::train::read_agent_state;
-use anyhow::{Context, Result, bail};
+use crate::train::load_agent;
+use anyhow::{Result, bail};
 use splitwise_agents::{ActionChoice, PolicyShape, Ppo};
 use splitwise_env::api::{Env, EnvSpec};
 use splitwise_env::policy::{Decision, DecisionContext, Policy, PolicyKind, PolicySpec};
@@ -59,8 +59,7 @@ impl CheckpointPolicy {
                 env_spec.observation.fingerprint()
             );
         }
-        let agent = Ppo::from_state(&read_agent_state(&files, &dir)?)
-            .with_context(|| format!("checkpoint {}: the agent state does not load", dir.display()))?;
+        let agent = load_agent(&files, &dir, None)?;
         let shape = PolicyShape::of(env_spec);
         if *agent.shape() != shape {
             bail!(
