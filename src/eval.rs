@@ -33,16 +33,18 @@ pub struct EvalArgs {
     #[arg(long)]
     pub policies: String,
     /// Episodes per policy (episode k of every policy uses the same seed).
-    #[arg(long, default_value_t = DEFAULT_EPISODES)]
+    #[arg(long, default_value_t = DEFAULT_EPISODES,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::limits::MAX_EVAL_EPISODES_CLI)))]
     pub episodes: u32,
     /// Seed of the evaluation (episode seeds derive from it).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Slots per episode (default: the scenario's serving.episode_slots).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=crate::limits::MAX_SLOTS_CLI))]
     pub slots: Option<u64>,
     /// Episodes (the first ones) whose slot-by-slot traces are kept for per_slot.csv and plots.
-    #[arg(long, default_value_t = DEFAULT_TRACE_EPISODES)]
+    #[arg(long, default_value_t = DEFAULT_TRACE_EPISODES,
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub trace_episodes: u32,
     /// Output folder (created; an earlier evaluation output there is replaced).
     #[arg(long)]
