@@ -24,6 +24,19 @@ pub fn build(spec_text: &str, seed: u64, scenario: &Scenario, env_spec: &EnvSpec
 }
 
 pub fn build_spec(spec: &PolicySpec, seed: u64, scenario: &Scenario, env_spec: &EnvSpec) -> Result<Box<dyn Policy>> {
+    // The split is clamped at run time to what fits the edge memory, never to the model: a
+    // layer beyond the model is a typo, not a plan.
+    if let PolicyKind::FixedSplit { layer, .. } = spec.kind {
+        let n = scenario.arch.n_layers;
+        if layer > n {
+            bail!(
+                "policy {}: fixed-split layer {layer} is outside 0..={n} (layers on the edge; the scenario's \
+                 model {} has {n})",
+                spec.label,
+                scenario.config.name
+            );
+        }
+    }
     if let Some(p) = spec.build_trivial(seed) {
         return Ok(p);
     }
