@@ -228,7 +228,8 @@ impl TrainConfig {
 
 /// Reads, validates and resolves a training config file.
 pub fn load(path: &Path) -> Result<ResolvedTrainConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    let text =
+        crate::scenario_file::read_text(path).with_context(|| format!("cannot read config {}", path.display()))?;
     parse(&text, path)
 }
 
@@ -247,7 +248,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<ResolvedTrainConfig> {
             let (mut sc_config, sc_origin) = match (scenario_file.take(), scenario.take()) {
                 (Some(file), None) => {
                     let full = origin.parent().unwrap_or(Path::new("")).join(&file);
-                    let text = std::fs::read_to_string(&full).with_context(|| {
+                    let text = scenario_file::read_text(&full).with_context(|| {
                         format!("{}: env.scenario_file: cannot read {}", origin.display(), full.display())
                     })?;
                     let c = ScenarioConfig::from_toml(&text).map_err(|e| scenario_file::describe(&full, e))?;

@@ -54,7 +54,8 @@ pub struct EvalArgs {
 /// Loads `--config`: a training config (it has `[agent]`/`[training]`) contributes its resolved
 /// scenario, anything else is read as a scenario file.
 pub fn load_input(path: &Path) -> Result<ScenarioInput> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    let text =
+        crate::scenario_file::read_text(path).with_context(|| format!("cannot read config {}", path.display()))?;
     let is_training = toml::from_str::<toml::Table>(&text)
         .map(|t| t.contains_key("agent") || t.contains_key("training"))
         .unwrap_or(false);

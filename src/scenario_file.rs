@@ -9,6 +9,27 @@ use splitwise_env::scenario::{Scenario, ScenarioConfig, ScenarioError, TraceSour
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Largest config, scenario or trace file read (Mahimahi traces of hours are a few MB).
+pub const MAX_TEXT_FILE_BYTES: u64 = 256 << 20;
+
+/// Reads a text input, refusing what is not a regular file (a folder, `/dev/zero`, a FIFO)
+/// or is larger than [`MAX_TEXT_FILE_BYTES`], so a wrong path is an error, not a hang or an
+/// allocation abort.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind};
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    if meta.len() > MAX_TEXT_FILE_BYTES {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("{} bytes, more than the {MAX_TEXT_FILE_BYTES} a config, scenario or trace may have", meta.len()),
+        ));
+    }
+    std::fs::read_to_string(path)
+}
+
 /// Reads traces from disk, relative to the directory of the file that names them.
 pub struct FsTraces {
     pub base_dir: PathBuf,
@@ -17,7 +38,7 @@ pub struct FsTraces {
 impl TraceSource for FsTraces {
     fn read(&self, path: &str) -> Result<String, String> {
         let full = self.base_dir.join(path);
-        std::fs::read_to_string(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
+        read_text(&full).map_err(|e| format!("cannot read {}: {e}", full.display()))
     }
 }
 
@@ -64,7 +85,7 @@ fn check_link_trace(config: &ScenarioConfig, traces: &FsTraces, origin: &Path) -
 
 /// Loads a scenario file.
 pub fn load(path: &Path) -> Result<Arc<Scenario>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read scenario {}", path.display()))?;
+    let text = read_text(path).with_context(|| format!("cannot read scenario {}", path.display()))?;
     let config = ScenarioConfig::from_toml(&text).map_err(|e| describe(path, e))?;
     resolve(config, path)
 }
