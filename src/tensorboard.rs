@@ -3,7 +3,7 @@
 //!
 //! Hand-written rather than the `tensorboard-rs` crate (0.5.9): that crate writes on a background
 //! thread (records are lost unless it is flushed/dropped before exit) and depends on protobuf 2.28,
-//! which carries RustSec advisory RUSTSEC-2024-0437 (shared/docs/burn-0.22-notes.md). The format
+//! which carries RustSec advisory RUSTSEC-2024-0437 (reported by `cargo audit`). The format
 //! is small: a TFRecord stream (`tensorflow/core/lib/io/record_writer.cc`) whose records are
 //! `Event` protobufs (`tensorflow/core/util/event.proto`) carrying `Summary` scalars
 //! (`tensorflow/core/framework/summary.proto`). This writer is synchronous: every record goes
