@@ -199,9 +199,11 @@ impl TrainConfig {
                 "must be >= 1 when training.eval_every_steps > 0",
             ));
         }
+        crate::limits::check_training(t.total_steps, t.eval_episodes).map_err(|e| e.under("training"))?;
         match &self.agent {
             AgentSection::Ppo(p) => {
                 p.validate().map_err(|e| e.under("agent"))?;
+                crate::limits::check_agent(p).map_err(|e| e.under("agent"))?;
                 if p.total_timesteps != t.total_steps {
                     return Err(InvalidField::new(
                         "agent.total_timesteps",
@@ -226,14 +228,14 @@ impl TrainConfig {
 
 /// Reads, validates and resolves a training config file.
 pub fn load(path: &Path) -> Result<ResolvedTrainConfig> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    let text =
+        crate::scenario_file::read_text(path).with_context(|| format!("cannot read config {}", path.display()))?;
     parse(&text, path)
 }
 
 /// Validates and resolves config text read from `origin`.
 pub fn parse(text: &str, origin: &Path) -> Result<ResolvedTrainConfig> {
-    let mut config: TrainConfig =
-        toml::from_str(text).map_err(|e| anyhow!("{}: {}", origin.display(), e.to_string().trim_end()))?;
+    let mut config: TrainConfig = toml::from_str(text).map_err(|e| field_error(text, origin, e))?;
     // The learning-rate and clip schedules run over the training length.
     let AgentSection::Ppo(p) = &mut config.agent;
     if p.total_timesteps == splitwise_agents::config::DEFAULT_TOTAL_TIMESTEPS {
@@ -246,7 +248,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<ResolvedTrainConfig> {
             let (mut sc_config, sc_origin) = match (scenario_file.take(), scenario.take()) {
                 (Some(file), None) => {
                     let full = origin.parent().unwrap_or(Path::new("")).join(&file);
-                    let text = std::fs::read_to_string(&full).with_context(|| {
+                    let text = scenario_file::read_text(&full).with_context(|| {
                         format!("{}: env.scenario_file: cannot read {}", origin.display(), full.display())
                     })?;
                     let c = ScenarioConfig::from_toml(&text).map_err(|e| scenario_file::describe(&full, e))?;
@@ -255,14 +257,125 @@ pub fn parse(text: &str, origin: &Path) -> Result<ResolvedTrainConfig> {
                 (None, Some(inline)) => (*inline, origin.to_path_buf()),
                 _ => unreachable!("validate() requires exactly one of scenario_file and scenario"),
             };
+            let original = (!overrides.is_empty()).then(|| sc_config.clone());
             overrides.apply(&mut sc_config);
-            *overrides = ScenarioOverrides::default();
-            let resolved = scenario_file::resolve(sc_config.clone(), &sc_origin)?;
+            let applied = std::mem::take(overrides);
+            let resolved = match scenario_file::resolve(sc_config.clone(), &sc_origin) {
+                Ok(r) => r,
+                Err(e) => return Err(blame_overrides(e, &applied, original, origin, &sc_origin)),
+            };
             *scenario = Some(Box::new(sc_config));
             Some(resolved)
         }
     };
     Ok(ResolvedTrainConfig { config, scenario, origin: origin.to_path_buf() })
+}
+
+/// The scenario field each `env.overrides` field sets.
+const OVERRIDE_FIELDS: &[(&str, &str)] = &[
+    ("mode", "actions.mode"),
+    ("infeasible", "actions.infeasible"),
+    ("episode_slots", "serving.episode_slots"),
+    ("window_layers", "actions.window_layers"),
+    ("head_step", "actions.head_step"),
+];
+
+/// A scenario that fails only once the overrides are applied is the config's fault: name the
+/// override (and the scenario field it sets), not the scenario file.
+fn blame_overrides(
+    err: anyhow::Error,
+    overrides: &ScenarioOverrides,
+    original: Option<ScenarioConfig>,
+    origin: &Path,
+    scenario_origin: &Path,
+) -> anyhow::Error {
+    let Some(original) = original else { return err };
+    if scenario_file::resolve(original, scenario_origin).is_err() {
+        return err; // the scenario itself is invalid
+    }
+    let text = format!("{err:#}");
+    let detail = text.strip_prefix(&format!("{}: ", scenario_origin.display())).unwrap_or(&text);
+    let set: Vec<&str> = serde_json::to_value(overrides)
+        .ok()
+        .and_then(|v| v.as_object().map(|m| m.keys().cloned().collect::<Vec<_>>()))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|k| OVERRIDE_FIELDS.iter().find(|(o, _)| o == k).map(|(o, _)| *o))
+        .collect();
+    match OVERRIDE_FIELDS.iter().find(|(o, field)| set.contains(o) && detail.starts_with(&format!("{field} "))) {
+        Some((name, field)) => anyhow!(
+            "{}: env.overrides.{name}{} (it sets {field} of the scenario {}, which is valid without the overrides)",
+            origin.display(),
+            detail.strip_prefix(field).unwrap_or(detail),
+            scenario_origin.display()
+        ),
+        None => anyhow!(
+            "{}: env.overrides ({}) make the scenario {} invalid: {detail}",
+            origin.display(),
+            set.join(", "),
+            scenario_origin.display()
+        ),
+    }
+}
+
+/// A config error that names the field. serde reads the internally tagged `[agent]` and
+/// `[env]` tables through a buffer that loses positions, so a wrong type there is reported at
+/// the table; those tables are parsed again alone to find the field.
+fn field_error(text: &str, origin: &Path, err: toml::de::Error) -> anyhow::Error {
+    /// `[env]` with `kind = "partition"`, as its own document.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // only parsed for its errors
+    struct PartitionFields {
+        #[serde(default)]
+        scenario_file: Option<PathBuf>,
+        #[serde(default)]
+        scenario: Option<Box<ScenarioConfig>>,
+        #[serde(default)]
+        overrides: ScenarioOverrides,
+    }
+    fn alone<T: serde::de::DeserializeOwned>(doc: &toml::Table, key: &str, kind: &str) -> Option<String> {
+        let mut table = doc.get(key)?.as_table()?.clone();
+        if table.get("kind").and_then(|k| k.as_str()) != Some(kind) {
+            return None;
+        }
+        table.remove("kind");
+        let sub = toml::to_string(&table).ok()?;
+        let e = toml::from_str::<T>(&sub).err()?;
+        Some(locate(key, &sub, &e))
+    }
+    let whole = || anyhow!("{}: {}", origin.display(), err.to_string().trim_end());
+    let Ok(doc) = toml::from_str::<toml::Table>(text) else { return whole() };
+    let found = alone::<PpoConfig>(&doc, "agent", "ppo").or_else(|| alone::<PartitionFields>(&doc, "env", "partition"));
+    match found {
+        Some(detail) => anyhow!("{}: {detail}", origin.display()),
+        None => whole(),
+    }
+}
+
+/// `prefix.table.key = value: message` for an error at `err.span()` in `sub` (a document
+/// `toml::to_string` wrote: one `key = value` per line under `[table]` headers).
+fn locate(prefix: &str, sub: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim_end();
+    let Some(span) = err.span() else { return format!("[{prefix}]: {message}") };
+    let before = &sub[..span.start.min(sub.len())];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = sub[line_start..].lines().next().unwrap_or("").trim();
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix('[').and_then(|l| l.strip_suffix(']')))
+        .map(|t| t.trim_matches(['[', ']']).to_string());
+    let mut path = prefix.to_string();
+    if let Some(t) = table {
+        path = format!("{path}.{t}");
+    }
+    match line.split_once('=') {
+        Some((key, value)) if !line.starts_with('[') => {
+            format!("{path}.{} = {}: {message}", key.trim(), value.trim())
+        }
+        _ => format!("{path}: {message}"),
+    }
 }
 
 impl ResolvedTrainConfig {

@@ -33,16 +33,18 @@ pub struct EvalArgs {
     #[arg(long)]
     pub policies: String,
     /// Episodes per policy (episode k of every policy uses the same seed).
-    #[arg(long, default_value_t = DEFAULT_EPISODES)]
+    #[arg(long, default_value_t = DEFAULT_EPISODES,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::limits::MAX_EVAL_EPISODES_CLI)))]
     pub episodes: u32,
     /// Seed of the evaluation (episode seeds derive from it).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Slots per episode (default: the scenario's serving.episode_slots).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=crate::limits::MAX_SLOTS_CLI))]
     pub slots: Option<u64>,
     /// Episodes (the first ones) whose slot-by-slot traces are kept for per_slot.csv and plots.
-    #[arg(long, default_value_t = DEFAULT_TRACE_EPISODES)]
+    #[arg(long, default_value_t = DEFAULT_TRACE_EPISODES,
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
     pub trace_episodes: u32,
     /// Output folder (created; an earlier evaluation output there is replaced).
     #[arg(long)]
@@ -76,7 +78,8 @@ pub fn with_headroom(policies: &str, no_headroom: bool) -> String {
 /// Loads `--config`: a training config (it has `[agent]`/`[training]`) contributes its resolved
 /// scenario, anything else is read as a scenario file.
 pub fn load_input(path: &Path) -> Result<ScenarioInput> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    let text =
+        crate::scenario_file::read_text(path).with_context(|| format!("cannot read config {}", path.display()))?;
     let is_training = toml::from_str::<toml::Table>(&text)
         .map(|t| t.contains_key("agent") || t.contains_key("training"))
         .unwrap_or(false);
@@ -164,12 +167,30 @@ pub fn evaluate(args: &EvalArgs) -> Result<Evaluation> {
     Ok(evaluation)
 }
 
+/// What the `cloud-only` row means on a scenario with a privacy floor: the first layers stay
+/// on the edge, so the row is a split at the floor, not a pure cloud plan.
+pub fn cloud_only_note(scenario: &splitwise_env::scenario::Scenario) -> Option<String> {
+    let floor = scenario.config.serving.privacy_floor_layers;
+    (floor > 0).then(|| {
+        format!(
+            "cloud-only on {} is a split at the privacy floor: serving.privacy_floor_layers = {floor} keeps the \
+             first {floor} layer(s) on the edge, so no plan sends everything to the cloud",
+            scenario.config.name
+        )
+    })
+}
+
 pub fn run(args: &EvalArgs) -> Result<()> {
     if args.config.is_empty() {
         bail!("--config needs a scenario file or a training config");
     }
     // Refused before any work: an --out that is not ours to replace.
     report::check_output_dir(&args.out)?;
+    let notes: Vec<(String, Option<String>)> = args
+        .config
+        .iter()
+        .map(|p| Ok((p.display().to_string(), cloud_only_note(&load_input(p)?.scenario))))
+        .collect::<Result<_>>()?;
     let evaluation = evaluate(args)?;
     let header = Header { command: command_line(), version: env!("CARGO_PKG_VERSION").to_string() };
     let written = report::write_outputs(&evaluation, &header, &args.out)?;
@@ -214,10 +235,31 @@ pub fn run(args: &EvalArgs) -> Result<()> {
             }
             None => println!("headroom: needs a static-plan row and a clairvoyant row (see --no-headroom)"),
         }
+        if s.runs.iter().any(|r| r.role.cloud_only)
+            && let Some(note) = notes.iter().find(|(src, _)| *src == s.source).and_then(|(_, n)| n.as_deref())
+        {
+            println!("note: {note}");
+        }
+        println!("throughput (wall clock, not a result):");
         for run in &s.runs {
-            println!("  throughput {:<40} {:>10.2} episodes/s", run.spec, run.episodes_per_s());
+            println!("  {:<24} {:<40} {:>10.2} episodes/s", run.label, run.spec, run.episodes_per_s());
         }
     }
     println!("report: {}", written.dir.join("report.md").display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_only_is_explained_where_a_privacy_floor_keeps_layers_local() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let pi5 = scenario_file::load(&repo.join("configs/pi5-gpt2xl-wifi.toml")).unwrap();
+        let note = cloud_only_note(&pi5).expect("the Pi 5 scenario has a privacy floor");
+        assert!(note.contains("privacy_floor_layers = 2") && note.contains("split at the privacy floor"), "{note}");
+        let jetson = scenario_file::load(&repo.join("configs/jetson-llama7b-lte.toml")).unwrap();
+        assert_eq!(cloud_only_note(&jetson), None);
+    }
 }

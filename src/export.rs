@@ -16,16 +16,16 @@
 
 use crate::checkpoint::{self, CONFIG_FILE, CheckpointFiles};
 use crate::config::{self, EnvSection};
-use crate::train::{AGENT_OPTIMIZER, AGENT_WEIGHTS, read_agent_state};
+
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
+use splitwise_agents::Ppo;
 use splitwise_agents::distribution::MASKED_LOGIT;
 use splitwise_agents::export::{
     BATCH_AXIS, CONTEXT_INPUT, Dim, ExportedLevel, MASK_INPUT, OBSERVATION_INPUT, OutputFormat, PolicyLevel,
     TensorSpec, export_policy,
 };
 use splitwise_agents::normalize::NORMALIZE_EPSILON;
-use splitwise_agents::{Ppo, PpoError};
 use splitwise_env::api::{Env, EnvSpec};
 use splitwise_env::cartpole::CartPole;
 use splitwise_env::partition::PartitionEnv;
@@ -145,7 +145,8 @@ pub fn export(args: &ExportArgs) -> Result<ExportOutcome> {
     let exported = export_policy(&levels, format, env.masked, &props)
         .with_context(|| format!("exporting the policy of checkpoint {}", dir.display()))?;
 
-    let sidecar = Sidecar::new(&files, &dir, &env, &levels, &exported, &paths, format)?;
+    let weights_crc32c = checkpoint::content_crc32c(&policy.parameter_values());
+    let sidecar = Sidecar::new(&files, &dir, &env, &levels, &exported, &paths, format, weights_crc32c)?;
     let sidecar_json = serde_json::to_vec_pretty(&sidecar).context("serialising the sidecar")?;
     let mut graphs = Vec::new();
     for (level, path) in exported.iter().zip(&paths) {
@@ -156,18 +157,10 @@ pub fn export(args: &ExportArgs) -> Result<ExportOutcome> {
     Ok(ExportOutcome { checkpoint: dir, graphs, sidecar: sidecar_path })
 }
 
-/// The learner of a `ppo` checkpoint; load errors name the agent file at fault.
+/// The learner of a `ppo` checkpoint; load errors name the agent file at fault, and its
+/// weights are checked against the checkpoint's content checksum.
 fn load_ppo(files: &CheckpointFiles, dir: &Path) -> Result<Ppo> {
-    let state = read_agent_state(files, dir)?;
-    Ppo::from_state(&state).map_err(|e| {
-        // `restore_state` prefixes record errors with the blob they came from.
-        let file = match &e {
-            PpoError::Record(detail) if detail.starts_with("weights") => AGENT_WEIGHTS,
-            PpoError::Record(detail) if detail.starts_with("optimizer") => AGENT_OPTIMIZER,
-            _ => crate::train::AGENT_META,
-        };
-        anyhow::anyhow!("checkpoint {}: agent/{file} does not load: {e}", dir.display())
-    })
+    crate::train::load_agent(files, dir, None)
 }
 
 /// `--out` for one level; `<stem>.<role>.onnx` beside it for several.
@@ -288,7 +281,9 @@ pub struct ModelIdentity {
     pub agent_kind: String,
     /// Per level: `obs (+ context) → hidden… → Σ nvec` tanh MLP.
     pub networks: Vec<NetworkDoc>,
-    /// CRC-32C of `agent/weights.bpk` (identifies the weights the graphs embed).
+    /// CRC-32C of the weights' tensor contents (the checkpoint's `weights_content_crc32c`):
+    /// identifies the weights the graphs embed, equal for equal weights (the bytes of
+    /// `agent/weights.bpk` are not: burn writes random parameter ids into them).
     pub weights_crc32c: String,
 }
 
@@ -445,6 +440,8 @@ fn crc_hex(bytes: &[u8]) -> String {
 }
 
 impl Sidecar {
+    // Each argument is a distinct source the sidecar describes; a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         files: &CheckpointFiles,
         dir: &Path,
@@ -453,6 +450,7 @@ impl Sidecar {
         exported: &[ExportedLevel],
         paths: &[PathBuf],
         format: OutputFormat,
+        weights_crc32c: String,
     ) -> Result<Self> {
         let m = &files.metadata;
         let sc = env.scenario.as_deref();
@@ -471,7 +469,7 @@ impl Sidecar {
                         parameters: l.n_parameters(),
                     })
                     .collect(),
-                weights_crc32c: crc_hex(files.agent_file(AGENT_WEIGHTS, dir)?),
+                weights_crc32c,
             },
             scenario: ScenarioIdentity {
                 env_id: env.spec.id.clone(),

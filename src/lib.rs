@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod eval;
 pub mod export;
+pub mod limits;
 pub mod logging;
 pub mod policies;
 pub mod scenario_file;

@@ -5,8 +5,8 @@
 //! on another observation layout or action space is refused before any work.
 
 use crate::checkpoint;
-use crate::train::read_agent_state;
-use anyhow::{Context, Result, bail};
+use crate::train::load_agent;
+use anyhow::{Result, bail};
 use splitwise_agents::{ActionChoice, PolicyShape, Ppo};
 use splitwise_env::api::{Env, EnvSpec};
 use splitwise_env::policy::{Decision, DecisionContext, Policy, PolicyKind, PolicySpec};
@@ -32,6 +32,19 @@ pub fn build_spec(
     scenario: &Arc<Scenario>,
     env_spec: &EnvSpec,
 ) -> Result<Box<dyn Policy>> {
+    // The split is clamped at run time to what fits the edge memory, never to the model: a
+    // layer beyond the model is a typo, not a plan.
+    if let PolicyKind::FixedSplit { layer, .. } = spec.kind {
+        let n = scenario.arch.n_layers;
+        if layer > n {
+            bail!(
+                "policy {}: fixed-split layer {layer} is outside 0..={n} (layers on the edge; the scenario's \
+                 model {} has {n})",
+                spec.label,
+                scenario.config.name
+            );
+        }
+    }
     if let Some(p) = spec.build_trivial(seed) {
         return Ok(p);
     }
@@ -67,8 +80,7 @@ impl CheckpointPolicy {
                 env_spec.observation.fingerprint()
             );
         }
-        let agent = Ppo::from_state(&read_agent_state(&files, &dir)?)
-            .with_context(|| format!("checkpoint {}: the agent state does not load", dir.display()))?;
+        let agent = load_agent(&files, &dir, None)?;
         let shape = PolicyShape::of(env_spec);
         if *agent.shape() != shape {
             bail!(

@@ -20,7 +20,8 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "cloud-only")]
     pub policy: String,
     /// Slots to simulate (episodes restart at the scenario's time limit).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=crate::limits::MAX_SIMULATE_STEPS))]
     pub steps: u64,
     /// Seed of everything random in the run.
     #[arg(long, default_value_t = 0)]

@@ -3,7 +3,7 @@
 //!
 //! Hand-written rather than the `tensorboard-rs` crate (0.5.9): that crate writes on a background
 //! thread (records are lost unless it is flushed/dropped before exit) and depends on protobuf 2.28,
-//! which carries RustSec advisory RUSTSEC-2024-0437 (shared/docs/burn-0.22-notes.md). The format
+//! which carries RustSec advisory RUSTSEC-2024-0437 (reported by `cargo audit`). The format
 //! is small: a TFRecord stream (`tensorflow/core/lib/io/record_writer.cc`) whose records are
 //! `Event` protobufs (`tensorflow/core/util/event.proto`) carrying `Summary` scalars
 //! (`tensorflow/core/framework/summary.proto`). This writer is synchronous: every record goes
@@ -108,6 +108,15 @@ impl EventWriter {
         self.out.flush().with_context(|| format!("flushing TensorBoard event file {}", self.path.display()))
     }
 
+    /// Flushes and syncs the file: the events so far survive a crash or power loss.
+    pub fn sync(&mut self) -> Result<()> {
+        self.flush()?;
+        self.out
+            .get_ref()
+            .sync_data()
+            .with_context(|| format!("syncing TensorBoard event file {}", self.path.display()))
+    }
+
     fn write_payload(&mut self) -> Result<()> {
         write_record(&mut self.out, &self.payload)
             .with_context(|| format!("writing TensorBoard event file {}", self.path.display()))
@@ -159,6 +168,113 @@ fn create_new_file(dir: &Path, base: &str) -> Result<(PathBuf, File)> {
         "creating TensorBoard event file in {}: {base} and {MAX_ATTEMPTS} numbered variants already exist",
         dir.display()
     )
+}
+
+/// Name prefix of the temporary file [`purge_after`] rewrites into.
+const PURGE_TMP_PREFIX: &str = ".purge-tmp-";
+
+/// Removes, from every event file in `dir`, the events logged after `last_step`, and a torn
+/// last record: what a run killed after its last checkpoint left and will log again once
+/// resumed from it. TensorFlow's writers do this with `purge_step` (a `SessionLog.START` that
+/// tells TensorBoard to drop later events); rewriting the files instead keeps them correct for
+/// every reader. Each changed file is rewritten aside, synced and renamed over the old one.
+/// Returns how many events were removed.
+pub fn purge_after(dir: &Path, last_step: u64) -> Result<usize> {
+    let mut removed = 0;
+    if !dir.is_dir() {
+        return Ok(0);
+    }
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .with_context(|| format!("cannot list {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("events.out.tfevents.")))
+        .collect();
+    paths.sort();
+    // A rewrite killed before its rename leaves only its hidden temporary file.
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(PURGE_TMP_PREFIX) {
+            fs::remove_file(entry.path()).with_context(|| format!("cannot delete {}", entry.path().display()))?;
+        }
+    }
+    for path in paths {
+        let bytes = fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let mut kept = Vec::with_capacity(bytes.len());
+        let mut dropped = 0;
+        let mut pos = 0;
+        while let Some((record, next)) = next_record(&bytes, pos) {
+            // An event without a step field has step 0 (protobuf default): the file_version.
+            let step = event_step(record).unwrap_or(0);
+            if step <= last_step {
+                kept.extend_from_slice(&bytes[pos..next]);
+            } else {
+                dropped += 1;
+            }
+            pos = next;
+        }
+        let torn = pos < bytes.len();
+        if dropped == 0 && !torn {
+            continue;
+        }
+        // Not named `*tfevents*`, so TensorBoard never reads a half-written rewrite.
+        let tmp = dir.join(format!("{PURGE_TMP_PREFIX}{}", std::process::id()));
+        let mut f = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(&kept).with_context(|| format!("cannot write {}", tmp.display()))?;
+        f.sync_all().with_context(|| format!("cannot sync {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
+        removed += dropped;
+    }
+    Ok(removed)
+}
+
+/// The record starting at `pos` and where the next one starts, if it is complete and both of
+/// its CRCs check.
+fn next_record(bytes: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+    let len_bytes = bytes.get(pos..pos + 8)?;
+    let len_crc = u32::from_le_bytes(bytes.get(pos + 8..pos + 12)?.try_into().ok()?);
+    if masked_crc32c(len_bytes) != len_crc {
+        return None;
+    }
+    let len = usize::try_from(u64::from_le_bytes(len_bytes.try_into().ok()?)).ok()?;
+    let start = pos + 12;
+    let end = start.checked_add(len)?;
+    let data = bytes.get(start..end)?;
+    let data_crc = u32::from_le_bytes(bytes.get(end..end + 4)?.try_into().ok()?);
+    (masked_crc32c(data) == data_crc).then_some((data, end + 4))
+}
+
+/// The `step` field of an encoded `Event`, if present.
+fn event_step(event: &[u8]) -> Option<u64> {
+    let mut pos = 0;
+    while pos < event.len() {
+        let key = get_varint(event, &mut pos)?;
+        let (field, wire) = (key >> 3, (key & 7) as u8);
+        match wire {
+            WIRE_VARINT => {
+                let v = get_varint(event, &mut pos)?;
+                if field == u64::from(EVENT_STEP) {
+                    return Some(v);
+                }
+            }
+            WIRE_FIXED64 => pos += 8,
+            WIRE_FIXED32 => pos += 4,
+            WIRE_LEN => pos += usize::try_from(get_varint(event, &mut pos)?).ok()?,
+            _ => return None,
+        }
+    }
+    None
+}
+
+fn get_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut value = 0u64;
+    for group in 0..10 {
+        let byte = *bytes.get(*pos)?;
+        *pos += 1;
+        value |= u64::from(byte & 0x7f) << (7 * group);
+        if byte & 0x80 == 0 {
+            return Some(value);
+        }
+    }
+    None
 }
 
 /// TFRecord framing (`record_writer.cc`): `u64 len LE | u32 masked_crc(len) | data |
@@ -333,5 +449,39 @@ mod tests {
         let name = first.path().file_name().unwrap().to_string_lossy().into_owned();
         assert!(name.starts_with("events.out.tfevents."), "{name}");
         assert!(name.contains(&format!(".{}.", std::process::id())), "{name}");
+    }
+
+    #[test]
+    fn purge_after_drops_later_steps_and_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = {
+            let mut w = EventWriter::create(dir.path()).unwrap();
+            for step in [64u64, 128, 192, 256] {
+                w.add_scalar("a", step as f64, step).unwrap();
+                w.add_scalar("b", 1.0, step).unwrap();
+            }
+            w.flush().unwrap();
+            w.path().to_path_buf()
+        };
+        // A kill mid-write leaves half a record at the end.
+        let mut bytes = fs::read(&path).unwrap();
+        let mut extra = Vec::new();
+        encode_scalar_event(&mut extra, 0.0, 300, "a", 1.0);
+        let mut framed = Vec::new();
+        write_record(&mut framed, &extra).unwrap();
+        bytes.extend_from_slice(&framed[..framed.len() / 2]);
+        fs::write(&path, &bytes).unwrap();
+        assert_eq!(purge_after(dir.path(), 128).unwrap(), 4);
+        let bytes = fs::read(&path).unwrap();
+        let mut steps = Vec::new();
+        let mut pos = 0;
+        while let Some((record, next)) = next_record(&bytes, pos) {
+            steps.push(event_step(record).unwrap_or(0));
+            pos = next;
+        }
+        assert_eq!(pos, bytes.len(), "no torn record left");
+        assert_eq!(steps, vec![0, 64, 64, 128, 128], "file_version, then steps <= 128");
+        assert_eq!(purge_after(dir.path(), 128).unwrap(), 0, "idempotent");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
     }
 }

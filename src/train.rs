@@ -15,7 +15,7 @@
 use crate::checkpoint::{self, CHECKPOINT_FORMAT_VERSION, CONFIG_FILE, CheckpointFiles, Metadata};
 use crate::config::{self, EnvSection, ResolvedTrainConfig};
 use crate::logging::{EnvMetrics, Progress, log_scalars};
-use crate::tensorboard::EventWriter;
+use crate::tensorboard::{self, EventWriter};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use splitwise_agents::{Ppo, PpoMeta, PpoState, UpdateStats, evaluate};
@@ -46,16 +46,32 @@ pub struct TrainArgs {
     /// Seed of the run (default: the config's training.seed).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Run folder name under logging.checkpoints_dir (default: <config name>-seed<S>).
+    /// Run folder name under logging.checkpoints_dir (default: <config name>-seed<S>); a plain
+    /// name, without path separators.
     #[arg(long)]
     pub run_name: Option<String>,
-    /// Continue a run from a checkpoint folder, or from a run folder's newest checkpoint.
+    /// Continue a run from a checkpoint folder, or from a run folder's newest checkpoint (also a
+    /// run killed at any moment: leftovers of interrupted writes are cleared first).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// With --resume: accept a config whose hyperparameters differ from the checkpoint's (a
+    /// lower agent.learning_rate after a divergence, a larger training.total_steps to train
+    /// further). The environment, n_envs, the network sizes and the normalisation switches must
+    /// stay; the changed fields are printed and recorded in the run's trainer state.
+    #[arg(long, requires = "resume")]
+    pub allow_config_change: bool,
     /// Stop once this many env steps are done (at an update boundary), writing a checkpoint;
     /// the schedules still run over training.total_steps, so --resume continues exactly.
     #[arg(long)]
     pub stop_at_step: Option<u64>,
+}
+
+/// One `--allow-config-change` resume: where, and which fields changed (`field: old -> new`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigChange {
+    pub step: u64,
+    pub changes: Vec<String>,
 }
 
 /// This loop's bookkeeping, saved with every checkpoint.
@@ -69,6 +85,9 @@ struct TrainerState {
     best_eval_return: Option<f64>,
     wall_time_s: f64,
     recent_returns: VecDeque<f64>,
+    /// Resumes with a changed config (`--allow-config-change`), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    config_changes: Vec<ConfigChange>,
 }
 
 /// What a finished (or stopped) run left behind.
@@ -78,6 +97,8 @@ pub struct TrainOutcome {
     pub final_step: u64,
     pub last_checkpoint: PathBuf,
     pub best_eval_return: Option<f64>,
+    /// Set when the resumed run had nothing left to do: says so and how to train further.
+    pub finished_before: Option<String>,
 }
 
 /// What the trainer needs of an environment beyond [`Env`]: an optional per-request latency
@@ -101,6 +122,10 @@ impl TrainEnv for PartitionEnv {
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let out = train(args)?;
+    if let Some(note) = &out.finished_before {
+        println!("{note}");
+        return Ok(());
+    }
     println!(
         "trained to step {} | run {} | last checkpoint {} | best eval return {}",
         out.final_step,
@@ -116,32 +141,146 @@ struct Resume {
     dir: PathBuf,
     files: CheckpointFiles,
     trainer: TrainerState,
+    /// `field: old -> new` when `--allow-config-change` accepted a changed config.
+    changes: Vec<String>,
+}
+
+/// Where a run starts from.
+enum Start {
+    /// A new run folder.
+    Fresh,
+    /// A run folder that holds no checkpoint yet (left by an older splitwise killed before its
+    /// first one): started over in place, nothing was learned.
+    Restart {
+        run_dir: PathBuf,
+    },
+    Checkpoint(Box<Resume>),
 }
 
 /// Runs (or resumes) a training run.
 pub fn train(args: &TrainArgs) -> Result<TrainOutcome> {
+    if let Some(name) = &args.run_name {
+        check_run_name(name)?;
+    }
     let cfg = config::load(&args.config)?;
-    let resume = args.resume.as_deref().map(|p| open_resume(p, &cfg, args)).transpose()?;
+    let start = match args.resume.as_deref() {
+        Some(p) => open_resume(p, &cfg, args)?,
+        None => Start::Fresh,
+    };
     match &cfg.config.env {
-        EnvSection::Cartpole => train_on(&cfg, args, resume, CartPole::new),
+        EnvSection::Cartpole => train_on(&cfg, args, start, CartPole::new),
         EnvSection::Partition { .. } => {
             let scenario = cfg.scenario.clone().context("a partition config resolves its scenario")?;
-            train_on(&cfg, args, resume, move || PartitionEnv::new(scenario.clone()))
+            train_on(&cfg, args, start, move || PartitionEnv::new(scenario.clone()))
         }
     }
 }
 
-fn open_resume(path: &Path, cfg: &ResolvedTrainConfig, args: &TrainArgs) -> Result<Resume> {
+/// `--run-name` is one folder name inside logging.checkpoints_dir, like the config's `name`.
+pub fn check_run_name(name: &str) -> Result<()> {
+    let bad = name.trim().is_empty()
+        || name != name.trim()
+        || name.contains(['/', '\\'])
+        || name.starts_with('.')
+        || Path::new(name).is_absolute()
+        || name.chars().any(char::is_control);
+    if bad {
+        bail!(
+            "--run-name {name:?}: must be a non-empty folder name without path separators, leading dot, \
+             surrounding spaces or control characters (the run folder is <logging.checkpoints_dir>/<run-name>)"
+        );
+    }
+    Ok(())
+}
+
+/// Agent fields that shape the networks, the rollout or the normalisers' state: a resumed run
+/// cannot change them even with `--allow-config-change`.
+const FROZEN_FIELDS: &[&str] = &[
+    "version",
+    "env",
+    "agent.kind",
+    "agent.n_envs",
+    "agent.actor_hidden",
+    "agent.critic_hidden",
+    "agent.normalize_obs",
+    "agent.normalize_reward",
+    "training.seed",
+];
+
+/// The fields that differ between two configs, as `field: old -> new`, in path order.
+fn config_diff(old: &config::TrainConfig, new: &config::TrainConfig) -> Result<Vec<(String, String)>> {
+    fn flatten(prefix: &str, v: &serde_json::Value, out: &mut std::collections::BTreeMap<String, String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    flatten(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let (mut a, mut b) = (Default::default(), Default::default());
+    flatten("", &serde_json::to_value(old).context("serialising a config")?, &mut a);
+    flatten("", &serde_json::to_value(new).context("serialising a config")?, &mut b);
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let none = "(unset)".to_string();
+    Ok(keys
+        .into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| (k.clone(), format!("{k}: {} -> {}", a.get(k).unwrap_or(&none), b.get(k).unwrap_or(&none))))
+        .collect())
+}
+
+fn open_resume(path: &Path, cfg: &ResolvedTrainConfig, args: &TrainArgs) -> Result<Start> {
+    // A run folder or a checkpoint inside one: first undo what a killed writer left.
+    let run_dir = if path.join(checkpoint::METADATA_FILE).is_file() {
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        path.to_path_buf()
+    };
+    if run_dir.join(CONFIG_FILE).is_file() {
+        for repair in checkpoint::recover(&run_dir)? {
+            eprintln!("note: {}: {repair}", run_dir.display());
+        }
+        if !path.join(checkpoint::METADATA_FILE).is_file() && checkpoint::list_steps(&run_dir)?.is_empty() {
+            let saved_text = std::fs::read_to_string(run_dir.join(CONFIG_FILE))
+                .with_context(|| format!("cannot read {}", run_dir.join(CONFIG_FILE).display()))?;
+            let saved = config::parse(&saved_text, &run_dir.join(CONFIG_FILE))?;
+            if saved.config != cfg.config && !args.allow_config_change {
+                bail!(
+                    "--resume {}: that run folder was started with a different config than {}",
+                    run_dir.display(),
+                    args.config.display()
+                );
+            }
+            return Ok(Start::Restart { run_dir });
+        }
+    }
     let dir = checkpoint::resolve(path)?;
     let files = checkpoint::load(&dir)?;
     let saved = config::parse(&files.config_toml, &dir.join(CONFIG_FILE))?;
-    if saved.config != cfg.config {
+    let diff = config_diff(&saved.config, &cfg.config)?;
+    if !diff.is_empty() && !args.allow_config_change {
         bail!(
-            "--resume {}: it was trained with a different config than {} (its resolved config is {}); \
-             resume with the same config",
+            "--resume {}: it was trained with a different config than {} ({}; its resolved config is {}). \
+             Resume with the same config, or pass --allow-config-change to continue with the new \
+             hyperparameters (the change is recorded in the run)",
             dir.display(),
             args.config.display(),
+            diff.iter().map(|(_, d)| d.as_str()).take(5).collect::<Vec<_>>().join(", "),
             dir.join(CONFIG_FILE).display()
+        );
+    }
+    if let Some((field, d)) =
+        diff.iter().find(|(k, _)| FROZEN_FIELDS.iter().any(|f| k == f || k.starts_with(&format!("{f}."))))
+    {
+        bail!(
+            "--resume {} --allow-config-change: {field} cannot change in a resumed run ({d}); it shapes the \
+             environment, the networks or the saved state. Start a new run with the new config",
+            dir.display()
         );
     }
     let trainer: TrainerState = serde_json::from_slice(&files.trainer_state_json)
@@ -152,13 +291,41 @@ fn open_resume(path: &Path, cfg: &ResolvedTrainConfig, args: &TrainArgs) -> Resu
     if let Some(name) = args.run_name.as_ref().filter(|n| **n != trainer.run_name) {
         bail!("--run-name {name} differs from the run {} of the checkpoint being resumed", trainer.run_name);
     }
-    Ok(Resume { dir, files, trainer })
+    // Continuing from an older checkpoint would write over the run's later ones.
+    let step = files.metadata.step;
+    if let Some(&newest) = checkpoint::list_steps(&run_dir)?.last().filter(|&&n| n > step) {
+        bail!(
+            "--resume {}: the run already has a later checkpoint {}; resume the run folder ({}) to continue \
+             from the newest, or delete the later checkpoints to branch from this one",
+            dir.display(),
+            run_dir.join(format!("step_{newest}")).display(),
+            run_dir.display()
+        );
+    }
+    Ok(Start::Checkpoint(Box::new(Resume { dir, files, trainer, changes: diff.into_iter().map(|(_, d)| d).collect() })))
+}
+
+/// Deletes `.<run>.tmp-<pid>` folders of dead writers in `checkpoints_dir`: a run being
+/// created when its process was killed.
+fn clear_staged_runs(checkpoints_dir: &Path, run_name: &str) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(checkpoints_dir) else { return Ok(()) };
+    let prefix = format!(".{run_name}.tmp-");
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(pid) = name.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let alive = pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists();
+        if !alive {
+            std::fs::remove_dir_all(entry.path())
+                .with_context(|| format!("cannot delete the leftover {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn train_on<E: TrainEnv>(
     cfg: &ResolvedTrainConfig,
     args: &TrainArgs,
-    resume: Option<Resume>,
+    start: Start,
     make_env: impl Fn() -> E,
 ) -> Result<TrainOutcome> {
     let ppo_config = cfg.ppo().clone();
@@ -166,10 +333,23 @@ fn train_on<E: TrainEnv>(
     let mut venv = VecEnv::new((0..ppo_config.n_envs).map(|_| make_env()).collect());
     venv.members_mut().iter_mut().for_each(TrainEnv::log_requests);
     let spec = venv.spec().clone();
+    let fresh_state = |run_name: String, seed: u64| TrainerState {
+        run_name,
+        seed,
+        next_checkpoint_step: training.checkpoint_every_steps,
+        next_eval_step: if training.eval_every_steps > 0 { training.eval_every_steps } else { u64::MAX },
+        best_eval_return: None,
+        wall_time_s: 0.0,
+        recent_returns: VecDeque::with_capacity(RECENT_EPISODES),
+        config_changes: Vec::new(),
+    };
 
-    // The learner, the env and the bookkeeping: fresh, or exactly as checkpointed.
-    let (mut agent, mut state, run_dir) = match resume {
-        Some(r) => {
+    // The learner, the env and the bookkeeping: fresh, or exactly as checkpointed. A new run's
+    // folder appears atomically with its initial checkpoint `step_0`, so a kill at any moment
+    // leaves either no run folder or one that `--resume` continues.
+    let mut last_checkpoint: Option<PathBuf>;
+    let (mut agent, mut state, run_dir) = match start {
+        Start::Checkpoint(r) => {
             let m = &r.files.metadata;
             if m.observation_fingerprint != spec.observation.fingerprint() {
                 bail!(
@@ -182,49 +362,100 @@ fn train_on<E: TrainEnv>(
                     spec.observation.fingerprint()
                 );
             }
-            let agent = Ppo::from_state(&read_agent_state(&r.files, &r.dir)?)
-                .with_context(|| format!("checkpoint {}: the agent state does not load", r.dir.display()))?;
+            let agent = load_agent(&r.files, &r.dir, (!r.changes.is_empty()).then_some(&ppo_config))?;
             let env_state: VecEnvState<E::State> = serde_json::from_slice(&r.files.env_state_json)
                 .with_context(|| format!("checkpoint {}: env_state.json does not fit this env", r.dir.display()))?;
             venv.restore_state(&env_state).with_context(|| format!("checkpoint {}", r.dir.display()))?;
             let run_dir = r.dir.parent().context("a checkpoint folder sits in its run folder")?.to_path_buf();
-            (agent, r.trainer, run_dir)
+            let mut state = r.trainer;
+            let step = agent.progress().global_step;
+            if !r.changes.is_empty() {
+                println!("resuming {} with a changed config (recorded in its trainer state):", r.dir.display());
+                for c in &r.changes {
+                    println!("  {c}");
+                }
+                state.config_changes.push(ConfigChange { step, changes: r.changes.clone() });
+            }
+            let stop_at = args.stop_at_step.unwrap_or(training.total_steps).min(training.total_steps);
+            if step >= stop_at {
+                let note = if step >= training.total_steps {
+                    format!(
+                        "run {} is finished: checkpoint {} is at step {step} and training.total_steps is {}; \
+                         nothing to do. To train further, raise training.total_steps in a copy of {} and run \
+                         `splitwise train --config <copy> --resume {} --allow-config-change`",
+                        run_dir.display(),
+                        r.dir.display(),
+                        training.total_steps,
+                        args.config.display(),
+                        run_dir.display()
+                    )
+                } else {
+                    format!(
+                        "checkpoint {} is at step {step}, at or past --stop-at-step {stop_at}; nothing to do",
+                        r.dir.display()
+                    )
+                };
+                return Ok(TrainOutcome {
+                    run_dir,
+                    final_step: step,
+                    last_checkpoint: r.dir.clone(),
+                    best_eval_return: state.best_eval_return,
+                    finished_before: Some(note),
+                });
+            }
+            // Events logged after this checkpoint by the killed process are logged again below.
+            let purged = tensorboard::purge_after(&run_dir.join("tensorboard"), step)?;
+            if purged > 0 {
+                eprintln!(
+                    "note: removed {purged} TensorBoard events after step {step} (logged before the run stopped; \
+                     they are logged again now)"
+                );
+            }
+            last_checkpoint = Some(r.dir.clone());
+            (agent, state, run_dir)
         }
-        None => {
+        Start::Restart { run_dir } => {
+            let seed = args.seed.unwrap_or(training.seed);
+            let run_name = run_dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+            eprintln!("note: {} holds no checkpoint yet: starting the run over in it", run_dir.display());
+            tensorboard::purge_after(&run_dir.join("tensorboard"), 0)?;
+            venv.reset(derive_seed(seed, ENV_SEED_INDEX));
+            let agent = Ppo::new(ppo_config.clone(), splitwise_agents::PolicyShape::of(&spec), seed)?;
+            let state = fresh_state(run_name, seed);
+            let files = checkpoint_files(cfg, &agent, &venv, &state, None)?;
+            last_checkpoint = Some(checkpoint::save(&run_dir, &files, training.keep_last)?);
+            (agent, state, run_dir)
+        }
+        Start::Fresh => {
             let seed = args.seed.unwrap_or(training.seed);
             let run_name = args.run_name.clone().unwrap_or_else(|| format!("{}-seed{seed}", cfg.config.name));
-            let run_dir = cfg.config.logging.checkpoints_dir.join(&run_name);
+            let checkpoints_dir = &cfg.config.logging.checkpoints_dir;
+            let run_dir = checkpoints_dir.join(&run_name);
             if run_dir.exists() {
                 bail!(
                     "run folder {} already exists: resume it with --resume {0}, or pick another --run-name",
                     run_dir.display()
                 );
             }
-            std::fs::create_dir_all(&run_dir).with_context(|| format!("cannot create {}", run_dir.display()))?;
-            std::fs::write(run_dir.join(CONFIG_FILE), cfg.to_toml()?)
-                .with_context(|| format!("cannot write {}", run_dir.join(CONFIG_FILE).display()))?;
             venv.reset(derive_seed(seed, ENV_SEED_INDEX));
             let agent = Ppo::new(ppo_config.clone(), splitwise_agents::PolicyShape::of(&spec), seed)?;
-            let state = TrainerState {
-                run_name,
-                seed,
-                next_checkpoint_step: training.checkpoint_every_steps,
-                next_eval_step: if training.eval_every_steps > 0 { training.eval_every_steps } else { u64::MAX },
-                best_eval_return: None,
-                wall_time_s: 0.0,
-                recent_returns: VecDeque::with_capacity(RECENT_EPISODES),
-            };
+            let state = fresh_state(run_name.clone(), seed);
+            // Staged aside with its config and step_0, then renamed into place.
+            clear_staged_runs(checkpoints_dir, &run_name)?;
+            let staged = checkpoints_dir.join(format!(".{run_name}.tmp-{}", std::process::id()));
+            std::fs::create_dir_all(&staged).with_context(|| format!("cannot create {}", staged.display()))?;
+            std::fs::write(staged.join(CONFIG_FILE), cfg.to_toml()?)
+                .with_context(|| format!("cannot write {}", staged.join(CONFIG_FILE).display()))?;
+            let files = checkpoint_files(cfg, &agent, &venv, &state, None)?;
+            checkpoint::save(&staged, &files, training.keep_last)?;
+            checkpoint::crash_point("run-staged");
+            std::fs::rename(&staged, &run_dir)
+                .with_context(|| format!("cannot move {} to {}", staged.display(), run_dir.display()))?;
+            last_checkpoint = Some(run_dir.join("step_0"));
             (agent, state, run_dir)
         }
     };
 
-    // A fresh run starts with its initial state saved, so even a run that diverges on its first
-    // update leaves a good checkpoint.
-    let mut last_checkpoint = None;
-    if agent.progress().global_step == 0 {
-        let files = checkpoint_files(cfg, &agent, &venv, &state, None)?;
-        last_checkpoint = Some(checkpoint::save(&run_dir, &files, training.keep_last)?);
-    }
     let mut tb = EventWriter::create(&run_dir.join("tensorboard"))?;
     let mut eval_venv = VecEnv::new((0..training.eval_episodes.max(1)).map(|_| make_env()).collect());
     let stop_at = args.stop_at_step.unwrap_or(training.total_steps).min(training.total_steps);
@@ -237,7 +468,11 @@ fn train_on<E: TrainEnv>(
     while agent.progress().global_step < stop_at {
         // Collect and learn.
         metrics.clear();
+        let mut bad_reward = None;
         let rollout = agent.collect_rollout_observed(&mut venv, |v| {
+            if bad_reward.is_none() {
+                bad_reward = v.rewards().iter().copied().find(|r| !r.is_finite());
+            }
             for info in v.infos() {
                 metrics.add(info);
             }
@@ -245,9 +480,20 @@ fn train_on<E: TrainEnv>(
                 m.drain_latencies(&mut metrics.latencies_s);
             }
         })?;
+        if let Some(r) = bad_reward {
+            bail!(
+                "the environment returned a non-finite reward ({r}) in the rollout ending at step {}: the reward's \
+                 terms overflow, which no learning rate fixes. Check the scenario's [reward] section of {} \
+                 (reward.v, reward.weights, reward.scales) for values far outside what a real system produces. \
+                 Nothing was saved; the last good checkpoint is {}",
+                agent.progress().global_step,
+                args.config.display(),
+                last_checkpoint.as_deref().map_or_else(|| "none".to_string(), |p| p.display().to_string())
+            );
+        }
         let update = agent.update();
         let step = agent.progress().global_step;
-        check_finite(&update, step, last_checkpoint.as_deref())?;
+        check_finite(&update, step, last_checkpoint.as_deref(), args)?;
         state.wall_time_s = wall_before + started.elapsed().as_secs_f64();
         for e in &rollout.episodes {
             if state.recent_returns.len() == RECENT_EPISODES {
@@ -269,6 +515,7 @@ fn train_on<E: TrainEnv>(
         update.visit_scalars(&mut |k, v| scalars.push((k.to_string(), v)));
         scalars.extend(metrics.scalars());
         log_scalars(&mut tb, step, scalars.iter().map(|(k, v)| (k.as_str(), *v)))?;
+        checkpoint::crash_point("scalars-logged");
         progress.update(step, sps, mean(state.recent_returns.iter().copied()));
 
         // Evaluate with deterministic actions on fixed seeds (comparable across evaluations).
@@ -287,6 +534,9 @@ fn train_on<E: TrainEnv>(
         let improved = eval_return.is_some_and(|r| state.best_eval_return.is_none_or(|b| r > b));
         let due = step >= state.next_checkpoint_step || step >= stop_at;
         if due || improved {
+            // Everything logged up to this step is on disk before a checkpoint says the step
+            // is done: a resume from it logs only later steps.
+            tb.sync()?;
             while state.next_checkpoint_step <= step {
                 state.next_checkpoint_step += training.checkpoint_every_steps;
             }
@@ -302,6 +552,7 @@ fn train_on<E: TrainEnv>(
             }
         }
         tb.flush()?;
+        checkpoint::crash_point("update-done");
     }
     progress.finish();
     let final_step = agent.progress().global_step;
@@ -309,12 +560,18 @@ fn train_on<E: TrainEnv>(
         Some(p) => p,
         None => checkpoint::resolve(&run_dir)?,
     };
-    Ok(TrainOutcome { run_dir, final_step, last_checkpoint, best_eval_return: state.best_eval_return })
+    Ok(TrainOutcome {
+        run_dir,
+        final_step,
+        last_checkpoint,
+        best_eval_return: state.best_eval_return,
+        finished_before: None,
+    })
 }
 
 /// Stops training on a non-finite loss, naming the loss and the last good checkpoint (which is
 /// left intact: nothing is written after a non-finite update).
-fn check_finite(u: &UpdateStats, step: u64, last_good: Option<&Path>) -> Result<()> {
+fn check_finite(u: &UpdateStats, step: u64, last_good: Option<&Path>, args: &TrainArgs) -> Result<()> {
     let mut bad = None;
     u.visit_scalars(&mut |k, v| {
         if !v.is_finite() && bad.is_none() {
@@ -322,11 +579,23 @@ fn check_finite(u: &UpdateStats, step: u64, last_good: Option<&Path>) -> Result<
         }
     });
     if let Some((k, v)) = bad {
-        let last = last_good.map_or_else(|| "none was written yet".to_string(), |p| p.display().to_string());
+        let Some(last) = last_good else {
+            bail!(
+                "training diverged at step {step} (update {}): {k} = {v}; stopped without saving. \
+                 Lower agent.learning_rate or agent.max_grad_norm in {} and start a new run",
+                u.n_updates,
+                args.config.display()
+            );
+        };
         bail!(
             "training diverged at step {step} (update {}): {k} = {v}; stopped without saving. \
-             Last good checkpoint: {last}. Lower agent.learning_rate or agent.max_grad_norm.",
-            u.n_updates
+             Last good checkpoint: {}. Lower agent.learning_rate or agent.max_grad_norm in a copy of {} and \
+             continue from it with `splitwise train --config <copy> --resume {} --allow-config-change`, \
+             or start a new run",
+            u.n_updates,
+            last.display(),
+            args.config.display(),
+            last.display()
         );
     }
     Ok(())
@@ -365,6 +634,8 @@ fn checkpoint_files<E: Env>(
             observation_fingerprint: spec.observation.fingerprint(),
             agent_kind: cfg.config.agent.kind().to_string(),
             eval_return,
+            weights_content_crc32c: Some(checkpoint::content_crc32c(&agent.parameter_values())),
+            files_crc32c: Default::default(),
         },
         config_toml: cfg.to_toml()?,
         agent: vec![
@@ -375,6 +646,41 @@ fn checkpoint_files<E: Env>(
         env_state_json: serde_json::to_vec(&venv.save_state()).context("serialising the env state")?,
         trainer_state_json: serde_json::to_vec_pretty(state).context("serialising the trainer state")?,
     })
+}
+
+/// The learner of a checkpoint, its weights checked against the content checksum the
+/// checkpoint recorded. `config`: continue with these hyperparameters instead of the saved
+/// ones (`--allow-config-change`; the shapes must match, which the learner checks).
+pub fn load_agent(files: &CheckpointFiles, dir: &Path, config: Option<&splitwise_agents::PpoConfig>) -> Result<Ppo> {
+    let state = read_agent_state(files, dir)?;
+    let agent = match config {
+        None => Ppo::from_state(&state),
+        Some(c) => Ppo::new(c.clone(), state.meta.shape.clone(), 0).and_then(|mut a| {
+            a.restore_state(&state)?;
+            Ok(a)
+        }),
+    }
+    .map_err(|e| {
+        // `restore_state` prefixes record errors with the blob they came from.
+        let file = match &e {
+            splitwise_agents::PpoError::Record(d) if d.starts_with("weights") => AGENT_WEIGHTS,
+            splitwise_agents::PpoError::Record(d) if d.starts_with("optimizer") => AGENT_OPTIMIZER,
+            _ => AGENT_META,
+        };
+        anyhow::anyhow!("checkpoint {}: agent/{file} does not load: {e}", dir.display())
+    })?;
+    if let Some(recorded) = &files.metadata.weights_content_crc32c {
+        let actual = checkpoint::content_crc32c(&agent.parameter_values());
+        if *recorded != actual {
+            bail!(
+                "checkpoint {}: agent/{AGENT_WEIGHTS} is corrupt: its tensors' content CRC-32C is {actual}, \
+                 {} records {recorded}; use another checkpoint",
+                dir.display(),
+                checkpoint::METADATA_FILE
+            );
+        }
+    }
+    Ok(agent)
 }
 
 /// The learner's state from a checkpoint's `agent/` files.

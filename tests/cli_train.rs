@@ -196,3 +196,188 @@ fn shipped_cartpole_config_is_the_rl_zoo_preset() {
     zoo.total_timesteps = r.config.training.total_steps;
     assert_eq!(*r.ppo(), zoo, "configs/cartpole-ppo.toml must stay the preset the benchmarks use");
 }
+
+#[test]
+fn resuming_a_finished_run_says_so_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = repo("configs/smoke.toml");
+    let smoke = smoke.to_str().unwrap();
+    ok(train(dir.path(), &["--config", smoke]));
+    let run = dir.path().join("checkpoints/smoke-seed0");
+    let events_before = std::fs::read_dir(run.join("tensorboard")).unwrap().count();
+    let out = ok(train(dir.path(), &["--config", smoke, "--resume", run.to_str().unwrap()]));
+    assert!(out.contains("is finished") && out.contains("training.total_steps is 256"), "{out}");
+    assert!(out.contains("--allow-config-change"), "says how to train further: {out}");
+    assert_eq!(std::fs::read_dir(run.join("tensorboard")).unwrap().count(), events_before, "no empty event file");
+}
+
+#[test]
+fn allow_config_change_continues_with_new_hyperparameters_and_records_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = repo("configs/jetson-llama7b-lte.toml");
+    let text = std::fs::read_to_string(repo("configs/smoke.toml"))
+        .unwrap()
+        .replace("\"jetson-llama7b-lte.toml\"", &format!("{:?}", scenario.to_str().unwrap()));
+    let base = dir.path().join("base.toml");
+    std::fs::write(&base, &text).unwrap();
+    ok(train(dir.path(), &["--config", base.to_str().unwrap(), "--run-name", "r"]));
+    let run = dir.path().join("checkpoints/r");
+    // Train further with a lower learning rate: refused without the flag, accepted with it.
+    let more = dir.path().join("more.toml");
+    std::fs::write(
+        &more,
+        text.replace("total_steps = 256", "total_steps = 384")
+            .replace("n_epochs = 2", "n_epochs = 2\nlearning_rate = 1e-4"),
+    )
+    .unwrap();
+    let e = err(train(dir.path(), &["--config", more.to_str().unwrap(), "--resume", run.to_str().unwrap()]));
+    assert!(
+        e.contains("different config") && e.contains("agent.learning_rate") && e.contains("--allow-config-change"),
+        "{e}"
+    );
+    let out = ok(train(
+        dir.path(),
+        &["--config", more.to_str().unwrap(), "--resume", run.to_str().unwrap(), "--allow-config-change"],
+    ));
+    assert!(out.contains("agent.learning_rate: 0.0003 -> 0.0001") && out.contains("trained to step 384"), "{out}");
+    let trainer: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("step_384/trainer_state.json")).unwrap()).unwrap();
+    let changes = trainer["config_changes"].to_string();
+    assert!(changes.contains("\"step\":256") && changes.contains("training.total_steps: 256 -> 384"), "{changes}");
+    let saved = std::fs::read_to_string(run.join("step_384/config.toml")).unwrap();
+    assert!(saved.contains("learning_rate = 0.0001"), "the checkpoint holds the config it was trained with");
+    // What shapes the networks or the environment cannot change.
+    std::fs::write(&more, text.replace("n_envs = 2", "n_envs = 4").replace("total_steps = 256", "total_steps = 512"))
+        .unwrap();
+    let e = err(train(
+        dir.path(),
+        &["--config", more.to_str().unwrap(), "--resume", run.to_str().unwrap(), "--allow-config-change"],
+    ));
+    assert!(e.contains("agent.n_envs cannot change"), "{e}");
+}
+
+#[test]
+fn divergence_advice_can_be_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo("configs/cartpole-ppo.toml"))
+        .unwrap()
+        .replace("total_steps = 100_000", "total_steps = 1_024")
+        .replace("checkpoint_every_steps = 10_240", "checkpoint_every_steps = 256")
+        .replace("eval_every_steps = 2_048", "eval_every_steps = 0");
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, &text).unwrap();
+    ok(train(dir.path(), &["--config", good.to_str().unwrap(), "--run-name", "d", "--stop-at-step", "256"]));
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        text.replace("learning_rate = 1e-3", "learning_rate = 1e30")
+            .replace("lr_annealing = \"linear\"", "lr_annealing = \"constant\""),
+    )
+    .unwrap();
+    let run = dir.path().join("checkpoints/d");
+    let e = err(train(
+        dir.path(),
+        &["--config", bad.to_str().unwrap(), "--resume", run.to_str().unwrap(), "--allow-config-change"],
+    ));
+    assert!(
+        e.contains("diverged") && e.contains("--allow-config-change") && e.contains("checkpoints/d/step_256"),
+        "{e}"
+    );
+    // Following the advice: back to a sane learning rate from the named checkpoint.
+    let out = ok(train(
+        dir.path(),
+        &[
+            "--config",
+            good.to_str().unwrap(),
+            "--resume",
+            run.join("step_256").to_str().unwrap(),
+            "--allow-config-change",
+        ],
+    ));
+    assert!(out.contains("trained to step 1024"), "{out}");
+}
+
+#[test]
+fn an_overflowing_reward_names_the_reward_not_the_learning_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario_text = std::fs::read_to_string(repo("configs/jetson-llama7b-lte.toml"))
+        .unwrap()
+        .replace("[reward]\n", "[reward]\nv = { kind = \"fixed\", v = 1e308 }\n");
+    let scenario = dir.path().join("huge-v.toml");
+    std::fs::write(&scenario, scenario_text).unwrap();
+    let text = std::fs::read_to_string(repo("configs/smoke.toml"))
+        .unwrap()
+        .replace("\"jetson-llama7b-lte.toml\"", &format!("{:?}", scenario.to_str().unwrap()));
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, text).unwrap();
+    let e = err(train(dir.path(), &["--config", config.to_str().unwrap()]));
+    assert!(
+        e.contains("non-finite reward") && e.contains("reward.v") && !e.contains("Lower agent.learning_rate"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_flipped_bit_in_the_weights_is_refused_by_resume_eval_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = repo("configs/smoke.toml");
+    let smoke = smoke.to_str().unwrap();
+    ok(train(dir.path(), &["--config", smoke, "--stop-at-step", "64"]));
+    let run = dir.path().join("checkpoints/smoke-seed0");
+    let ckpt = run.join("step_64");
+    let weights = ckpt.join("agent/weights.bpk");
+    let mut bytes = std::fs::read(&weights).unwrap();
+    let last = bytes.len() - 1; // inside the last tensor's data
+    bytes[last] ^= 0x01;
+    std::fs::write(&weights, &bytes).unwrap();
+    let e = err(train(dir.path(), &["--config", smoke, "--resume", run.to_str().unwrap()]));
+    assert!(e.contains("weights.bpk is corrupt"), "{e}");
+    let bin = env!("CARGO_BIN_EXE_splitwise");
+    let out = Command::new(bin)
+        .current_dir(dir.path())
+        .args(["export", "--checkpoint", ckpt.to_str().unwrap(), "--out", "p.onnx"])
+        .output()
+        .unwrap();
+    let e = err(out);
+    assert!(e.contains("weights.bpk is corrupt"), "{e}");
+    let scenario = repo("configs/jetson-llama7b-lte.toml");
+    let out = Command::new(bin)
+        .current_dir(dir.path())
+        .args(["eval", "--config", scenario.to_str().unwrap(), "--episodes", "1", "--slots", "8", "--out", "ev"])
+        .arg("--policies")
+        .arg(format!("ckpt:{}", ckpt.display()))
+        .output()
+        .unwrap();
+    let e = err(out);
+    assert!(e.contains("weights.bpk is corrupt"), "{e}");
+}
+
+#[test]
+fn identical_weights_have_identical_content_checksums_across_runs() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let smoke = repo("configs/smoke.toml");
+    let smoke = smoke.to_str().unwrap();
+    ok(train(a.path(), &["--config", smoke, "--stop-at-step", "64"]));
+    ok(train(b.path(), &["--config", smoke, "--stop-at-step", "64"]));
+    let meta = |d: &Path| -> checkpoint::Metadata {
+        serde_json::from_slice(&std::fs::read(d.join("checkpoints/smoke-seed0/step_64/metadata.json")).unwrap())
+            .unwrap()
+    };
+    let (ma, mb) = (meta(a.path()), meta(b.path()));
+    assert!(ma.weights_content_crc32c.is_some());
+    assert_eq!(ma.weights_content_crc32c, mb.weights_content_crc32c);
+    // The burnpack bytes themselves differ (random parameter ids): why the content checksum exists.
+    assert_ne!(ma.files_crc32c["agent/weights.bpk"], mb.files_crc32c["agent/weights.bpk"]);
+}
+
+#[test]
+fn run_name_must_be_one_folder_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = repo("configs/smoke.toml");
+    let smoke = smoke.to_str().unwrap();
+    for name in ["../../escape", "/tmp/abs", "a/b", "", " ", ".hidden", ".."] {
+        let e = err(train(dir.path(), &["--config", smoke, "--run-name", name]));
+        assert!(e.contains("--run-name") && e.contains("folder name"), "{name:?}: {e}");
+    }
+    assert!(!dir.path().join("checkpoints").exists(), "nothing written");
+}

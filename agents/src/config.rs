@@ -164,7 +164,7 @@ impl PpoConfig {
 
     /// Env steps per rollout (all members).
     pub fn rollout_size(&self) -> usize {
-        self.n_steps * self.n_envs
+        self.n_steps.saturating_mul(self.n_envs)
     }
 
     /// Number of updates `total_timesteps` allows (the horizon of the linear schedules).

@@ -737,36 +737,42 @@ impl Ppo {
                 meta.format_version
             )));
         }
+        // (what, consistent, the saved state's value, what this learner expects)
         let checks = [
-            ("shape", meta.shape == self.shape, format!("{:?} vs {:?}", meta.shape, self.shape)),
+            ("shape", meta.shape == self.shape, format!("{:?}", meta.shape), format!("{:?}", self.shape)),
             (
-                "n_envs",
+                "config.n_envs",
                 meta.config.n_envs == self.config.n_envs,
-                format!("{} vs {}", meta.config.n_envs, self.config.n_envs),
+                meta.config.n_envs.to_string(),
+                self.config.n_envs.to_string(),
             ),
             (
-                "actor_hidden",
+                "config.actor_hidden",
                 meta.config.actor_hidden == self.config.actor_hidden,
-                format!("{:?} vs {:?}", meta.config.actor_hidden, self.config.actor_hidden),
+                format!("{:?}", meta.config.actor_hidden),
+                format!("{:?}", self.config.actor_hidden),
             ),
             (
-                "critic_hidden",
+                "config.critic_hidden",
                 meta.config.critic_hidden == self.config.critic_hidden,
-                format!("{:?} vs {:?}", meta.config.critic_hidden, self.config.critic_hidden),
+                format!("{:?}", meta.config.critic_hidden),
+                format!("{:?}", self.config.critic_hidden),
             ),
             (
                 "obs_normalizer",
                 meta.obs_normalizer.stats.dim() == self.shape.obs_dim,
                 format!("{} features", meta.obs_normalizer.stats.dim()),
+                format!("{} (shape.obs_dim)", self.shape.obs_dim),
             ),
             (
                 "reward_scaler",
                 meta.reward_scaler.returns.len() == self.config.n_envs,
                 format!("{} members", meta.reward_scaler.returns.len()),
+                format!("{} (n_envs)", self.config.n_envs),
             ),
         ];
-        if let Some((what, _, detail)) = checks.into_iter().find(|(_, ok, _)| !ok) {
-            return Err(PpoError::StateMismatch(format!("{what}: saved {detail} (saved vs this)")));
+        if let Some((what, _, saved, expected)) = checks.into_iter().find(|(_, ok, _, _)| !ok) {
+            return Err(PpoError::StateMismatch(format!("{what} is {saved} in the saved state, expected {expected}")));
         }
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(state.weights.clone()))
             .map_err(|e| PpoError::Record(format!("weights: {e}")))?;

@@ -1,4 +1,4 @@
-//! splitwise-env: the edge–cloud LLM partitioning simulator of `shared/docs/system-model.md`
+//! splitwise-env: the edge–cloud LLM partitioning simulator of `docs/system-model.md`
 //! (system model, Gymnasium-style environments, vector env, non-learned policy interface).
 //!
 //! This crate has no burn dependency and does no file IO: traces and configs arrive as text.
