@@ -64,7 +64,20 @@ pub struct TrainArgs {
     /// the schedules still run over training.total_steps, so --resume continues exactly.
     #[arg(long)]
     pub stop_at_step: Option<u64>,
+    /// When the run finishes, evaluate its best checkpoint on this many held-out episodes
+    /// against the best static plan, the causal baselines and the clairvoyant bound, and print
+    /// its capture of the headroom and the `splitwise eval` command for the full report (0: skip).
+    #[arg(long, default_value_t = FINAL_REPORT_EPISODES, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub final_report_episodes: u32,
 }
+
+/// Held-out episodes of the end-of-training comparison (seconds on the shipped presets).
+pub const FINAL_REPORT_EPISODES: u32 = 3;
+/// Seed of the held-out evaluation episodes (their seeds derive from it; training and its
+/// periodic evaluations use the run's own seed).
+pub const HELD_OUT_SEED: u64 = 7_919;
+/// The baselines the trained policy is compared with at the end of training.
+const FINAL_REPORT_BASELINES: &str = "static-best,neurosurgeon,failover,dpp-one-slot";
 
 /// One `--allow-config-change` resume: where, and which fields changed (`field: old -> new`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -133,7 +146,88 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         out.last_checkpoint.display(),
         out.best_eval_return.map_or_else(|| "-".to_string(), |r| format!("{r:.3}"))
     );
+    if args.final_report_episodes > 0 && args.stop_at_step.is_none() {
+        // A comparison that cannot run (e.g. a CartPole run) never fails the training.
+        match final_report(&out, args.final_report_episodes) {
+            Ok(Some(text)) => println!("{text}"),
+            Ok(None) => {}
+            Err(e) => println!("note: the end-of-training comparison did not run: {e:#}"),
+        }
+    }
     Ok(())
+}
+
+/// The trained policy against the best static plan, the causal baselines and the clairvoyant
+/// bound on held-out episodes (issue 11, item 3); `None` for environments without a partition
+/// scenario (CartPole).
+fn final_report(out: &TrainOutcome, episodes: u32) -> Result<Option<String>> {
+    let config = out.run_dir.join("config.toml");
+    let input = match crate::eval::load_input(&config) {
+        Ok(i) => i,
+        Err(_) => return Ok(None),
+    };
+    drop(input);
+    let best = out.run_dir.join("best");
+    let ckpt = if best.is_dir() { best } else { out.last_checkpoint.clone() };
+    let policies = format!("trained=ckpt:{},{FINAL_REPORT_BASELINES}", ckpt.display());
+    let args = crate::eval::EvalArgs {
+        config: vec![config.clone()],
+        policies: policies.clone(),
+        episodes,
+        seed: HELD_OUT_SEED,
+        slots: None,
+        trace_episodes: 0,
+        out: PathBuf::from("unused"),
+        no_headroom: false,
+    };
+    let evaluation = crate::eval::evaluate(&args)?;
+    let mut text = String::new();
+    for s in &evaluation.scenarios {
+        let (rows, _) = splitwise_eval::report::rows(s);
+        let dpp = |label: &str| rows.iter().find(|r| r.label == label).map(|r| r.stat("drift_plus_penalty").mean);
+        let trained = dpp("trained").unwrap_or(f64::NAN);
+        text.push_str(&format!(
+            "held-out comparison ({episodes} episodes, seed {HELD_OUT_SEED}; time-averaged drift-plus-penalty, lower is better):\n"
+        ));
+        text.push_str(&format!("  trained policy ({}): {trained:.4}\n", ckpt.display()));
+        if let Some(h) = splitwise_eval::headroom::headroom(&rows) {
+            let causal = h.best_causal.clone().unwrap_or_default();
+            for (what, label) in [
+                ("best static plan", &h.best_static),
+                ("best causal baseline", &causal),
+                ("clairvoyant bound", &h.clairvoyant),
+            ] {
+                text.push_str(&format!("  {what} ({label}): {:.4}\n", dpp(label).unwrap_or(f64::NAN)));
+            }
+            let capture = h.rows.iter().find(|r| r.label == "trained").map(|r| r.captures[0]);
+            if h.objective_headroom.abs() < 0.05 {
+                text.push_str(&format!(
+                    "  the headroom is {:.1} % of the objective: there is little to win here, so compare the policy with the best static plan directly\n",
+                    100.0 * h.objective_headroom
+                ));
+            } else if let Some(c) = capture {
+                text.push_str(&format!(
+                    "  capture of the headroom ({:.1} % of the objective): {:.2} [{:.2}, {:.2}] (1 = the bound, 0 = the best static plan)\n",
+                    100.0 * h.objective_headroom,
+                    c.mean,
+                    c.lo,
+                    c.hi
+                ));
+            }
+            let verdict = match dpp(&h.best_static) {
+                Some(s) if trained < s => "beats the best static plan",
+                Some(_) => "does NOT beat the best static plan",
+                None => "",
+            };
+            text.push_str(&format!("  the trained policy {verdict}\n"));
+        }
+        text.push_str(&format!(
+            "full report: splitwise eval --config {} --policies {policies},cloud-only,edge-only --episodes 10 --seed {HELD_OUT_SEED} --out runs/eval-{}",
+            config.display(),
+            out.run_dir.file_name().map_or_else(|| "run".into(), |n| n.to_string_lossy().to_string())
+        ));
+    }
+    Ok(Some(text))
 }
 
 /// A checkpoint to resume from, with its files read and checked against the config.

@@ -71,7 +71,13 @@ fn smoke_trains_stops_resumes_and_logs() {
     let out = ok(train(dir.path(), &["--config", config, "--stop-at-step", "128"]));
     assert!(out.contains("trained to step 128"), "{out}");
     let run = dir.path().join("checkpoints/smoke-seed0");
-    ok(train(dir.path(), &["--config", config, "--resume", run.join("step_128").to_str().unwrap()]));
+    let out = ok(train(dir.path(), &["--config", config, "--resume", run.join("step_128").to_str().unwrap()]));
+    // A finished run compares its policy on held-out episodes with the best static plan, the best
+    // causal baseline and the clairvoyant bound, and says where the full report comes from.
+    assert!(out.contains("held-out comparison") && out.contains("trained policy"), "{out}");
+    assert!(out.contains("best static plan") && out.contains("clairvoyant bound"), "{out}");
+    assert!(out.contains("of the objective") && out.contains("the trained policy "), "{out}");
+    assert!(out.contains("full report: splitwise eval --config") && out.contains("trained=ckpt:"), "{out}");
     // The run folder: resolved config, events, checkpoints and best.
     for f in [
         "config.toml",
