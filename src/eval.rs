@@ -167,17 +167,10 @@ pub fn evaluate(args: &EvalArgs) -> Result<Evaluation> {
     Ok(evaluation)
 }
 
-/// What the `cloud-only` row means on a scenario with a privacy floor: the first layers stay
-/// on the edge, so the row is a split at the floor, not a pure cloud plan.
+/// What the `cloud-only` row means on a scenario with a privacy floor (the eval crate's note,
+/// also printed under the scenario in report.md).
 pub fn cloud_only_note(scenario: &splitwise_env::scenario::Scenario) -> Option<String> {
-    let floor = scenario.config.serving.privacy_floor_layers;
-    (floor > 0).then(|| {
-        format!(
-            "cloud-only on {} is a split at the privacy floor: serving.privacy_floor_layers = {floor} keeps the \
-             first {floor} layer(s) on the edge, so no plan sends everything to the cloud",
-            scenario.config.name
-        )
-    })
+    runner::cloud_only_note(scenario)
 }
 
 pub fn run(args: &EvalArgs) -> Result<()> {

@@ -335,3 +335,28 @@ fn every_report_states_the_headroom_and_each_policys_capture() {
     let md = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
     assert!(md.contains("### Headroom") && md.contains("capture Δ + V·p"), "headroom section");
 }
+
+#[test]
+fn cloud_only_under_a_privacy_floor_is_explained_on_stdout_and_in_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = ok(splitwise(
+        dir.path(),
+        &[
+            "eval",
+            "--config",
+            repo("configs/pi5-gpt2xl-wifi.toml").to_str().unwrap(),
+            "--policies",
+            "cloud-only",
+            "--episodes",
+            "1",
+            "--slots",
+            "20",
+            "--out",
+            "out",
+            "--no-headroom",
+        ],
+    ));
+    assert!(stdout.contains("is a split at the privacy floor"), "{stdout}");
+    let md = std::fs::read_to_string(dir.path().join("out/report.md")).unwrap();
+    assert!(md.contains("- note: cloud-only on pi5-gpt2xl-wifi is a split at the privacy floor"), "{md}");
+}

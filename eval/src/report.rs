@@ -434,6 +434,9 @@ fn scenario_markdown(out: &mut String, s: &ScenarioResult, plots: &[String]) {
     if !motivation.is_empty() {
         let _ = writeln!(out, "- {}", motivation.join(" "));
     }
+    for note in &s.notes {
+        let _ = writeln!(out, "- note: {note}");
+    }
     match crn_mismatch(s) {
         None => {
             let _ = writeln!(

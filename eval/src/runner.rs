@@ -190,11 +190,27 @@ impl PolicyRun {
 pub struct ScenarioResult {
     pub name: String,
     pub description: String,
+    /// Notes the report prints under the scenario (e.g. what `cloud-only` means under a
+    /// privacy floor).
+    pub notes: Vec<String>,
     pub source: String,
     pub source_kind: SourceKind,
     pub slots_per_episode: u64,
     pub env_id: String,
     pub runs: Vec<PolicyRun>,
+}
+
+/// What the `cloud-only` row means on a scenario with a privacy floor: the first layers stay
+/// on the edge, so the row is a split at the floor, not a pure cloud plan.
+pub fn cloud_only_note(scenario: &Scenario) -> Option<String> {
+    let floor = scenario.config.serving.privacy_floor_layers;
+    (floor > 0).then(|| {
+        format!(
+            "cloud-only on {} is a split at the privacy floor: serving.privacy_floor_layers = {floor} keeps the \
+             first {floor} layer(s) on the edge, so no plan sends everything to the cloud",
+            scenario.config.name
+        )
+    })
 }
 
 pub struct Evaluation {
@@ -314,6 +330,7 @@ impl Prepared {
             scenarios.push(ScenarioResult {
                 name: sc.config.name.clone(),
                 description: sc.config.description.clone(),
+                notes: cloud_only_note(&sc).into_iter().collect(),
                 source: prepared.input.source,
                 source_kind: prepared.input.source_kind,
                 slots_per_episode: sc.config.serving.episode_slots,
