@@ -6,6 +6,7 @@ Usage: python3 make_trace.py /path/to/AzureLLMInferenceTrace_conv.csv [lambda_de
 """
 import csv
 import math
+import os
 import sys
 from datetime import datetime
 from statistics import NormalDist
@@ -81,7 +82,14 @@ def fit(x, lo, hi):
 
 
 if __name__ == "__main__":
-    path = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data/azure-llm-inference-2023/AzureLLMInferenceTrace_conv.csv"
+    # Default: the project's reference copy in ../shared/ beside the repository (not shipped;
+    # pass the CSV's path as the first argument otherwise).
+    here = os.path.dirname(os.path.abspath(__file__))
+    default = os.path.join(here, "..", "..", "..", "..", "shared", "data", "azure-llm-inference-2023",
+                           "AzureLLMInferenceTrace_conv.csv")
+    path = sys.argv[1] if len(sys.argv) > 1 else default
+    if not os.path.exists(path):
+        sys.exit(f"{path}: no such file; pass the path of AzureLLMInferenceTrace_conv.csv as the first argument")
     lam_dev = float(sys.argv[2]) if len(sys.argv) > 2 else 0.02
     ts, ctx, gen = load(path)
     rate_trace(ts, lam_dev, "arrival-rate-10s.csv")
