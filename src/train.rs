@@ -161,12 +161,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 /// bound on held-out episodes (issue 11, item 3); `None` for environments without a partition
 /// scenario (CartPole).
 fn final_report(out: &TrainOutcome, episodes: u32) -> Result<Option<String>> {
-    let config = out.run_dir.join("config.toml");
-    let input = match crate::eval::load_input(&config) {
-        Ok(i) => i,
-        Err(_) => return Ok(None),
-    };
-    drop(input);
+    let config = out.run_dir.join(CONFIG_FILE);
+    if config::load(&config)?.scenario.is_none() {
+        return Ok(None); // CartPole: no partition scenario to compare on
+    }
     let best = out.run_dir.join("best");
     let ckpt = if best.is_dir() { best } else { out.last_checkpoint.clone() };
     let policies = format!("trained=ckpt:{},{FINAL_REPORT_BASELINES}", ckpt.display());

@@ -404,15 +404,27 @@ mod tests {
     }
 
     fn run(costs: &RequestCosts, rec: &RecoveryConfig, src: &mut Source, n_out: u32) -> ServiceOutcome {
+        serve_with(costs, rec, src, n_out, false, None)
+    }
+
+    /// Serves a 16-token prompt from t = 0 on a Jetson next to an A100.
+    fn serve_with(
+        costs: &RequestCosts,
+        rec: &RecoveryConfig,
+        src: &mut Source,
+        n_out: u32,
+        uses_cloud: bool,
+        fallback: Option<Fallback<'_>>,
+    ) -> ServiceOutcome {
         let edge = DevicePreset::JetsonOrinNx16gb.profile();
         let cloud = DevicePreset::A100_80gbSxm.profile();
         let spec = ServeSpec {
             costs,
             streaming: false,
-            uses_cloud: false,
+            uses_cloud,
             n_in: 16,
             n_out,
-            fallback: None,
+            fallback,
             recovery: rec,
             edge: &edge,
             cloud: &cloud,
@@ -568,21 +580,7 @@ mod tests {
         uses_cloud: bool,
         fallback: Option<Fallback<'_>>,
     ) -> ServiceOutcome {
-        let edge = DevicePreset::JetsonOrinNx16gb.profile();
-        let cloud = DevicePreset::A100_80gbSxm.profile();
-        let costs = synthetic();
-        let spec = ServeSpec {
-            costs: &costs,
-            streaming: false,
-            uses_cloud,
-            n_in: 16,
-            n_out: 10,
-            fallback,
-            recovery: rec,
-            edge: &edge,
-            cloud: &cloud,
-        };
-        serve(&spec, 0.0, src, &mut StreamRng::seed_from_u64(3))
+        serve_with(&synthetic(), rec, src, 10, uses_cloud, fallback)
     }
 
     #[test]

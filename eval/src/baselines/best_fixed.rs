@@ -9,7 +9,7 @@
 //! Cost: candidates × EPISODES × episode slots environment steps at construction (about 100 ×
 //! 3 × 1,000 for the LLaMA-7B hierarchical space: a few seconds in release).
 
-use super::clairvoyant::{Clairvoyant, static_candidates};
+use super::clairvoyant::{hold_to_episode_end, static_candidates};
 use splitwise_env::api::Env;
 use splitwise_env::partition::PartitionEnv;
 use splitwise_env::plan::Plan;
@@ -34,21 +34,12 @@ impl BestFixed {
         let sc = &**scenario;
         let mut env = PartitionEnv::new(scenario.clone());
         let (mut obs, mut mask) = env.buffers();
-        let slots = sc.config.serving.episode_slots;
         let mut best: Option<(f64, Plan)> = None;
         for plan in static_candidates(sc) {
             let mut total = 0.0;
             for k in 0..u64::from(episodes) {
                 env.reset_into(Some(derive_seed(TUNING_SALT, k)), &mut obs, &mut mask);
-                for _ in 0..slots {
-                    match Clairvoyant::step_feasible(&mut env, &plan, &mut obs, &mut mask) {
-                        Some(info) => total += info.reward.reward,
-                        None => total = f64::NEG_INFINITY,
-                    }
-                    if total == f64::NEG_INFINITY {
-                        break;
-                    }
-                }
+                total += hold_to_episode_end(&mut env, &plan, &mut obs, &mut mask);
             }
             if best.as_ref().is_none_or(|b| total > b.0) {
                 best = Some((total, plan));

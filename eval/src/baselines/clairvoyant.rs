@@ -170,15 +170,7 @@ impl Clairvoyant {
             return f64::NEG_INFINITY;
         }
         env.set_request_salt(LOOKAHEAD_SALT);
-        let mut total = 0.0;
-        let end = self.scenario.config.serving.episode_slots;
-        while env.slot() < end {
-            match Self::step_feasible(env, plan, &mut self.buf_obs, &mut self.buf_mask) {
-                Some(info) => total += info.reward.reward,
-                None => return f64::NEG_INFINITY,
-            }
-        }
-        total
+        hold_to_episode_end(env, plan, &mut self.buf_obs, &mut self.buf_mask)
     }
 
     /// The window score of `candidate` from `state` (lower is better; module doc).
@@ -308,6 +300,20 @@ impl Clairvoyant {
         self.adaptive = ok && schedule.len() as u64 == end && total > best_total;
         self.schedule = if self.adaptive { schedule } else { vec![best_static; end as usize] };
     }
+}
+
+/// Total reward of holding `plan` (lowered when memory is short) from `env`'s current slot to
+/// the episode's end; −∞ when no split at its precision fits some slot.
+pub fn hold_to_episode_end(env: &mut PartitionEnv, plan: &Plan, obs: &mut [f32], mask: &mut [bool]) -> f64 {
+    let end = env.scenario().config.serving.episode_slots;
+    let mut total = 0.0;
+    while env.slot() < end {
+        match Clairvoyant::step_feasible(env, plan, obs, mask) {
+            Some(info) => total += info.reward.reward,
+            None => return f64::NEG_INFINITY,
+        }
+    }
+    total
 }
 
 /// How long a candidate holds within the window: 1, 2, 4, … slots and the whole window (so a

@@ -323,15 +323,15 @@ pub fn build(
     };
     let objective = || Objective::parse(arg).ok_or_else(|| bad(arg.unwrap_or_default()));
     let charging = || dpp::Charging::parse(arg).ok_or_else(|| bad(arg.unwrap_or_default()));
-    let positive = |default: f64| match arg {
+    // The optional argument as a finite positive number, or a whole number in `range`.
+    let seconds =
+        || arg.map(|a| a.parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0).ok_or_else(|| bad(a))).transpose();
+    let count = |default: u32, range: std::ops::RangeInclusive<u32>| match arg {
         None => Ok(default),
-        Some(a) => a.parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0).ok_or_else(|| bad(a)),
+        Some(a) => a.parse::<u32>().ok().filter(|n| range.contains(n)).ok_or_else(|| bad(a)),
     };
     let placement = |algorithm, oracle| {
-        let sla_s = match arg {
-            None => None,
-            Some(a) => Some(a.parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0).ok_or_else(|| bad(a))?),
-        };
+        let sla_s = seconds()?;
         PlacementPolicy::new(scenario, algorithm, oracle, sla_s)
             .map(|p| Box::new(p) as Box<dyn Policy>)
             .map_err(|message| BaselineError::Scenario { name: name.to_string(), message, usage: usage(name) })
@@ -345,33 +345,23 @@ pub fn build(
         "static-best" => Ok(Box::new(StaticBest::new(scenario, objective()?))),
         "memory-proportional" => no_arg(Box::new(MemoryProportional::new(scenario))),
         "best-fixed" => {
-            let n = match arg {
-                None => best_fixed::DEFAULT_EPISODES,
-                Some(a) => a.parse::<u32>().ok().filter(|n| (1..=100).contains(n)).ok_or_else(|| bad(a))?,
-            };
-            Ok(Box::new(best_fixed::BestFixed::new(scenario, n)))
+            Ok(Box::new(best_fixed::BestFixed::new(scenario, count(best_fixed::DEFAULT_EPISODES, 1..=100)?)))
         }
-        "failover" => Ok(Box::new(failover::Failover::new(scenario, positive(failover::DEFAULT_HOLD_S)?))),
+        "failover" => Ok(Box::new(failover::Failover::new(scenario, seconds()?.unwrap_or(failover::DEFAULT_HOLD_S)))),
         "greedy" => placement(Algorithm::Greedy, false),
         "oracle-greedy" => placement(Algorithm::Greedy, true),
         "splitllm-dp" => placement(Algorithm::Dp, false),
         "oracle-splitllm-dp" => placement(Algorithm::Dp, true),
         "dpp-one-slot" => Ok(Box::new(dpp::DppOneSlot::new(scenario, false, charging()?))),
         "oracle-dpp-one-slot" => Ok(Box::new(dpp::DppOneSlot::new(scenario, true, charging()?))),
-        "clairvoyant" => {
-            let h = match arg {
-                None => clairvoyant::DEFAULT_HORIZON,
-                Some(a) => a.parse::<u32>().ok().filter(|h| (1..=1000).contains(h)).ok_or_else(|| bad(a))?,
-            };
-            Ok(Box::new(clairvoyant::Clairvoyant::new(scenario.clone(), h)))
-        }
-        "clairvoyant-layers" => {
-            let h = match arg {
-                None => clairvoyant::DEFAULT_HORIZON,
-                Some(a) => a.parse::<u32>().ok().filter(|h| (1..=1000).contains(h)).ok_or_else(|| bad(a))?,
-            };
-            Ok(Box::new(clairvoyant::Clairvoyant::layers_only(scenario.clone(), h)))
-        }
+        "clairvoyant" => Ok(Box::new(clairvoyant::Clairvoyant::new(
+            scenario.clone(),
+            count(clairvoyant::DEFAULT_HORIZON, 1..=1000)?,
+        ))),
+        "clairvoyant-layers" => Ok(Box::new(clairvoyant::Clairvoyant::layers_only(
+            scenario.clone(),
+            count(clairvoyant::DEFAULT_HORIZON, 1..=1000)?,
+        ))),
         _ => {
             let allowed: Vec<String> = REGISTRY.iter().map(usage_short).collect();
             Err(BaselineError::Unknown { name: name.to_string(), allowed: allowed.join(", ") })
