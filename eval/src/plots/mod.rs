@@ -2,7 +2,12 @@
 //! over time, the chosen split layer and edge share against the measured bandwidth over time,
 //! and the energy–latency scatter. Text is laid out with a bundled DejaVu Sans subset through
 //! plotters' pure-Rust `ab_glyph` renderer, so no system font library is needed (licence in
-//! `eval/assets/LICENSE-DejaVu.txt`).
+//! `eval/assets/LICENSE-DejaVu.txt`); PNG text goes through [`bitmap_text`], which places
+//! glyphs correctly where plotters' own text drops their side bearings.
+//!
+//! Every policy has its own look ([`style::look`]: ten colours, then dashes and marker shapes),
+//! rows with identical curves are merged into one "a = b" curve, points are clipped to the
+//! frame, and legends sit in a column beside the plot ([`legend`]), not over the data.
 //!
 //! Time series show the first episode (the runner keeps bounded traces); under common random
 //! numbers every policy's first episode has the same bandwidth, so one bandwidth panel serves
@@ -11,37 +16,28 @@
 use crate::report::{METRICS, Row};
 use crate::runner::ScenarioResult;
 use anyhow::{Result, anyhow};
-use plotters::coord::Shift;
+use plotters::coord::combinators::BindKeyPoints;
+use plotters::coord::{CoordTranslate, Shift};
 use plotters::prelude::*;
 use std::path::Path;
 use std::sync::Once;
 
+mod bitmap_text;
+mod legend;
+pub mod style;
+
+use bitmap_text::FixedTextBitMap;
+use legend::Sample;
+use style::{Curve, clip, log_ticks, look, merge_identical, tick_label};
+
 /// DejaVu Sans, subset to Latin-1 and the symbols the plots use.
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans-subset.ttf");
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans-subset.ttf");
 const FONT_FAMILY: &str = "sans-serif";
 
 /// Points per CDF line at most (quantiles of the sorted latencies), to keep SVGs small.
 const CDF_POINTS: usize = 400;
-const WIDE: (u32, u32) = (1000, 600);
-const TALL: (u32, u32) = (1000, 900);
-
-/// Tableau 10: distinguishable, colour-blind friendlier than plotters' default palette.
-const COLORS: [RGBColor; 10] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-];
-
-fn color(i: usize) -> RGBColor {
-    COLORS[i % COLORS.len()]
-}
+const WIDE: (u32, u32) = (1200, 600);
+const TALL: (u32, u32) = (1200, 900);
 
 /// Registers the bundled font once per process.
 pub fn register_font() -> Result<()> {
@@ -52,6 +48,7 @@ pub fn register_font() -> Result<()> {
 }
 
 type DrawResult = std::result::Result<(), String>;
+type Area<DB> = DrawingArea<DB, Shift>;
 
 fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
@@ -65,7 +62,9 @@ macro_rules! both {
         let png = $dir.join(format!("{}.png", $stem));
         let svg = $dir.join(format!("{}.svg", $stem));
         {
-            let area = BitMapBackend::new(&png, $size).into_drawing_area();
+            let backend = FixedTextBitMap::new(BitMapBackend::new(&png, $size), FONT)
+                .map_err(|e| anyhow!("plot {}: the bundled font does not parse: {e}", png.display()))?;
+            let area = backend.into_drawing_area();
             let $root = &area;
             let drawn: DrawResult =
                 $root.fill(&WHITE).map_err(err).and_then(|_| $body).and_then(|_| $root.present().map_err(err));
@@ -195,6 +194,31 @@ fn no_data<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str) -> Dr
     root.draw(&Text::new(format!("{title}: no data"), (20, 20), (FONT_FAMILY, 20).into_font())).map_err(err)
 }
 
+/// Splits `root` (title drawn) into the plot and a legend column sized for `labels`.
+fn with_legend<'s, DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    labels: impl Iterator<Item = &'s str>,
+) -> std::result::Result<(Area<DB>, Area<DB>), String> {
+    let root = root.titled(title, (FONT_FAMILY, 24)).map_err(err)?;
+    let w = root.dim_in_pixel().0;
+    Ok(root.split_horizontally(w.saturating_sub(legend::width(labels))))
+}
+
+/// Draws `points` in policy `look_index`'s look (colour and dash).
+fn curve<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>, points: Vec<(f64, f64)>, look_index: usize) -> DrawResult
+where
+    DB: DrawingBackend + 'a,
+    CT: CoordTranslate<From = (f64, f64)>,
+{
+    let l = look(look_index);
+    let line = l.color.stroke_width(2);
+    match l.dash {
+        None => chart.draw_series(LineSeries::new(points, line)).map(|_| ()).map_err(err),
+        Some((dash, gap)) => chart.draw_series(DashedLineSeries::new(points, dash, gap, line)).map(|_| ()).map_err(err),
+    }
+}
+
 fn latency_cdf<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
@@ -205,39 +229,28 @@ fn latency_cdf<DB: DrawingBackend>(
         return no_data(root, title);
     };
     let (lo, hi) = (lo / 1.3, hi * 1.3);
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT_FAMILY, 24))
+    // Rows with identical latencies (e.g. edge-only and a DP that chose it everywhere) are one
+    // curve labelled "a = b" instead of one hiding the other.
+    let curves: Vec<Curve> = merge_identical(cdfs).into_iter().filter(|c| !c.points.is_empty()).collect();
+    let (plot, side) = with_legend(root, title, curves.iter().map(|c| c.label.as_str()))?;
+    let mut chart = ChartBuilder::on(&plot)
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(55)
-        .build_cartesian_2d((lo..hi).log_scale(), 0.0..1.0)
+        .build_cartesian_2d((lo..hi).log_scale().with_key_points(log_ticks(lo, hi, 10)), 0.0..1.0)
         .map_err(err)?;
     chart
         .configure_mesh()
         .x_desc("latency (s, log scale)")
         .y_desc("fraction of requests ≤ x")
+        .x_label_formatter(&|v| tick_label(*v))
         .label_style((FONT_FAMILY, 15))
         .draw()
         .map_err(err)?;
-    for (i, (label, pts)) in cdfs.iter().enumerate() {
-        if pts.is_empty() {
-            continue;
-        }
-        let c = color(i);
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
-            .map_err(err)?
-            .label(label.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    for c in &curves {
+        curve(&mut chart, clip(&c.points, (lo, hi), (0.0, 1.0)), c.look)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .label_font((FONT_FAMILY, 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)
+    legend::draw(&side, &curves.iter().map(|c| (c.label.clone(), Sample::Line(c.look))).collect::<Vec<_>>(), 15)
 }
 
 fn lines<DB: DrawingBackend>(
@@ -253,12 +266,14 @@ fn lines<DB: DrawingBackend>(
     ) else {
         return no_data(root, title);
     };
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT_FAMILY, 24))
+    let y = (y.0.max(0.0), y.1);
+    let curves = merge_identical(series);
+    let (plot, side) = with_legend(root, title, curves.iter().map(|c| c.label.as_str()))?;
+    let mut chart = ChartBuilder::on(&plot)
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(60)
-        .build_cartesian_2d(x.0..x.1, y.0.max(0.0)..y.1)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -268,22 +283,10 @@ fn lines<DB: DrawingBackend>(
         .label_style((FONT_FAMILY, 15))
         .draw()
         .map_err(err)?;
-    for (i, (label, pts)) in series.iter().enumerate() {
-        let c = color(i);
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))
-            .map_err(err)?
-            .label(label.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    for c in &curves {
+        curve(&mut chart, clip(&c.points, x, y), c.look)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT_FAMILY, 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)
+    legend::draw(&side, &curves.iter().map(|c| (c.label.clone(), Sample::Line(c.look))).collect::<Vec<_>>(), 15)
 }
 
 /// Horizontal steps through `pts` (a slot's value holds until the next slot).
@@ -308,6 +311,8 @@ struct ExoPoint {
 /// so identical choices stay visible instead of hiding each other.
 const SPLIT_OFFSET_LAYERS: f64 = 0.35;
 const SHARE_OFFSET: f64 = 0.012;
+/// Width of the bandwidth panel's right axis (cloud load, failure probability).
+const RIGHT_AXIS: u32 = 70;
 
 fn slot_label(x: &f64) -> String {
     format!("{x:.0}")
@@ -325,8 +330,10 @@ fn split_vs_bandwidth<DB: DrawingBackend>(
         return no_data(root, title);
     };
     let x = (x.0, x.1 + 1.0);
-    let root = root.titled(title, (FONT_FAMILY, 24)).map_err(err)?;
-    let panels = root.split_evenly((3, 1));
+    let exo_legend = ["bandwidth", "cloud load", "P(crossing fails)"];
+    let (plot, side) = with_legend(root, title, split.iter().map(|(l, _)| l.as_str()).chain(exo_legend))?;
+    let panels = plot.split_evenly((3, 1));
+    let sides = side.split_evenly((3, 1));
     // Bandwidth on a log scale (regimes differ by an order of magnitude); cloud load and the
     // crossing-failure probability on the right axis.
     let (b_lo, b_hi) = exo
@@ -334,19 +341,22 @@ fn split_vs_bandwidth<DB: DrawingBackend>(
         .map(|p| p.bandwidth_mbps)
         .filter(|v| *v > 0.0)
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+    let load = RGBColor(150, 150, 150);
+    let fail = RGBColor(214, 39, 40).mix(0.6);
     if b_lo.is_finite() {
+        let (b_lo, b_hi) = (b_lo / 1.5, b_hi * 1.5);
         let mut chart = ChartBuilder::on(&panels[0])
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(70)
-            .right_y_label_area_size(70)
-            .build_cartesian_2d(x.0..x.1, (b_lo / 1.5..b_hi * 1.5).log_scale())
+            .right_y_label_area_size(RIGHT_AXIS)
+            .build_cartesian_2d(x.0..x.1, (b_lo..b_hi).log_scale().with_key_points(log_ticks(b_lo, b_hi, 8)))
             .map_err(err)?
             .set_secondary_coord(x.0..x.1, 0.0..1.05);
         chart
             .configure_mesh()
             .y_desc("bandwidth (Mbit/s)")
-            .y_labels(6)
+            .y_label_formatter(&|v| tick_label(*v))
             .x_label_formatter(&slot_label)
             .label_style((FONT_FAMILY, 14))
             .draw()
@@ -359,85 +369,66 @@ fn split_vs_bandwidth<DB: DrawingBackend>(
             .map_err(err)?;
         let pts = |f: fn(&ExoPoint) -> f64| exo.iter().map(|p| (p.slot, f(p))).collect::<Vec<_>>();
         // A zero rate (outage) has no place on a log axis: it is drawn at the bottom.
-        let floor = b_lo / 1.5;
-        let bandwidth: Vec<(f64, f64)> = exo.iter().map(|p| (p.slot, p.bandwidth_mbps.max(floor))).collect();
-        let load = RGBColor(150, 150, 150);
+        let bandwidth: Vec<(f64, f64)> = exo.iter().map(|p| (p.slot, p.bandwidth_mbps.max(b_lo))).collect();
+        let unit = (0.0, 1.05);
         chart
-            .draw_secondary_series(LineSeries::new(steps(&pts(|p| p.cloud_load)), load.stroke_width(1)))
-            .map_err(err)?
-            .label("cloud load")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], load.stroke_width(1)));
-        let fail = RGBColor(214, 39, 40);
+            .draw_secondary_series(LineSeries::new(clip(&steps(&pts(|p| p.cloud_load)), x, unit), load.stroke_width(1)))
+            .map_err(err)?;
         chart
             .draw_secondary_series(LineSeries::new(
-                steps(&pts(|p| p.failure_probability)),
-                fail.mix(0.6).stroke_width(1),
+                clip(&steps(&pts(|p| p.failure_probability)), x, unit),
+                fail.stroke_width(1),
             ))
-            .map_err(err)?
-            .label("P(crossing fails)")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], fail.mix(0.6).stroke_width(1)));
+            .map_err(err)?;
         // Bandwidth last, on top of the lighter lines.
         chart
-            .draw_series(LineSeries::new(steps(&bandwidth), BLACK.stroke_width(2)))
-            .map_err(err)?
-            .label("bandwidth")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .label_font((FONT_FAMILY, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
+            .draw_series(LineSeries::new(clip(&steps(&bandwidth), x, (b_lo, b_hi)), BLACK.stroke_width(2)))
             .map_err(err)?;
+        let entries = [
+            ("bandwidth".to_string(), Sample::Thin(BLACK, 2)),
+            ("cloud load".to_string(), Sample::Thin(load, 1)),
+            ("P(crossing fails)".to_string(), Sample::Thin(RGBColor(214, 39, 40), 1)),
+        ];
+        legend::draw(&sides[0], &entries, 10)?;
     }
-    for (panel, series, y_desc, offset, legend) in [
-        (&panels[1], split, "split layer (edge layers)", SPLIT_OFFSET_LAYERS, true),
-        (&panels[2], share, "edge share of compute", SHARE_OFFSET, false),
+    for (k, series, y_desc, offset) in [
+        (1, split, "split layer (edge layers)", SPLIT_OFFSET_LAYERS),
+        (2, share, "edge share of compute", SHARE_OFFSET),
     ] {
         let n = series.len() as f64;
         let y = range(series.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)).chain([0.0]), 0.08).unwrap_or((0.0, 1.0));
+        let y = (y.0.max(-0.05), y.1 + offset * n);
         // The right margin matches the bandwidth panel's right axis, so the slots line up.
-        let mut chart = ChartBuilder::on(panel)
+        let mut chart = ChartBuilder::on(&panels[k])
             .margin(10)
-            .margin_right(80)
+            .margin_right(10 + RIGHT_AXIS)
             .x_label_area_size(35)
             .y_label_area_size(70)
-            .build_cartesian_2d(x.0..x.1, y.0.max(-0.05)..y.1 + offset * n)
+            .build_cartesian_2d(x.0..x.1, y.0..y.1)
             .map_err(err)?;
         chart
             .configure_mesh()
-            .x_desc(if legend { "" } else { "slot" })
+            .x_desc(if k == 2 { "slot" } else { "" })
             .y_desc(y_desc)
             .x_label_formatter(&slot_label)
             .label_style((FONT_FAMILY, 14))
             .draw()
             .map_err(err)?;
-        for (i, (label, pts)) in series.iter().enumerate() {
-            let c = color(i);
+        for (i, (_, pts)) in series.iter().enumerate() {
             let shifted: Vec<(f64, f64)> = pts.iter().map(|&(s, v)| (s, v + offset * i as f64)).collect();
-            let drawn = chart.draw_series(LineSeries::new(steps(&shifted), c.stroke_width(2))).map_err(err)?;
-            if legend {
-                drawn
-                    .label(label.as_str())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-            }
-        }
-        if legend {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font((FONT_FAMILY, 13))
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK)
-                .draw()
-                .map_err(err)?;
+            curve(&mut chart, clip(&steps(&shifted), x, y), i)?;
         }
         let note = format!("policy i drawn {offset}·i higher so equal choices stay visible");
-        panel
+        panels[k]
             .draw(&Text::new(note, (80, 12), (FONT_FAMILY, 12).into_font().color(&RGBColor(90, 90, 90))))
             .map_err(err)?;
     }
+    // One legend for both policy panels, beside them.
+    let entries: Vec<(String, Sample)> =
+        split.iter().enumerate().map(|(i, (l, _))| (l.clone(), Sample::Line(i))).collect();
+    let below = side.split_vertically(side.dim_in_pixel().1 / 3).1;
+    legend::draw(&below, &entries, 10)?;
+    let _ = sides;
     Ok(())
 }
 
@@ -454,12 +445,13 @@ fn energy_latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str
     let (Some(x), Some(y)) = (range(xs().chain([0.0]), 0.08), range(ys().chain([0.0]), 0.08)) else {
         return no_data(root, title);
     };
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, (FONT_FAMILY, 24))
+    let (x, y) = ((x.0.max(0.0), x.1), (y.0.max(0.0), y.1));
+    let (plot, side) = with_legend(root, title, rows.iter().map(|r| r.label.as_str()))?;
+    let mut chart = ChartBuilder::on(&plot)
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(60)
-        .build_cartesian_2d(x.0.max(0.0)..x.1, y.0.max(0.0)..y.1)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -474,28 +466,40 @@ fn energy_latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str
         ((a.0 - b.0) / (x.1 - x.0)).abs() < 0.03 && ((a.1 - b.1) / (y.1 - y.0)).abs() < 0.03
     };
     let mut labels: Vec<((f64, f64), String)> = Vec::new();
+    let mut entries = Vec::new();
     for (i, r) in rows.iter().enumerate() {
         if !(r.mean.0.is_finite() && r.mean.1.is_finite()) {
             continue;
         }
-        let c = color(i);
+        let c = look(i).color;
         let eps: Vec<(f64, f64)> = r.episodes.iter().copied().filter(|p| p.0.is_finite() && p.1.is_finite()).collect();
-        chart.draw_series(eps.iter().map(|&p| Circle::new(p, 3, c.mix(0.35).filled()))).map_err(err)?;
-        // 95 % intervals over episodes as a cross.
+        chart
+            .draw_series(clip(&eps, x, y).into_iter().map(|p| Circle::new(p, 3, c.mix(0.35).filled())))
+            .map_err(err)?;
+        // 95 % intervals over episodes as a cross, clipped to the frame.
         let (m, h) = (r.mean, (r.ci.0.max(0.0), r.ci.1.max(0.0)));
         if h.0.is_finite() && h.1.is_finite() {
+            let horizontal = clip(&[(m.0 - h.0, m.1), (m.0 + h.0, m.1)], x, y);
+            let vertical = clip(&[(m.0, m.1 - h.1), (m.0, m.1 + h.1)], x, y);
             chart
                 .draw_series([
-                    PathElement::new(vec![(m.0 - h.0, m.1), (m.0 + h.0, m.1)], c.stroke_width(2)),
-                    PathElement::new(vec![(m.0, m.1 - h.1), (m.0, m.1 + h.1)], c.stroke_width(2)),
+                    PathElement::new(horizontal, c.stroke_width(2)),
+                    PathElement::new(vertical, c.stroke_width(2)),
                 ])
                 .map_err(err)?;
         }
-        chart
-            .draw_series([Circle::new(m, 7, c.filled())])
-            .map_err(err)?
-            .label(r.label.as_str())
-            .legend(move |(x, y)| Circle::new((x + 10, y), 6, c.filled()));
+        let c = c.filled();
+        let r7 = [(-7, -7), (7, 7)];
+        match style::pass(i) % 4 {
+            0 => chart.draw_series([EmptyElement::at(m) + Circle::new((0, 0), 7, c)]).map(|_| ()),
+            1 => chart.draw_series([EmptyElement::at(m) + TriangleMarker::new((0, 0), 9, c)]).map(|_| ()),
+            2 => chart.draw_series([EmptyElement::at(m) + Rectangle::new(r7, c)]).map(|_| ()),
+            _ => chart
+                .draw_series([EmptyElement::at(m) + Cross::new((0, 0), 7, look(i).color.stroke_width(3))])
+                .map(|_| ()),
+        }
+        .map_err(err)?;
+        entries.push((r.label.clone(), Sample::Marker(i)));
         match labels.iter_mut().find(|(p, _)| near(*p, m)) {
             Some((_, text)) => *text = format!("{text} = {}", r.label),
             None => labels.push((m, r.label.clone())),
@@ -508,12 +512,5 @@ fn energy_latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, title: &str
                 .map(|(p, text)| Text::new(format!("  {text}"), p, (FONT_FAMILY, 15).into_font().color(&BLACK))),
         )
         .map_err(err)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT_FAMILY, 15))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)
+    legend::draw(&side, &entries, 15)
 }
