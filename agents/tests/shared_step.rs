@@ -1,0 +1,54 @@
+//! The PPO update is one shared gradient step over a policy-model trait (issue 12, item 1): a
+//! refactor, not a change. Five CartPole updates with the RL Zoo hyperparameters leave every
+//! parameter bit for bit where the learner before the refactor left them (fingerprint recorded
+//! from commit 7b358aa, the last before the refactor), and the update statistics equal theirs.
+
+use splitwise_agents::{PolicyShape, Ppo, PpoConfig};
+use splitwise_env::cartpole::CartPole;
+use splitwise_env::rng::derive_seed;
+use splitwise_env::vector::VecEnv;
+
+/// FNV-1a over the bits of every parameter, in visiting order.
+fn fingerprint(values: &[Vec<f32>]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for v in values.iter().flatten() {
+        for b in v.to_bits().to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn five_updates(seed: u64) -> (u64, Vec<(f64, f64, f64)>) {
+    let config = PpoConfig::cartpole_zoo();
+    let mut venv = VecEnv::new((0..config.n_envs).map(|_| CartPole::new()).collect());
+    venv.reset(derive_seed(seed, 1));
+    let mut ppo = Ppo::new(config, PolicyShape::of(venv.spec()), seed).unwrap();
+    let mut stats = Vec::new();
+    for _ in 0..5 {
+        ppo.collect_rollout(&mut venv).unwrap();
+        let u = ppo.update();
+        stats.push((u.policy_loss, u.value_loss, u.grad_norm));
+    }
+    (fingerprint(&ppo.parameter_values()), stats)
+}
+
+#[test]
+fn the_shared_ppo_step_reproduces_the_pre_refactor_learner_bit_for_bit_on_cartpole() {
+    let (print, stats) = five_updates(0);
+    assert_eq!(print, GOLDEN_FINGERPRINT, "parameters after five updates differ from the pre-refactor learner's");
+    let bits: Vec<(u64, u64, u64)> = stats.iter().map(|s| (s.0.to_bits(), s.1.to_bits(), s.2.to_bits())).collect();
+    assert_eq!(bits, GOLDEN_STATS);
+}
+
+/// Recorded with this test against commit 7b358aa (before the refactor).
+const GOLDEN_FINGERPRINT: u64 = 0x779f_f4e3_9d68_55d7;
+/// (policy loss, value loss, gradient norm) of each update, as f64 bits.
+const GOLDEN_STATS: [(u64, u64, u64); 5] = [
+    (13797061001614039450, 4623605456791247258, 4619778364138436858),
+    (13799265281506908570, 4622480382202635878, 4621566706070149726),
+    (13803184076749799424, 4620353650400480461, 4622661777528858088),
+    (13799403164345250611, 4618551845235720192, 4622586076358015566),
+    (13794904016854135603, 4618502700582463078, 4621091773692784299),
+];
