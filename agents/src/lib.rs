@@ -4,8 +4,8 @@
 //! in-memory state for exact resume. No files, no TOML, no TensorBoard: callers get typed
 //! statistics and byte/serde state and decide what to write where.
 //!
-//! Reading order: [`config`] → [`ppo`] (the loop and the update, top to bottom) → the pure maths
-//! it calls ([`gae`], [`loss`], [`distribution`], [`grad_clip`], [`normalize`]) → [`network`].
+//! Reading order: [`config`] → [`ppo`] (the loop, top to bottom) → [`ppo_step`] (one gradient step
+//! over any [`policy_model::PolicyModel`]) → the pure maths it calls ([`gae`], [`loss`], [`distribution`], [`grad_clip`], [`normalize`]) → [`network`].
 
 pub mod buffer;
 pub mod config;
@@ -17,7 +17,9 @@ pub mod grad_clip;
 pub mod loss;
 pub mod network;
 pub mod normalize;
+pub mod policy_model;
 pub mod ppo;
+pub mod ppo_step;
 
 pub use config::{Annealing, PpoConfig};
 pub use evaluate::evaluate;

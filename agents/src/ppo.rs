@@ -14,13 +14,14 @@
 
 use crate::buffer::{Minibatch, RolloutBuffer};
 use crate::config::PpoConfig;
-use crate::distribution::{EmptyMask, Pick, masked_log_prob_entropy, pick_component};
-use crate::grad_clip::{clip_factor, global_grad_sum_squares, scale_grads};
-use crate::loss::{approx_kl, clip_fraction, clipped_surrogate, explained_variance, value_loss};
+use crate::distribution::{EmptyMask, Pick, pick_component};
+use crate::loss::explained_variance;
 use crate::network::{Actor, ActorCritic};
 use crate::normalize::{ObsNormalizer, RewardScaler};
+use crate::policy_model::PolicyBatch;
+use crate::ppo_step::{MinibatchStats, StepParams, ppo_gradient_step};
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::store::ModuleRecord;
 use burn::tensor::{Bool, Bytes, Device, Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
@@ -639,60 +640,36 @@ impl Ppo {
         }
     }
 
-    /// One Adam step on one minibatch, in the paper's order.
+    /// One shared PPO gradient step ([`ppo_gradient_step`]) on the minibatch at `indices`.
     fn train_minibatch(&mut self, indices: &[usize], learning_rate: f64, clip_range: f64) -> MinibatchStats {
         let c = &self.config;
         self.buffer.gather(indices, c.normalize_advantage, &mut self.minibatch);
         let mb = &self.minibatch;
         let (b, d, m, k) = (mb.len, self.shape.obs_dim, self.shape.mask_len(), self.shape.n_components());
         let dev = &self.train_device;
-        let obs = Tensor::<2>::from_data(TensorData::new(mb.obs.clone(), [b, d]), dev);
-        let illegal = Tensor::<2, Bool>::from_data(TensorData::new(mb.illegal.clone(), [b, m]), dev);
-        let actions = Tensor::<2, Int>::from_data(TensorData::new(mb.actions.clone(), [b, k]), dev);
         let vector = |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [b]), dev);
-        let (old_log_probs, old_values) = (vector(&mb.old_log_probs), vector(&mb.old_values));
-        let (advantages, returns) = (vector(&mb.advantages), vector(&mb.returns));
-
-        // Probability ratio ρ = π(a|s)/π_old(a|s), through log-probabilities.
-        let logits = self.model.actor.forward(obs.clone());
-        let (log_probs, entropy) = masked_log_prob_entropy(logits, illegal, actions, &self.shape.nvec);
-        let log_ratio = log_probs - old_log_probs;
-        let ratio = log_ratio.clone().exp();
-        // Clipped surrogate objective, negated into a loss.
-        let policy_loss = clipped_surrogate(ratio.clone(), advantages, clip_range).mean().neg();
-        // Value loss.
-        let values = self.model.critic.forward(obs).reshape([b]);
-        let value_loss = value_loss(values, old_values, returns, c.clip_range_vf);
-        // Entropy bonus.
-        let entropy = entropy.mean();
-        let loss =
-            policy_loss.clone() + value_loss.clone().mul_scalar(c.vf_coef) - entropy.clone().mul_scalar(c.ent_coef);
-        // Backward.
-        let mut grads = GradientsParams::from_grads(loss.backward(), &self.model);
-
-        // Diagnostics and the gradient norm, read back in one host transfer.
-        let kl = approx_kl(log_ratio.detach());
-        let clipped = clip_fraction(ratio.detach(), clip_range);
-        let mut parts = vec![policy_loss.inner(), value_loss.inner(), entropy.inner(), kl.inner(), clipped.inner()];
-        parts.extend(global_grad_sum_squares(&self.model, &grads));
-        let host = host_vec(Tensor::cat(parts, 0));
-        let grad_norm = host.get(5).map_or(0.0, |&s| f64::from(s).sqrt());
-
-        // Global gradient-norm clip.
-        if let Some(factor) = clip_factor(grad_norm, c.max_grad_norm) {
-            scale_grads(&self.model, &mut grads, factor);
-        }
-        // Adam step.
-        self.model = self.optimizer.step(learning_rate, self.model.clone(), grads);
-
-        MinibatchStats {
-            policy_loss: f64::from(host[0]),
-            value_loss: f64::from(host[1]),
-            entropy: f64::from(host[2]),
-            approx_kl: f64::from(host[3]),
-            clip_frac: f64::from(host[4]),
-            grad_norm,
-        }
+        let batch = PolicyBatch {
+            obs: Tensor::<2>::from_data(TensorData::new(mb.obs.clone(), [b, d]), dev),
+            illegal: Tensor::<2, Bool>::from_data(TensorData::new(mb.illegal.clone(), [b, m]), dev),
+            actions: Tensor::<2, Int>::from_data(TensorData::new(mb.actions.clone(), [b, k]), dev),
+            old_log_probs: vector(&mb.old_log_probs),
+            old_values: vector(&mb.old_values),
+            advantages: vector(&mb.advantages),
+            returns: vector(&mb.returns),
+            len: b,
+        };
+        let params = StepParams {
+            learning_rate,
+            clip_range,
+            clip_range_vf: c.clip_range_vf,
+            vf_coef: c.vf_coef,
+            ent_coef: c.ent_coef,
+            max_grad_norm: c.max_grad_norm,
+        };
+        let (model, stats) =
+            ppo_gradient_step(self.model.clone(), &mut self.optimizer, batch, &self.shape.nvec, &params);
+        self.model = model;
+        stats
     }
 
     // ----- state --------------------------------------------------------------------------------
@@ -842,27 +819,6 @@ fn choose_actions<R: rand::Rng>(
 }
 
 /// Per-minibatch statistics (summed across minibatches, then averaged).
-#[derive(Clone, Copy, Debug, Default)]
-struct MinibatchStats {
-    policy_loss: f64,
-    value_loss: f64,
-    entropy: f64,
-    approx_kl: f64,
-    clip_frac: f64,
-    grad_norm: f64,
-}
-
-impl MinibatchStats {
-    fn add(&mut self, s: &MinibatchStats) {
-        self.policy_loss += s.policy_loss;
-        self.value_loss += s.value_loss;
-        self.entropy += s.entropy;
-        self.approx_kl += s.approx_kl;
-        self.clip_frac += s.clip_frac;
-        self.grad_norm += s.grad_norm;
-    }
-}
-
 fn adam(config: &PpoConfig) -> ModuleOptimizer {
     AdamConfig::new().with_epsilon(config.adam_epsilon as f32).init()
 }

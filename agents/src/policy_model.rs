@@ -1,0 +1,52 @@
+//! What one PPO update needs from a policy, whatever its structure: the log-probability and
+//! entropy of the stored actions under the current parameters, and the critic's values. The flat
+//! [`ActorCritic`] implements it here; a hierarchical agent's levels (a high level over the split
+//! and a low level conditioned on it) implement it the same way, so the clipped surrogate, the
+//! value loss, the entropy bonus, gradient clipping and the Adam step exist once
+//! ([`crate::ppo_step`]).
+
+use crate::distribution::masked_log_prob_entropy;
+use crate::network::ActorCritic;
+use burn::module::Module;
+use burn::tensor::{Bool, Int, Tensor};
+
+/// One minibatch on the training device.
+pub struct PolicyBatch {
+    /// Normalised observations, `[len, obs_dim]`.
+    pub obs: Tensor<2>,
+    /// `true` where an action value is illegal, `[len, Σ nvec]`.
+    pub illegal: Tensor<2, Bool>,
+    /// The actions taken, `[len, n_components]`.
+    pub actions: Tensor<2, Int>,
+    /// log π_old(a|s) and V_old(s) as recorded when acting, `[len]`.
+    pub old_log_probs: Tensor<1>,
+    pub old_values: Tensor<1>,
+    /// Â and the value targets R = Â + V_old, `[len]`.
+    pub advantages: Tensor<1>,
+    pub returns: Tensor<1>,
+    pub len: usize,
+}
+
+/// The current policy's view of a minibatch's actions, `[len]` each.
+pub struct ActionEvaluation {
+    pub log_probs: Tensor<1>,
+    pub entropy: Tensor<1>,
+    pub values: Tensor<1>,
+}
+
+/// A policy and its critic as one module (one optimizer, one global gradient norm), able to
+/// evaluate stored actions.
+pub trait PolicyModel: Module {
+    /// log π(a|s), the policy's entropy at s, and V(s), for the batch's observations and actions;
+    /// `nvec` gives the multi-discrete components' sizes.
+    fn evaluate_actions(&self, batch: &PolicyBatch, nvec: &[usize]) -> ActionEvaluation;
+}
+
+impl PolicyModel for ActorCritic {
+    fn evaluate_actions(&self, batch: &PolicyBatch, nvec: &[usize]) -> ActionEvaluation {
+        let logits = self.actor.forward(batch.obs.clone());
+        let (log_probs, entropy) = masked_log_prob_entropy(logits, batch.illegal.clone(), batch.actions.clone(), nvec);
+        let values = self.critic.forward(batch.obs.clone()).reshape([batch.len]);
+        ActionEvaluation { log_probs, entropy, values }
+    }
+}

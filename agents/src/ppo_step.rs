@@ -1,0 +1,90 @@
+//! One PPO gradient step on one minibatch, for any [`PolicyModel`], in the paper's order
+//! (Schulman et al. 2017; CleanRL `ppo.py`): probability ratio → clipped surrogate → value loss →
+//! entropy bonus → backward → global gradient-norm clip → Adam step. Flat PPO and every level of
+//! a hierarchical agent call this one function.
+
+use crate::grad_clip::{clip_factor, global_grad_sum_squares, scale_grads};
+use crate::loss::{approx_kl, clip_fraction, clipped_surrogate, value_loss};
+use crate::policy_model::{PolicyBatch, PolicyModel};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::tensor::Tensor;
+
+/// The coefficients of one step (the schedules' current values included).
+#[derive(Clone, Copy, Debug)]
+pub struct StepParams {
+    pub learning_rate: f64,
+    pub clip_range: f64,
+    pub clip_range_vf: Option<f64>,
+    pub vf_coef: f64,
+    pub ent_coef: f64,
+    pub max_grad_norm: f64,
+}
+
+/// What one step measured (losses before the step; the gradient norm before clipping).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MinibatchStats {
+    pub policy_loss: f64,
+    pub value_loss: f64,
+    pub entropy: f64,
+    pub approx_kl: f64,
+    pub clip_frac: f64,
+    pub grad_norm: f64,
+}
+
+impl MinibatchStats {
+    pub fn add(&mut self, s: &MinibatchStats) {
+        self.policy_loss += s.policy_loss;
+        self.value_loss += s.value_loss;
+        self.entropy += s.entropy;
+        self.approx_kl += s.approx_kl;
+        self.clip_frac += s.clip_frac;
+        self.grad_norm += s.grad_norm;
+    }
+}
+
+/// One Adam step of `model` on `batch`; returns the updated model and the step's statistics.
+pub fn ppo_gradient_step<M: PolicyModel>(
+    model: M,
+    optimizer: &mut ModuleOptimizer,
+    batch: PolicyBatch,
+    nvec: &[usize],
+    p: &StepParams,
+) -> (M, MinibatchStats) {
+    let evaluation = model.evaluate_actions(&batch, nvec);
+    // Probability ratio ρ = π(a|s)/π_old(a|s), through log-probabilities.
+    let log_ratio = evaluation.log_probs - batch.old_log_probs;
+    let ratio = log_ratio.clone().exp();
+    // Clipped surrogate objective, negated into a loss.
+    let policy_loss = clipped_surrogate(ratio.clone(), batch.advantages, p.clip_range).mean().neg();
+    // Value loss.
+    let value_loss = value_loss(evaluation.values, batch.old_values, batch.returns, p.clip_range_vf);
+    // Entropy bonus.
+    let entropy = evaluation.entropy.mean();
+    let loss = policy_loss.clone() + value_loss.clone().mul_scalar(p.vf_coef) - entropy.clone().mul_scalar(p.ent_coef);
+    // Backward.
+    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+
+    // Diagnostics and the gradient norm, read back in one host transfer.
+    let kl = approx_kl(log_ratio.detach());
+    let clipped = clip_fraction(ratio.detach(), p.clip_range);
+    let mut parts = vec![policy_loss.inner(), value_loss.inner(), entropy.inner(), kl.inner(), clipped.inner()];
+    parts.extend(global_grad_sum_squares(&model, &grads));
+    let host: Vec<f32> = Tensor::cat(parts, 0).into_data().try_into_vec::<f32>().expect("losses are f32");
+    let grad_norm = host.get(5).map_or(0.0, |&s| f64::from(s).sqrt());
+
+    // Global gradient-norm clip.
+    if let Some(factor) = clip_factor(grad_norm, p.max_grad_norm) {
+        scale_grads(&model, &mut grads, factor);
+    }
+    // Adam step.
+    let model = optimizer.step(p.learning_rate, model, grads);
+    let stats = MinibatchStats {
+        policy_loss: f64::from(host[0]),
+        value_loss: f64::from(host[1]),
+        entropy: f64::from(host[2]),
+        approx_kl: f64::from(host[3]),
+        clip_frac: f64::from(host[4]),
+        grad_norm,
+    };
+    (model, stats)
+}
