@@ -26,6 +26,9 @@ pub struct RolloutBuffer {
     pub terminated: Vec<bool>,
     pub truncated: Vec<bool>,
     pub final_values: Vec<f32>,
+    /// Γ_t of each transition: γ for one slot, γ^k for a k-slot option (semi-MDP); NaN (not
+    /// recorded) reads as γ.
+    pub discounts: Vec<f64>,
     pub last_values: Vec<f32>,
     pub advantages: Vec<f32>,
     pub returns: Vec<f32>,
@@ -68,6 +71,7 @@ impl RolloutBuffer {
             terminated: vec![false; n],
             truncated: vec![false; n],
             final_values: vec![0.0; n],
+            discounts: vec![f64::NAN; n],
             last_values: vec![0.0; n_envs],
             advantages: vec![0.0; n],
             returns: vec![0.0; n],
@@ -95,11 +99,15 @@ impl RolloutBuffer {
         self.recorded = 0;
         self.finished = false;
         self.final_values.fill(0.0);
+        self.discounts.fill(f64::NAN);
     }
 
     /// Fills `advantages` and `returns` from the stored transitions and `last_values`.
     pub fn compute_gae(&mut self, gamma: f64, gae_lambda: f64) {
         assert!(self.is_full(), "compute_gae: rollout has {} of {} steps", self.recorded, self.n_steps);
+        for d in self.discounts.iter_mut().filter(|d| d.is_nan()) {
+            *d = gamma;
+        }
         let input = GaeInput {
             n_envs: self.n_envs,
             rewards: &self.rewards,
@@ -108,6 +116,7 @@ impl RolloutBuffer {
             truncated: &self.truncated,
             final_values: &self.final_values,
             last_values: &self.last_values,
+            discounts: Some(&self.discounts),
         };
         gae(&input, gamma, gae_lambda, &mut self.advantages, &mut self.returns);
         self.finished = true;

@@ -20,11 +20,15 @@ pub struct GaeInput<'a> {
     pub final_values: &'a [f32],
     /// V(s_T) of each member: the observation after the last step of the rollout.
     pub last_values: &'a [f32],
+    /// Per-transition discount Γ_t in place of γ, for semi-MDP transitions: an option that ran
+    /// k slots discounts what follows it by γ^k (Sutton, Precup & Singh 1999). `None`: γ.
+    pub discounts: Option<&'a [f64]>,
 }
 
 /// Writes advantages Â_t and returns R_t = Â_t + V(s_t) (the value targets).
 ///
-/// δ_t = r_t + γ·V_next,t − V(s_t), Â_t = δ_t + γλ·(1 − end_t)·Â_{t+1}, with
+/// δ_t = r_t + γ·V_next,t − V(s_t), Â_t = δ_t + γλ·(1 − end_t)·Â_{t+1} (with Γ_t for γ where
+/// `discounts` is given; the rewards are then the option's discounted sums), with
 /// V_next,t = 0 if terminated, V(final obs) if truncated, else V(s_{t+1}); end_t = terminated or
 /// truncated. Accumulated in f64.
 pub fn gae(input: &GaeInput<'_>, gamma: f64, lambda: f64, advantages: &mut [f32], returns: &mut [f32]) {
@@ -42,6 +46,9 @@ pub fn gae(input: &GaeInput<'_>, gamma: f64, lambda: f64, advantages: &mut [f32]
         assert_eq!(l, len, "gae: {name} has {l} entries, rewards {len}");
     }
     assert_eq!(input.last_values.len(), n, "gae: last_values needs one value per member");
+    if let Some(d) = input.discounts {
+        assert_eq!(d.len(), len, "gae: discounts has {} entries, rewards {len}", d.len());
+    }
     let n_steps = len / n;
     for i in 0..n {
         let mut next_advantage = 0.0f64;
@@ -57,8 +64,9 @@ pub fn gae(input: &GaeInput<'_>, gamma: f64, lambda: f64, advantages: &mut [f32]
                 (f64::from(input.values[k + n]), false)
             };
             let value = f64::from(input.values[k]);
-            let delta = f64::from(input.rewards[k]) + gamma * next_value - value;
-            let carry = if episode_ended { 0.0 } else { gamma * lambda * next_advantage };
+            let discount = input.discounts.map_or(gamma, |d| d[k]);
+            let delta = f64::from(input.rewards[k]) + discount * next_value - value;
+            let carry = if episode_ended { 0.0 } else { discount * lambda * next_advantage };
             let advantage = delta + carry;
             advantages[k] = advantage as f32;
             returns[k] = (advantage + value) as f32;
@@ -67,9 +75,41 @@ pub fn gae(input: &GaeInput<'_>, gamma: f64, lambda: f64, advantages: &mut [f32]
     }
 }
 
+/// What one semi-MDP transition (an option held for the slots whose rewards are `rewards`)
+/// stores: its reward Σ_j γ^j r_j and its discount Γ = γ^k, k = the number of slots.
+pub fn option_return(rewards: &[f64], gamma: f64) -> (f64, f64) {
+    rewards.iter().rev().fold((0.0, 1.0), |(sum, discount), &r| (r + gamma * sum, gamma * discount))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn semi_mdp_return_of_a_two_slot_option_by_hand() {
+        // γ = 0.5, λ = 1, V ≡ 1, V(s_T) = 8. Option A holds 2 slots with rewards (1, 2), option B
+        // 1 slot with reward 4:
+        //   A: R = 1 + 0.5·2 = 2, Γ = 0.25;  B: R = 4, Γ = 0.5.
+        //   Â_B = 4 + 0.5·8 − 1 = 7;  Â_A = (2 + 0.25·1 − 1) + 0.25·1·7 = 3,
+        // which is the per-slot discounted return 1 + 0.5·2 + 0.25·4 + 0.125·8 − 1 = 3.
+        assert_eq!(option_return(&[1.0, 2.0], 0.5), (2.0, 0.25));
+        assert_eq!(option_return(&[4.0], 0.5), (4.0, 0.5));
+        assert_eq!(option_return(&[], 0.5), (0.0, 1.0));
+        let input = GaeInput {
+            n_envs: 1,
+            rewards: &[2.0, 4.0],
+            values: &[1.0, 1.0],
+            terminated: &[false; 2],
+            truncated: &[false; 2],
+            final_values: &[0.0; 2],
+            last_values: &[8.0],
+            discounts: Some(&[0.25, 0.5]),
+        };
+        let (mut adv, mut ret) = ([0.0f32; 2], [0.0f32; 2]);
+        gae(&input, 0.5, 1.0, &mut adv, &mut ret);
+        assert_eq!(adv, [3.0, 7.0]);
+        assert_eq!(ret, [4.0, 8.0]);
+    }
 
     #[test]
     fn hand_computed_truncation_bootstraps_termination_does_not() {
@@ -93,6 +133,7 @@ mod tests {
             truncated: &[false, false, true, false, false, false],
             final_values: &[0.0, 0.0, 4.0, 100.0, 0.0, 0.0],
             last_values: &[8.0, 0.0],
+            discounts: None,
         };
         let mut adv = [0.0f32; 6];
         let mut ret = [0.0f32; 6];
@@ -114,6 +155,7 @@ mod tests {
             truncated: &[true],
             final_values: &[7.0],
             last_values: &[3.0],
+            discounts: None,
         };
         let (mut adv, mut ret) = ([0.0f32], [0.0f32]);
         gae(&input, 0.9, 0.95, &mut adv, &mut ret);
@@ -134,6 +176,7 @@ mod tests {
             truncated: &[false; 3],
             final_values: &[0.0; 3],
             last_values: &[8.0],
+            discounts: None,
         };
         let (mut adv, mut ret) = ([0.0f32; 3], [0.0f32; 3]);
         gae(&input, 0.5, 1.0, &mut adv, &mut ret);

@@ -107,6 +107,9 @@ pub struct StepOutcome<'a> {
     /// `(member, last observation)` of every member whose episode ended in this step (the
     /// vector env already reset it). Only truncated members' entries are read.
     pub final_obs: &'a [(usize, &'a [f32])],
+    /// Per-member discount of this transition (γ^k where the action was held k slots and the
+    /// reward is the option's discounted sum, [`crate::gae::option_return`]); `None`: γ.
+    pub discounts: Option<&'a [f64]>,
 }
 
 /// What one rollout produced.
@@ -236,15 +239,23 @@ pub struct Ppo {
 
 impl Ppo {
     /// A fresh learner. `seed` drives the weight initialisation and the learner's RNG stream
-    /// (action sampling, minibatch shuffling), both derived from `Stream::Policy`.
+    /// (action sampling, minibatch shuffling), both derived from `Stream::Policy`. The same as
+    /// [`Ppo::new_learner`] with learner 0.
     pub fn new(config: PpoConfig, shape: PolicyShape, seed: u64) -> Result<Self, PpoError> {
+        Self::new_learner(config, shape, seed, 0)
+    }
+
+    /// Learner `learner` of an agent that composes several (a hierarchical agent's levels): its
+    /// weights and its RNG stream are items 2·learner and 2·learner + 1 of `Stream::Policy`, so
+    /// learners built from one seed never share a stream, and learner 0 is [`Ppo::new`].
+    pub fn new_learner(config: PpoConfig, shape: PolicyShape, seed: u64, learner: u64) -> Result<Self, PpoError> {
         config.validate()?;
         if shape.obs_dim == 0 || shape.nvec.is_empty() || shape.nvec.contains(&0) {
             return Err(PpoError::Shape(format!("{shape:?} (needs obs_dim ≥ 1 and components with ≥ 1 value)")));
         }
         let infer_device = Device::flex();
         let train_device = infer_device.clone().autodiff();
-        let mut init_rng = item_rng(seed, Stream::Policy, 0);
+        let mut init_rng = item_rng(seed, Stream::Policy, 2 * learner);
         let model = ActorCritic::new(
             shape.obs_dim,
             shape.mask_len(),
@@ -260,7 +271,7 @@ impl Ppo {
             optimizer: adam(&config),
             obs_normalizer: ObsNormalizer::new(shape.obs_dim, config.clip_obs),
             reward_scaler: RewardScaler::new(config.n_envs, config.gamma, config.clip_reward),
-            rng: item_rng(seed, Stream::Policy, 1),
+            rng: item_rng(seed, Stream::Policy, 2 * learner + 1),
             progress: Progress::default(),
             minibatch: Minibatch::default(),
             episode_ended: vec![false; config.n_envs],
@@ -492,6 +503,13 @@ impl Ppo {
                 *r = raw as f32;
             }
         }
+        match outcome.discounts {
+            Some(d) => {
+                assert_eq!(d.len(), n, "record_step: expects n_envs = {n} discounts");
+                b.discounts[rows.clone()].copy_from_slice(d);
+            }
+            None => b.discounts[rows.clone()].fill(self.config.gamma),
+        }
         b.terminated[rows.clone()].copy_from_slice(outcome.terminated);
         b.truncated[rows.clone()].copy_from_slice(outcome.truncated);
 
@@ -565,6 +583,7 @@ impl Ppo {
             let final_obs: Vec<(usize, &[f32])> =
                 venv.finished().iter().filter_map(|e| venv.final_obs(e.env_index).map(|o| (e.env_index, o))).collect();
             self.record_step(&StepOutcome {
+                discounts: None,
                 rewards: venv.rewards(),
                 terminated: venv.terminated(),
                 truncated: venv.truncated(),

@@ -52,3 +52,20 @@ const GOLDEN_STATS: [(u64, u64, u64); 5] = [
     (13799403164345250611, 4618551845235720192, 4622586076358015566),
     (13794904016854135603, 4618502700582463078, 4621091773692784299),
 ];
+
+#[test]
+fn learners_built_from_one_seed_have_their_own_weights_and_streams() {
+    let config = PpoConfig::cartpole_zoo();
+    let venv = VecEnv::new((0..config.n_envs).map(|_| CartPole::new()).collect());
+    let shape = PolicyShape::of(venv.spec());
+    let first = Ppo::new(config.clone(), shape.clone(), 3).unwrap();
+    let learner0 = Ppo::new_learner(config.clone(), shape.clone(), 3, 0).unwrap();
+    let learner1 = Ppo::new_learner(config.clone(), shape.clone(), 3, 1).unwrap();
+    let learner1_again = Ppo::new_learner(config, shape, 3, 1).unwrap();
+    assert_eq!(first.parameter_values(), learner0.parameter_values(), "learner 0 is Ppo::new");
+    assert_ne!(learner0.parameter_values(), learner1.parameter_values());
+    assert_eq!(learner1.parameter_values(), learner1_again.parameter_values());
+    let rng = |p: &Ppo| p.export_state().unwrap().meta.rng;
+    assert_eq!(rng(&first), rng(&learner0));
+    assert_ne!(rng(&learner0), rng(&learner1));
+}
