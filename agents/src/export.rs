@@ -837,7 +837,7 @@ mod tests {
         // The exported computation (burn's tanh op, f32 normalisation, primitive masking and
         // softmax) against the learner's own acting path (sigmoid-form tanh, f64 normalisation,
         // host masking): within 1e-5 (tanh forms differ by ≤ 2e-7 per activation, network test).
-        let shape = PolicyShape { obs_dim: 6, nvec: vec![4, 3, 2] };
+        let shape = PolicyShape { obs_dim: 6, context_dim: 0, nvec: vec![4, 3, 2] };
         let ppo = ppo_with_stats(shape.clone(), 3);
         let level = PolicyLevel::of_ppo(&ppo);
         let device = Device::flex();

@@ -14,6 +14,7 @@ pub mod evaluate;
 pub mod export;
 pub mod gae;
 pub mod grad_clip;
+pub mod hppo;
 pub mod loss;
 pub mod network;
 pub mod normalize;
@@ -23,6 +24,7 @@ pub mod ppo_step;
 
 pub use config::{Annealing, PpoConfig};
 pub use evaluate::evaluate;
+pub use hppo::{Hppo, HppoConfig, HppoState};
 pub use ppo::{
     ActionChoice, ConditionalMask, PolicyShape, Ppo, PpoError, PpoMeta, PpoState, Progress, RolloutStats, StepOutcome,
     UpdateStats,

@@ -35,16 +35,38 @@ use std::time::Instant;
 /// Version of [`PpoState`]'s layout; bump when it changes.
 pub const PPO_STATE_VERSION: u32 = 1;
 
-/// What the networks are sized by: the observation width and the multi-discrete action space.
+/// What the networks are sized by: the observation width, an optional context input and the
+/// multi-discrete action space. The networks read `obs_dim + context_dim` columns: the
+/// observation (normalised when `normalize_obs`) and then the context (e.g. a higher level's
+/// choice, one-hot), which is passed through unnormalised, as export's `PolicyLevel` builds it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyShape {
     pub obs_dim: usize,
+    /// Width of the context after the observation (0: none; omitted from saved state then).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub context_dim: usize,
     pub nvec: Vec<usize>,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 impl PolicyShape {
     pub fn of(spec: &EnvSpec) -> Self {
-        Self { obs_dim: spec.observation.dim(), nvec: spec.action.nvec.clone() }
+        Self { obs_dim: spec.observation.dim(), context_dim: 0, nvec: spec.action.nvec.clone() }
+    }
+
+    /// Columns of each row the learner is given and its networks read: observation, context.
+    pub fn input_dim(&self) -> usize {
+        self.obs_dim + self.context_dim
+    }
+
+    /// The first component masked through the environment's conditional mask: 1 for a flat
+    /// learner (its component 0's observation mask is exact), 0 for a learner conditioned on a
+    /// context (a low level, whose first component already follows earlier choices).
+    pub fn first_conditional(&self) -> usize {
+        usize::from(self.context_dim == 0)
     }
 
     pub fn mask_len(&self) -> usize {
@@ -257,7 +279,7 @@ impl Ppo {
         let train_device = infer_device.clone().autodiff();
         let mut init_rng = item_rng(seed, Stream::Policy, 2 * learner);
         let model = ActorCritic::new(
-            shape.obs_dim,
+            shape.input_dim(),
             shape.mask_len(),
             &config.actor_hidden,
             &config.critic_hidden,
@@ -265,8 +287,13 @@ impl Ppo {
             &train_device,
         );
         let policy = model.valid();
-        let buffer =
-            RolloutBuffer::new(config.n_steps, config.n_envs, shape.obs_dim, shape.mask_len(), shape.n_components());
+        let buffer = RolloutBuffer::new(
+            config.n_steps,
+            config.n_envs,
+            shape.input_dim(),
+            shape.mask_len(),
+            shape.n_components(),
+        );
         Ok(Self {
             optimizer: adam(&config),
             obs_normalizer: ObsNormalizer::new(shape.obs_dim, config.clip_obs),
@@ -338,12 +365,31 @@ impl Ppo {
         &self.reward_scaler
     }
 
-    /// The policy's input for raw observations (rows of `obs_dim`), without updating statistics.
+    /// The policy's input for raw rows (observation then context, `input_dim` wide), without
+    /// updating statistics: the observation columns normalised when `normalize_obs`, the
+    /// context columns as given.
     pub fn normalize_obs(&self, raw: &[f32], out: &mut [f32]) {
-        if self.config.normalize_obs {
+        if !self.config.normalize_obs {
+            out.copy_from_slice(raw);
+        } else if self.shape.context_dim == 0 {
             self.obs_normalizer.normalize_into(raw, out);
         } else {
-            out.copy_from_slice(raw);
+            let (d, w) = (self.shape.obs_dim, self.shape.input_dim());
+            for (row_in, row_out) in raw.chunks_exact(w).zip(out.chunks_exact_mut(w)) {
+                self.obs_normalizer.normalize_into(&row_in[..d], &mut row_out[..d]);
+                row_out[d..].copy_from_slice(&row_in[d..]);
+            }
+        }
+    }
+
+    /// Adds the observation columns of raw rows to the normaliser's statistics.
+    fn update_obs_statistics(&mut self, raw: &[f32]) {
+        if self.shape.context_dim == 0 {
+            self.obs_normalizer.stats.update(raw);
+        } else {
+            let (d, w) = (self.shape.obs_dim, self.shape.input_dim());
+            let obs: Vec<f32> = raw.chunks_exact(w).flat_map(|row| row[..d].iter().copied()).collect();
+            self.obs_normalizer.stats.update(&obs);
         }
     }
 
@@ -370,7 +416,7 @@ impl Ppo {
         mut conditional: Option<ConditionalMask<'_>>,
         actions: &mut [usize],
     ) -> Result<(), PpoError> {
-        let (d, m, k) = (self.shape.obs_dim, self.shape.mask_len(), self.shape.n_components());
+        let (d, m, k) = (self.shape.input_dim(), self.shape.mask_len(), self.shape.n_components());
         let rows = obs.len() / d;
         assert!(
             obs.len() == rows * d && masks.len() == rows * m && actions.len() == rows * k,
@@ -393,7 +439,12 @@ impl Ppo {
                 &logits[i * m..(i + 1) * m],
                 &mut mask,
                 &self.shape.nvec,
-                MaskSource { member: i, conditional: conditional.as_deref_mut(), scratch: &mut scratch },
+                MaskSource {
+                    member: i,
+                    first: self.shape.first_conditional(),
+                    conditional: conditional.as_deref_mut(),
+                    scratch: &mut scratch,
+                },
                 &mut pick,
                 &mut actions[i * k..(i + 1) * k],
             )?;
@@ -403,7 +454,7 @@ impl Ppo {
 
     /// [`Ppo::act_into`] returning a new vector.
     pub fn act(&self, obs: &[f32], masks: &[bool], choice: ActionChoice<'_>) -> Result<Vec<usize>, PpoError> {
-        let rows = obs.len() / self.shape.obs_dim.max(1);
+        let rows = obs.len() / self.shape.input_dim().max(1);
         let mut actions = vec![0; rows * self.shape.n_components()];
         self.act_into(obs, masks, choice, &mut actions)?;
         Ok(actions)
@@ -413,7 +464,7 @@ impl Ppo {
     pub fn predict_values(&self, obs: &[f32]) -> Vec<f32> {
         let mut input = vec![0.0f32; obs.len()];
         self.normalize_obs(obs, &mut input);
-        critic_values(&self.policy, &self.infer_device, input, self.shape.obs_dim)
+        critic_values(&self.policy, &self.infer_device, input, self.shape.input_dim())
     }
 
     // ----- rollout ------------------------------------------------------------------------------
@@ -439,22 +490,24 @@ impl Ppo {
         masks: &[bool],
         mut conditional: Option<ConditionalMask<'_>>,
     ) -> Result<&[usize], PpoError> {
-        let (n, d, m, k) = (self.config.n_envs, self.shape.obs_dim, self.shape.mask_len(), self.shape.n_components());
+        let (n, d, m, k) =
+            (self.config.n_envs, self.shape.input_dim(), self.shape.mask_len(), self.shape.n_components());
+        assert!(obs.len() == n * d && masks.len() == n * m, "act_rollout: expects n_envs = {n} rows");
+        if self.config.normalize_obs {
+            self.update_obs_statistics(obs);
+        }
+        let mut normalized = vec![0.0f32; obs.len()];
+        self.normalize_obs(obs, &mut normalized);
+        let first_conditional = self.shape.first_conditional();
         let b = &mut self.buffer;
         assert!(
             !b.finished && b.acted == b.recorded && b.acted < b.n_steps,
             "act_rollout: call begin_rollout first, and record_step after every act_rollout"
         );
-        assert!(obs.len() == n * d && masks.len() == n * m, "act_rollout: expects n_envs = {n} rows");
         let t = b.acted;
         let rows = t * n..(t + 1) * n;
         let obs_rows = &mut b.obs[rows.start * d..rows.end * d];
-        if self.config.normalize_obs {
-            self.obs_normalizer.stats.update(obs);
-            self.obs_normalizer.normalize_into(obs, obs_rows);
-        } else {
-            obs_rows.copy_from_slice(obs);
-        }
+        obs_rows.copy_from_slice(&normalized);
         b.masks[rows.start * m..rows.end * m].copy_from_slice(masks);
 
         let x = Tensor::<2>::from_data(TensorData::new(obs_rows.to_vec(), [n, d]), &self.infer_device);
@@ -470,7 +523,12 @@ impl Ppo {
                 &row[..m],
                 &mut b.masks[j * m..(j + 1) * m],
                 &self.shape.nvec,
-                MaskSource { member: i, conditional: conditional.as_deref_mut(), scratch: &mut self.mask_scratch },
+                MaskSource {
+                    member: i,
+                    first: first_conditional,
+                    conditional: conditional.as_deref_mut(),
+                    scratch: &mut self.mask_scratch,
+                },
                 &mut pick,
                 &mut b.actions[j * k..(j + 1) * k],
             )?;
@@ -524,21 +582,17 @@ impl Ppo {
         let truncated_count = (0..n).filter(|&i| outcome.truncated[i] && !outcome.terminated[i]).count();
         assert_eq!(bootstrap.len(), truncated_count, "record_step: every truncated member needs its final observation");
         if !bootstrap.is_empty() {
-            let d = self.shape.obs_dim;
+            let d = self.shape.input_dim();
             let mut input = vec![0.0f32; bootstrap.len() * d];
             for (row, (_, raw)) in input.chunks_exact_mut(d).zip(&bootstrap) {
-                if self.config.normalize_obs {
-                    self.obs_normalizer.normalize_into(raw, row);
-                } else {
-                    row.copy_from_slice(raw);
-                }
+                self.normalize_obs(raw, row);
             }
             let values = critic_values(&self.policy, &self.infer_device, input, d);
             for ((i, _), v) in bootstrap.iter().zip(values) {
-                b.final_values[rows.start + i] = v;
+                self.buffer.final_values[rows.start + i] = v;
             }
         }
-        b.recorded += 1;
+        self.buffer.recorded += 1;
         self.progress.global_step += n as u64;
     }
 
@@ -546,7 +600,7 @@ impl Ppo {
     pub fn finish_rollout(&mut self, next_obs: &[f32]) {
         let mut input = vec![0.0f32; next_obs.len()];
         self.normalize_obs(next_obs, &mut input);
-        let values = critic_values(&self.policy, &self.infer_device, input, self.shape.obs_dim);
+        let values = critic_values(&self.policy, &self.infer_device, input, self.shape.input_dim());
         self.buffer.last_values.copy_from_slice(&values);
         self.buffer.compute_gae(self.config.gamma, self.config.gae_lambda);
     }
@@ -664,7 +718,7 @@ impl Ppo {
         let c = &self.config;
         self.buffer.gather(indices, c.normalize_advantage, &mut self.minibatch);
         let mb = &self.minibatch;
-        let (b, d, m, k) = (mb.len, self.shape.obs_dim, self.shape.mask_len(), self.shape.n_components());
+        let (b, d, m, k) = (mb.len, self.shape.input_dim(), self.shape.mask_len(), self.shape.n_components());
         let dev = &self.train_device;
         let vector = |v: &Vec<f32>| Tensor::<1>::from_data(TensorData::new(v.clone(), [b]), dev);
         let batch = PolicyBatch {
@@ -797,12 +851,16 @@ pub type ConditionalMaskFn<'f> = dyn FnMut(usize, &[usize], &mut [bool]) -> bool
 /// Where one member's masks come from while its components are picked.
 struct MaskSource<'a, 'f> {
     member: usize,
+    /// The first component whose mask comes from `conditional` (earlier ones use the
+    /// observation's mask).
+    first: usize,
     conditional: Option<&'a mut ConditionalMaskFn<'f>>,
     scratch: &'a mut Vec<bool>,
 }
 
-/// Picks one member's action vector component by component. Component 0 uses the observation's
-/// mask; each later component uses the environment's conditional mask given the values already
+/// Picks one member's action vector component by component. Components before `source.first`
+/// use the observation's mask (a flat learner's component 0, whose observation mask is exact);
+/// each later component uses the environment's conditional mask given the values already
 /// picked when it supplies one (autoregressive masking), and that mask replaces the observation's
 /// in `mask`, so `mask` ends up holding exactly what each component was picked under. The logits
 /// do not depend on earlier picks: the policy stays a product of per-component categoricals,
@@ -819,7 +877,7 @@ fn choose_actions<R: rand::Rng>(
     let mut log_prob = 0.0;
     for (c, &n) in nvec.iter().enumerate() {
         let block = offset..offset + n;
-        if c > 0
+        if c >= source.first
             && let Some(f) = source.conditional.as_deref_mut()
         {
             source.scratch.clear();

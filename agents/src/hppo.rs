@@ -1,0 +1,317 @@
+//! Hierarchical PPO (Splitwise's agent): two PPO learners on one environment step.
+//!
+//! - The **high** level picks the first `n_high` action components (on the partition
+//!   environment's hierarchical space: split layer and boundary precision) from the observation.
+//! - The **low** level picks the remaining components (head counts and FFN modes of the window
+//!   layers, layer by layer) from the observation plus a context: the high level's choice,
+//!   one-hot per component, passed through unnormalised ([`PolicyShape::context_dim`]). Every
+//!   low component is masked given the high choice and the low components before it (the
+//!   environment's conditional mask: edge memory couples the layers), so no infeasible plan is
+//!   ever sampled.
+//!
+//! Both levels act every slot and learn from the same reward with their own critic, optimiser,
+//! normaliser and RNG stream (learners 0 and 1 of the seed); each update runs the shared
+//! [`crate::ppo_step`] over its own rollout. The network is an MLP per level with autoregressive
+//! masking rather than Splitwise's LSTM over layers: the window is a handful of layers, the
+//! masks already carry the coupling between them, and an MLP exports as a fixed op sequence.
+//! Holding the high choice for `k_high > 1` slots (semi-MDP returns; the discount column is in
+//! [`StepOutcome::discounts`]) is not wired here yet.
+
+use crate::PpoConfig;
+use crate::ppo::{ActionChoice, ConditionalMask, PolicyShape, Ppo, PpoError, PpoState, Progress, RolloutStats};
+use crate::ppo::{StepOutcome, UpdateStats};
+use splitwise_env::api::Env;
+use splitwise_env::vector::VecEnv;
+use std::time::Instant;
+
+/// The two levels' hyperparameters; their `n_envs` and `n_steps` must agree (one rollout).
+#[derive(Clone, Debug, PartialEq)]
+pub struct HppoConfig {
+    pub high: PpoConfig,
+    pub low: PpoConfig,
+    /// How many leading action components the high level picks.
+    pub n_high: usize,
+}
+
+/// Both levels' complete state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HppoState {
+    pub high: PpoState,
+    pub low: PpoState,
+    pub n_high: usize,
+}
+
+pub struct Hppo {
+    high: Ppo,
+    low: Ppo,
+    n_high: usize,
+    /// The environment's action space (both levels' components).
+    env: PolicyShape,
+}
+
+impl Hppo {
+    /// Two fresh learners for an environment of shape `env`.
+    pub fn new(config: HppoConfig, env: PolicyShape, seed: u64) -> Result<Self, PpoError> {
+        let (high, low) = level_shapes(&env, config.n_high)?;
+        if config.high.n_envs != config.low.n_envs || config.high.n_steps != config.low.n_steps {
+            return Err(PpoError::Shape(format!(
+                "the levels must share one rollout: high n_envs {} n_steps {}, low n_envs {} n_steps {}",
+                config.high.n_envs, config.high.n_steps, config.low.n_envs, config.low.n_steps
+            )));
+        }
+        Ok(Self {
+            high: Ppo::new_learner(config.high, high, seed, 0)?,
+            low: Ppo::new_learner(config.low, low, seed, 1)?,
+            n_high: config.n_high,
+            env,
+        })
+    }
+
+    pub fn high(&self) -> &Ppo {
+        &self.high
+    }
+
+    pub fn low(&self) -> &Ppo {
+        &self.low
+    }
+
+    pub fn n_high(&self) -> usize {
+        self.n_high
+    }
+
+    /// The environment's action space.
+    pub fn env_shape(&self) -> &PolicyShape {
+        &self.env
+    }
+
+    pub fn progress(&self) -> Progress {
+        self.high.progress()
+    }
+
+    /// Every parameter of both levels (high first), as host values.
+    pub fn parameter_values(&self) -> Vec<Vec<f32>> {
+        let mut v = self.high.parameter_values();
+        v.extend(self.low.parameter_values());
+        v
+    }
+
+    /// Width of the high choice's one-hot (the low level's context).
+    fn context_dim(&self) -> usize {
+        self.env.nvec[..self.n_high].iter().sum()
+    }
+
+    /// Low-level input rows: each member's observation, then its high choice one-hot.
+    fn low_rows(&self, obs: &[f32], high_actions: &[usize]) -> Vec<f32> {
+        let (d, c, nh) = (self.env.obs_dim, self.context_dim(), self.n_high);
+        let rows = obs.len() / d;
+        let mut out = vec![0.0f32; rows * (d + c)];
+        for (r, row) in out.chunks_exact_mut(d + c).enumerate() {
+            row[..d].copy_from_slice(&obs[r * d..(r + 1) * d]);
+            let mut offset = d;
+            for (j, &a) in high_actions[r * nh..(r + 1) * nh].iter().enumerate() {
+                row[offset + a] = 1.0;
+                offset += self.env.nvec[j];
+            }
+        }
+        out
+    }
+
+    /// Splits rows of full masks into the high part and the low part.
+    fn split_masks(&self, masks: &[bool]) -> (Vec<bool>, Vec<bool>) {
+        let m = self.env.mask_len();
+        let mh: usize = self.context_dim();
+        let (mut high, mut low) = (Vec::new(), Vec::new());
+        for row in masks.chunks_exact(m) {
+            high.extend_from_slice(&row[..mh]);
+            low.extend_from_slice(&row[mh..]);
+        }
+        (high, low)
+    }
+
+    /// Joins rows of high and low actions into rows of environment actions.
+    fn join_actions(&self, high: &[usize], low: &[usize], out: &mut [usize]) {
+        let (nh, nl) = (self.n_high, self.env.n_components() - self.n_high);
+        for (r, row) in out.chunks_exact_mut(nh + nl).enumerate() {
+            row[..nh].copy_from_slice(&high[r * nh..(r + 1) * nh]);
+            row[nh..].copy_from_slice(&low[r * nl..(r + 1) * nl]);
+        }
+    }
+
+    /// Actions for raw observations and full masks (rows), both levels in turn; `conditional`
+    /// is the environment's conditional mask over all components (member, prefix, out).
+    pub fn act_into_with(
+        &self,
+        obs: &[f32],
+        masks: &[bool],
+        choice: ActionChoice<'_>,
+        mut conditional: Option<ConditionalMask<'_>>,
+        actions: &mut [usize],
+    ) -> Result<(), PpoError> {
+        let rows = obs.len() / self.env.obs_dim.max(1);
+        let (nh, nl) = (self.n_high, self.env.n_components() - self.n_high);
+        let (high_masks, low_masks) = self.split_masks(masks);
+        let mut high = vec![0; rows * nh];
+        let mut low = vec![0; rows * nl];
+        let mut rng = match choice {
+            ActionChoice::Deterministic => None,
+            ActionChoice::Sample(rng) => Some(rng),
+        };
+        let high_choice = rng.as_deref_mut().map_or(ActionChoice::Deterministic, ActionChoice::Sample);
+        match conditional.as_deref_mut() {
+            Some(f) => self.high.act_into_with(obs, &high_masks, high_choice, Some(f), &mut high)?,
+            None => self.high.act_into_with(obs, &high_masks, high_choice, None, &mut high)?,
+        }
+        let low_obs = self.low_rows(obs, &high);
+        let low_choice = rng.map_or(ActionChoice::Deterministic, ActionChoice::Sample);
+        match conditional {
+            Some(f) => {
+                let mut prefixed = prefixed_mask(f, &high, nh);
+                self.low.act_into_with(&low_obs, &low_masks, low_choice, Some(&mut prefixed), &mut low)?
+            }
+            None => self.low.act_into_with(&low_obs, &low_masks, low_choice, None, &mut low)?,
+        }
+        self.join_actions(&high, &low, actions);
+        Ok(())
+    }
+
+    /// One rollout of `n_steps` on `venv` for both levels (the caller resets it once), calling
+    /// `on_step` after every vector step. Returns the episodes that ended.
+    pub fn collect_rollout_observed<E: Env>(
+        &mut self,
+        venv: &mut VecEnv<E>,
+        mut on_step: impl FnMut(&mut VecEnv<E>),
+    ) -> Result<RolloutStats, PpoError> {
+        let n_envs = self.high.config().n_envs;
+        if venv.n_envs() != n_envs {
+            return Err(PpoError::EnvCount { expected: n_envs, got: venv.n_envs() });
+        }
+        let (nh, nl) = (self.n_high, self.env.n_components() - self.n_high);
+        self.high.begin_rollout();
+        self.low.begin_rollout();
+        let mut episodes = Vec::new();
+        let (mut env_time_s, mut policy_time_s) = (0.0, 0.0);
+        let mut actions = vec![0; n_envs * (nh + nl)];
+        for _ in 0..self.high.config().n_steps {
+            let start = Instant::now();
+            let (high_masks, low_masks) = self.split_masks(venv.masks());
+            let high = {
+                let members = venv.members();
+                let mut conditional =
+                    |i: usize, prefix: &[usize], out: &mut [bool]| members[i].conditional_mask(prefix, out);
+                let high = self.high.act_rollout_with(venv.obs(), &high_masks, Some(&mut conditional))?.to_vec();
+                let low_obs = self.low_rows(venv.obs(), &high);
+                let mut prefixed = prefixed_mask(&mut conditional, &high, nh);
+                let low = self.low.act_rollout_with(&low_obs, &low_masks, Some(&mut prefixed))?.to_vec();
+                drop(prefixed);
+                self.join_actions(&high, &low, &mut actions);
+                high
+            };
+            let acted = Instant::now();
+            venv.step(&actions)?;
+            let stepped = Instant::now();
+            // Truncated members bootstrap from V(final obs); the low critic reads it with the
+            // context of the choice just made.
+            let ended: Vec<usize> = venv.finished().iter().map(|e| e.env_index).collect();
+            let final_high: Vec<(usize, Vec<f32>)> =
+                ended.iter().filter_map(|&i| venv.final_obs(i).map(|o| (i, o.to_vec()))).collect();
+            let final_low: Vec<(usize, Vec<f32>)> =
+                final_high.iter().map(|(i, o)| (*i, self.low_rows(o, &high[i * nh..(i + 1) * nh]))).collect();
+            for (level, finals) in [(&mut self.high, &final_high), (&mut self.low, &final_low)] {
+                let refs: Vec<(usize, &[f32])> = finals.iter().map(|(i, o)| (*i, o.as_slice())).collect();
+                level.record_step(&StepOutcome {
+                    rewards: venv.rewards(),
+                    terminated: venv.terminated(),
+                    truncated: venv.truncated(),
+                    final_obs: &refs,
+                    discounts: None,
+                });
+            }
+            episodes.extend_from_slice(venv.finished());
+            env_time_s += (stepped - acted).as_secs_f64();
+            policy_time_s += (acted - start).as_secs_f64() + stepped.elapsed().as_secs_f64();
+            on_step(venv);
+        }
+        let start = Instant::now();
+        // The low level's bootstrap value reads the high level's greedy choice at the next state.
+        let mut next_high = vec![0; n_envs * nh];
+        let (high_masks, _) = self.split_masks(venv.masks());
+        let members = venv.members();
+        let mut conditional = |i: usize, prefix: &[usize], out: &mut [bool]| members[i].conditional_mask(prefix, out);
+        self.high.act_into_with(
+            venv.obs(),
+            &high_masks,
+            ActionChoice::Deterministic,
+            Some(&mut conditional),
+            &mut next_high,
+        )?;
+        let next_low = self.low_rows(venv.obs(), &next_high);
+        self.high.finish_rollout(venv.obs());
+        self.low.finish_rollout(&next_low);
+        policy_time_s += start.elapsed().as_secs_f64();
+        Ok(RolloutStats {
+            steps: self.high.config().rollout_size() as u64,
+            global_step: self.high.progress().global_step,
+            episodes,
+            env_time_s,
+            policy_time_s,
+        })
+    }
+
+    /// Updates both levels on their rollouts: (high, low) statistics.
+    pub fn update(&mut self) -> [UpdateStats; 2] {
+        [self.high.update(), self.low.update()]
+    }
+
+    /// Both levels' state, between rollouts.
+    pub fn export_state(&self) -> Result<HppoState, PpoError> {
+        Ok(HppoState { high: self.high.export_state()?, low: self.low.export_state()?, n_high: self.n_high })
+    }
+
+    /// A learner from saved state (the environment's shape is rebuilt from the levels').
+    pub fn from_state(state: &HppoState) -> Result<Self, PpoError> {
+        let (hs, ls) = (&state.high.meta.shape, &state.low.meta.shape);
+        let mut nvec = hs.nvec.clone();
+        nvec.extend_from_slice(&ls.nvec);
+        let env = PolicyShape { obs_dim: hs.obs_dim, context_dim: 0, nvec };
+        let (high, low) = level_shapes(&env, state.n_high)?;
+        if *hs != high || *ls != low {
+            return Err(PpoError::StateMismatch(format!(
+                "saved levels {hs:?} / {ls:?} do not form a hierarchy over {env:?}"
+            )));
+        }
+        Ok(Self { high: Ppo::from_state(&state.high)?, low: Ppo::from_state(&state.low)?, n_high: state.n_high, env })
+    }
+}
+
+/// The two levels' shapes over an environment of shape `env`.
+fn level_shapes(env: &PolicyShape, n_high: usize) -> Result<(PolicyShape, PolicyShape), PpoError> {
+    if env.context_dim != 0 || n_high == 0 || n_high >= env.n_components() {
+        return Err(PpoError::Shape(format!(
+            "a hierarchy needs 1 ≤ n_high < {} components and an environment without context; got n_high {n_high} over {env:?}",
+            env.n_components()
+        )));
+    }
+    let high = PolicyShape { obs_dim: env.obs_dim, context_dim: 0, nvec: env.nvec[..n_high].to_vec() };
+    let low = PolicyShape {
+        obs_dim: env.obs_dim,
+        context_dim: env.nvec[..n_high].iter().sum(),
+        nvec: env.nvec[n_high..].to_vec(),
+    };
+    Ok((high, low))
+}
+
+/// The low level's conditional mask: the environment's, with each member's high choice
+/// prepended to the low prefix.
+fn prefixed_mask<'a>(
+    env_mask: ConditionalMask<'a>,
+    high: &'a [usize],
+    nh: usize,
+) -> impl FnMut(usize, &[usize], &mut [bool]) -> bool + 'a {
+    let mut prefix = Vec::new();
+    move |i: usize, low_prefix: &[usize], out: &mut [bool]| {
+        prefix.clear();
+        prefix.extend_from_slice(&high[i * nh..(i + 1) * nh]);
+        prefix.extend_from_slice(low_prefix);
+        env_mask(i, &prefix, out)
+    }
+}

@@ -1,0 +1,106 @@
+//! Hierarchical PPO on the partition environment's hierarchical space: the masks of both levels
+//! never let an infeasible plan through, the low level sees the high choice as an unnormalised
+//! context, and a saved state restores both levels exactly.
+
+use proptest::prelude::*;
+use splitwise_agents::{ActionChoice, Hppo, HppoConfig, PolicyShape, PpoConfig};
+use splitwise_env::api::Env;
+use splitwise_env::partition::PartitionEnv;
+use splitwise_env::rng::{Stream, item_rng};
+use splitwise_env::scenario::{ActionMode, InfeasibleAction, Scenario, ScenarioConfig, TraceSource};
+use splitwise_env::vector::VecEnv;
+use std::sync::Arc;
+
+const JETSON: &str = include_str!("../../configs/jetson-llama7b-lte.toml");
+const PRIVACY: &str = include_str!("../../configs/privacy-floor-heads.toml");
+
+/// Traces named by the shipped scenarios, read from `configs/`.
+struct ConfigTraces;
+
+impl TraceSource for ConfigTraces {
+    fn read(&self, path: &str) -> Result<String, String> {
+        let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs").join(path);
+        std::fs::read_to_string(&full).map_err(|e| format!("{}: {e}", full.display()))
+    }
+}
+
+/// A scenario in the hierarchical space whose env refuses (errors on) any infeasible plan.
+fn strict(text: &str, slots: u64) -> Arc<Scenario> {
+    let mut cfg = ScenarioConfig::from_toml(text).unwrap();
+    cfg.actions.mode = ActionMode::Hierarchical;
+    cfg.actions.infeasible = InfeasibleAction::Error;
+    cfg.serving.episode_slots = slots;
+    Arc::new(Scenario::resolve(cfg, &ConfigTraces).unwrap())
+}
+
+fn small(n_envs: usize) -> PpoConfig {
+    PpoConfig { n_envs, n_steps: 16, batch_size: 16, n_epochs: 1, ..PpoConfig::default() }
+}
+
+fn hppo(env: &PartitionEnv, seed: u64, n_envs: usize) -> Hppo {
+    let config = HppoConfig { high: small(n_envs), low: small(n_envs), n_high: 2 };
+    Hppo::new(config, PolicyShape::of(env.spec()), seed).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Random states (seeds, a random prefix of slots) and random high-level choices (an
+    /// untrained, sampled high level, near-uniform over its legal values): every joint action
+    /// sampled under the two levels' masks is a feasible plan (the strict env would error).
+    #[test]
+    fn masks_never_let_an_infeasible_plan_through(seed in 0u64..1_000_000, privacy in any::<bool>()) {
+        let sc = strict(if privacy { PRIVACY } else { JETSON }, 48);
+        let mut env = PartitionEnv::new(sc);
+        let agent = hppo(&env, seed, 1);
+        let mut rng = item_rng(seed, Stream::Policy, 99);
+        let (mut obs, mut mask) = (vec![0.0f32; env.spec().observation.dim()], vec![false; env.spec().action.nvec.iter().sum()]);
+        env.reset_into(Some(seed), &mut obs, &mut mask);
+        let mut action = vec![0usize; env.spec().action.nvec.len()];
+        for _ in 0..48 {
+            {
+                let mut conditional = |_i: usize, prefix: &[usize], out: &mut [bool]| env.conditional_mask(prefix, out);
+                agent.act_into_with(&obs, &mask, ActionChoice::Sample(&mut rng), Some(&mut conditional), &mut action).unwrap();
+            }
+            let step = env.step_into(&action, &mut obs, &mut mask);
+            prop_assert!(step.is_ok(), "seed {seed}: action {action:?} refused: {:?}", step.err());
+            let t = step.unwrap();
+            if t.terminated || t.truncated {
+                break;
+            }
+        }
+    }
+}
+
+#[test]
+fn the_low_level_reads_the_high_choice_one_hot_and_unnormalised() {
+    let env = PartitionEnv::new(strict(JETSON, 32));
+    let agent = hppo(&env, 5, 2);
+    let (obs_dim, nvec) = (env.spec().observation.dim(), env.spec().action.nvec.clone());
+    assert_eq!(agent.high().shape().nvec, nvec[..2]);
+    assert_eq!(agent.low().shape().nvec, nvec[2..]);
+    assert_eq!(agent.low().shape().obs_dim, obs_dim);
+    assert_eq!(agent.low().shape().context_dim, nvec[0] + nvec[1]);
+    // A normaliser with a large mean: the observation columns move, the context stays 0/1.
+    let row: Vec<f32> = (0..obs_dim).map(|_| 3.0).chain((0..nvec[0] + nvec[1]).map(|j| f32::from(j == 1))).collect();
+    let mut out = vec![0.0; row.len()];
+    agent.low().normalize_obs(&row, &mut out);
+    assert_eq!(&out[obs_dim..], &row[obs_dim..], "the context is passed through");
+}
+
+#[test]
+fn a_saved_hierarchy_restores_both_levels_exactly() {
+    let sc = strict(JETSON, 32);
+    let mut venv = VecEnv::new((0..2).map(|_| PartitionEnv::new(sc.clone())).collect());
+    venv.reset(11);
+    let mut agent = hppo(&venv.members()[0], 11, 2);
+    agent.collect_rollout_observed(&mut venv, |_| {}).unwrap();
+    let [high, low] = agent.update();
+    assert!(high.policy_loss.is_finite() && low.policy_loss.is_finite());
+    let state = agent.export_state().unwrap();
+    let restored = Hppo::from_state(&state).unwrap();
+    assert_eq!(restored.parameter_values(), agent.parameter_values());
+    assert_eq!(restored.progress(), agent.progress());
+    assert_eq!(restored.export_state().unwrap().high.meta, state.high.meta);
+    assert_eq!(restored.export_state().unwrap().low.meta, state.low.meta);
+}
