@@ -7,7 +7,7 @@
 use crate::scenario_file;
 use anyhow::{Context, Result, anyhow};
 use serde::{Deserialize, Serialize};
-use splitwise_agents::PpoConfig;
+use splitwise_agents::{HppoConfig, LearnerConfig, PpoConfig};
 use splitwise_env::scenario::{ActionMode, InfeasibleAction, Scenario, ScenarioConfig};
 use splitwise_env::validate::{InvalidField, Validation};
 use std::path::{Path, PathBuf};
@@ -89,17 +89,64 @@ impl ScenarioOverrides {
     }
 }
 
-/// The learner.
+/// The learner (the kinds of [`crate::agents::REGISTRY`]).
+// One per config: the size difference between variants is moot.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum AgentSection {
     Ppo(PpoConfig),
+    Hppo(HppoSection),
+}
+
+/// Hierarchical PPO: each level's PPO hyperparameters (`[agent.high]`, `[agent.low]`); the
+/// levels share one rollout, so their `n_envs` and `n_steps` must agree.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HppoSection {
+    /// Leading action components the high level picks (2: split layer and precision).
+    #[serde(default = "default_n_high")]
+    pub n_high: usize,
+    pub high: PpoConfig,
+    pub low: PpoConfig,
+}
+
+fn default_n_high() -> usize {
+    2
 }
 
 impl AgentSection {
     pub fn kind(&self) -> &'static str {
         match self {
             AgentSection::Ppo(_) => "ppo",
+            AgentSection::Hppo(_) => "hppo",
+        }
+    }
+
+    /// Every PPO learner of the agent with its field path (`agent`, `agent.high`, …).
+    pub fn levels(&self) -> Vec<(&'static str, &PpoConfig)> {
+        match self {
+            AgentSection::Ppo(p) => vec![("agent", p)],
+            AgentSection::Hppo(h) => vec![("agent.high", &h.high), ("agent.low", &h.low)],
+        }
+    }
+
+    fn levels_mut(&mut self) -> Vec<&mut PpoConfig> {
+        match self {
+            AgentSection::Ppo(p) => vec![p],
+            AgentSection::Hppo(h) => vec![&mut h.high, &mut h.low],
+        }
+    }
+
+    /// The learner's hyperparameters.
+    pub fn learner_config(&self) -> LearnerConfig {
+        match self {
+            AgentSection::Ppo(p) => LearnerConfig::Flat(p.clone()),
+            AgentSection::Hppo(h) => LearnerConfig::Hierarchical(Box::new(HppoConfig {
+                high: h.high.clone(),
+                low: h.low.clone(),
+                n_high: h.n_high,
+            })),
         }
     }
 }
@@ -200,17 +247,30 @@ impl TrainConfig {
             ));
         }
         crate::limits::check_training(t.total_steps, t.eval_episodes).map_err(|e| e.under("training"))?;
-        match &self.agent {
-            AgentSection::Ppo(p) => {
-                p.validate().map_err(|e| e.under("agent"))?;
-                crate::limits::check_agent(p).map_err(|e| e.under("agent"))?;
-                if p.total_timesteps != t.total_steps {
-                    return Err(InvalidField::new(
-                        "agent.total_timesteps",
-                        p.total_timesteps,
-                        format!("is set from training.total_steps ({}); leave it out", t.total_steps),
-                    ));
-                }
+        for (path, p) in self.agent.levels() {
+            p.validate().map_err(|e| e.under(path))?;
+            crate::limits::check_agent(p).map_err(|e| e.under(path))?;
+            if p.total_timesteps != t.total_steps {
+                return Err(InvalidField::new(
+                    format!("{path}.total_timesteps"),
+                    p.total_timesteps,
+                    format!("is set from training.total_steps ({}); leave it out", t.total_steps),
+                ));
+            }
+        }
+        if let AgentSection::Hppo(h) = &self.agent {
+            if h.low.n_envs != h.high.n_envs || h.low.n_steps != h.high.n_steps {
+                return Err(InvalidField::new(
+                    "agent.low.n_envs",
+                    format!("{} (n_steps {})", h.low.n_envs, h.low.n_steps),
+                    format!(
+                        "must equal agent.high's n_envs {} and n_steps {} (the levels share one rollout)",
+                        h.high.n_envs, h.high.n_steps
+                    ),
+                ));
+            }
+            if h.n_high == 0 {
+                return Err(InvalidField::new("agent.n_high", 0, "must be >= 1 (the high level picks the split)"));
             }
         }
         if let EnvSection::Partition { scenario_file, scenario, .. } = &self.env
@@ -237,9 +297,10 @@ pub fn load(path: &Path) -> Result<ResolvedTrainConfig> {
 pub fn parse(text: &str, origin: &Path) -> Result<ResolvedTrainConfig> {
     let mut config: TrainConfig = toml::from_str(text).map_err(|e| field_error(text, origin, e))?;
     // The learning-rate and clip schedules run over the training length.
-    let AgentSection::Ppo(p) = &mut config.agent;
-    if p.total_timesteps == splitwise_agents::config::DEFAULT_TOTAL_TIMESTEPS {
-        p.total_timesteps = config.training.total_steps;
+    for p in config.agent.levels_mut() {
+        if p.total_timesteps == splitwise_agents::config::DEFAULT_TOTAL_TIMESTEPS {
+            p.total_timesteps = config.training.total_steps;
+        }
     }
     config.validate().map_err(|e| anyhow!("{}: {e}", origin.display()))?;
     let scenario = match &mut config.env {
@@ -384,10 +445,9 @@ impl ResolvedTrainConfig {
         toml::to_string(&self.config).context("serialising the resolved training config")
     }
 
-    /// The PPO hyperparameters.
-    pub fn ppo(&self) -> &PpoConfig {
-        let AgentSection::Ppo(p) = &self.config.agent;
-        p
+    /// The learner's hyperparameters.
+    pub fn learner_config(&self) -> LearnerConfig {
+        self.config.agent.learner_config()
     }
 }
 

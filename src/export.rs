@@ -19,7 +19,6 @@ use crate::config::{self, EnvSection};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use splitwise_agents::Ppo;
 use splitwise_agents::distribution::MASKED_LOGIT;
 use splitwise_agents::export::{
     BATCH_AXIS, CONTEXT_INPUT, Dim, ExportedLevel, MASK_INPUT, OBSERVATION_INPUT, OutputFormat, PolicyLevel,
@@ -40,8 +39,6 @@ use std::path::{Path, PathBuf};
 pub const SIDECAR_VERSION: u32 = 1;
 /// The ONNX operator set burn-onnx 0.22 writes.
 pub const ONNX_OPSET: i64 = 18;
-/// Agent kinds this build exports.
-pub const EXPORTABLE_KINDS: &[&str] = &["ppo"];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum FormatArg {
@@ -100,17 +97,11 @@ pub fn export(args: &ExportArgs) -> Result<ExportOutcome> {
     let format = OutputFormat::from(args.format);
     let dir = checkpoint::resolve(&args.checkpoint)?;
     let files = checkpoint::load(&dir)?;
-    let kind = files.metadata.agent_kind.as_str();
-    if !EXPORTABLE_KINDS.contains(&kind) {
-        bail!(
-            "checkpoint {}: agent kind `{kind}` (metadata.json) has no exporter; this splitwise exports {}",
-            dir.display(),
-            EXPORTABLE_KINDS.join(", ")
-        );
-    }
+    let kind = crate::agents::find(&files.metadata.agent_kind)
+        .with_context(|| format!("checkpoint {} ({})", dir.display(), checkpoint::METADATA_FILE))?;
     let env = EnvDescription::of_checkpoint(&files, &dir)?;
-    let policy = load_ppo(&files, &dir)?;
-    let shape = policy.shape();
+    let policy = crate::train::load_agent(&files, &dir, None)?;
+    let shape = policy.env_shape();
     if shape.obs_dim != env.spec.observation.dim() || shape.nvec != env.spec.action.nvec {
         bail!(
             "checkpoint {}: the agent's shape (obs_dim {}, nvec {:?}) does not fit {} (obs_dim {}, nvec {:?})",
@@ -122,7 +113,7 @@ pub fn export(args: &ExportArgs) -> Result<ExportOutcome> {
             env.spec.action.nvec
         );
     }
-    let levels = vec![PolicyLevel::of_ppo(&policy)];
+    let levels = (kind.levels)(&policy);
 
     let paths = level_paths(&args.out, &levels)?;
     let sidecar_path = sidecar_path(&args.out)?;
@@ -155,12 +146,6 @@ pub fn export(args: &ExportArgs) -> Result<ExportOutcome> {
     }
     write_atomically(&sidecar_path, &sidecar_json)?;
     Ok(ExportOutcome { checkpoint: dir, graphs, sidecar: sidecar_path })
-}
-
-/// The learner of a `ppo` checkpoint; load errors name the agent file at fault, and its
-/// weights are checked against the checkpoint's content checksum.
-fn load_ppo(files: &CheckpointFiles, dir: &Path) -> Result<Ppo> {
-    crate::train::load_agent(files, dir, None)
 }
 
 /// `--out` for one level; `<stem>.<role>.onnx` beside it for several.

@@ -1,6 +1,7 @@
 //! The splitwise application: CLI, config loading, training loop, checkpoints, export, logging.
 //! `main.rs` only dispatches; everything testable lives here.
 
+pub mod agents;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;

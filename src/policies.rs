@@ -7,7 +7,7 @@
 use crate::checkpoint;
 use crate::train::load_agent;
 use anyhow::{Result, bail};
-use splitwise_agents::{ActionChoice, PolicyShape, Ppo};
+use splitwise_agents::{ActionChoice, Acts, Learner, PolicyShape};
 use splitwise_env::api::{Env, EnvSpec};
 use splitwise_env::policy::{Decision, DecisionContext, Policy, PolicyKind, PolicySpec};
 use splitwise_env::scenario::Scenario;
@@ -57,10 +57,10 @@ pub fn build_spec(
     }
 }
 
-/// A trained PPO checkpoint acting deterministically.
+/// A trained checkpoint (any registered agent kind) acting deterministically.
 pub struct CheckpointPolicy {
     label: String,
-    agent: Ppo,
+    agent: Learner,
     actions: Vec<usize>,
 }
 
@@ -82,13 +82,13 @@ impl CheckpointPolicy {
         }
         let agent = load_agent(&files, &dir, None)?;
         let shape = PolicyShape::of(env_spec);
-        if *agent.shape() != shape {
+        if agent.env_shape() != shape {
             bail!(
                 "checkpoint {} acts in {} with action components {:?}; this environment is {} with {:?} \
                  (evaluate it on the scenario and action mode it was trained on)",
                 dir.display(),
                 m.env_id,
-                agent.shape().nvec,
+                agent.env_shape().nvec,
                 env_spec.id,
                 shape.nvec
             );

@@ -12,13 +12,14 @@
 //! and thread count (tested; the agents crate measured no dependence on the rayon thread
 //! count at our sizes). Wall-clock metrics (`charts/sps`) naturally differ.
 
+use crate::agents;
 use crate::checkpoint::{self, CHECKPOINT_FORMAT_VERSION, CONFIG_FILE, CheckpointFiles, Metadata};
 use crate::config::{self, EnvSection, ResolvedTrainConfig};
 use crate::logging::{EnvMetrics, Progress, log_scalars};
 use crate::tensorboard::{self, EventWriter};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use splitwise_agents::{Ppo, PpoMeta, PpoState, UpdateStats, evaluate};
+use splitwise_agents::{Learner, LearnerConfig, LearnerState, PpoState, UpdateStats, evaluate};
 use splitwise_env::api::Env;
 use splitwise_env::cartpole::CartPole;
 use splitwise_env::partition::PartitionEnv;
@@ -34,9 +35,7 @@ const EVAL_SEED_INDEX: u64 = 0xE7A1;
 /// Episodes in the progress bar's running mean return.
 const RECENT_EPISODES: usize = 100;
 
-pub const AGENT_WEIGHTS: &str = "weights.bpk";
-pub const AGENT_OPTIMIZER: &str = "optimizer.bpk";
-pub const AGENT_META: &str = "ppo_meta.json";
+pub use crate::agents::{AGENT_META, AGENT_OPTIMIZER, AGENT_WEIGHTS};
 
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
@@ -420,9 +419,9 @@ fn train_on<E: TrainEnv>(
     start: Start,
     make_env: impl Fn() -> E,
 ) -> Result<TrainOutcome> {
-    let ppo_config = cfg.ppo().clone();
+    let learner_config = cfg.learner_config();
     let training = &cfg.config.training;
-    let mut venv = VecEnv::new((0..ppo_config.n_envs).map(|_| make_env()).collect());
+    let mut venv = VecEnv::new((0..learner_config.n_envs()).map(|_| make_env()).collect());
     venv.members_mut().iter_mut().for_each(TrainEnv::log_requests);
     let spec = venv.spec().clone();
     let fresh_state = |run_name: String, seed: u64| TrainerState {
@@ -454,7 +453,7 @@ fn train_on<E: TrainEnv>(
                     spec.observation.fingerprint()
                 );
             }
-            let agent = load_agent(&r.files, &r.dir, (!r.changes.is_empty()).then_some(&ppo_config))?;
+            let agent = load_agent(&r.files, &r.dir, (!r.changes.is_empty()).then_some(&learner_config))?;
             let env_state: VecEnvState<E::State> = serde_json::from_slice(&r.files.env_state_json)
                 .with_context(|| format!("checkpoint {}: env_state.json does not fit this env", r.dir.display()))?;
             venv.restore_state(&env_state).with_context(|| format!("checkpoint {}", r.dir.display()))?;
@@ -512,7 +511,7 @@ fn train_on<E: TrainEnv>(
             eprintln!("note: {} holds no checkpoint yet: starting the run over in it", run_dir.display());
             tensorboard::purge_after(&run_dir.join("tensorboard"), 0)?;
             venv.reset(derive_seed(seed, ENV_SEED_INDEX));
-            let agent = Ppo::new(ppo_config.clone(), splitwise_agents::PolicyShape::of(&spec), seed)?;
+            let agent = Learner::new(learner_config.clone(), splitwise_agents::PolicyShape::of(&spec), seed)?;
             let state = fresh_state(run_name, seed);
             let files = checkpoint_files(cfg, &agent, &venv, &state, None)?;
             last_checkpoint = Some(checkpoint::save(&run_dir, &files, training.keep_last)?);
@@ -530,7 +529,7 @@ fn train_on<E: TrainEnv>(
                 );
             }
             venv.reset(derive_seed(seed, ENV_SEED_INDEX));
-            let agent = Ppo::new(ppo_config.clone(), splitwise_agents::PolicyShape::of(&spec), seed)?;
+            let agent = Learner::new(learner_config.clone(), splitwise_agents::PolicyShape::of(&spec), seed)?;
             let state = fresh_state(run_name.clone(), seed);
             // Staged aside with its config and step_0, then renamed into place.
             clear_staged_runs(checkpoints_dir, &run_name)?;
@@ -583,9 +582,11 @@ fn train_on<E: TrainEnv>(
                 last_checkpoint.as_deref().map_or_else(|| "none".to_string(), |p| p.display().to_string())
             );
         }
-        let update = agent.update();
+        let updates = agent.update();
         let step = agent.progress().global_step;
-        check_finite(&update, step, last_checkpoint.as_deref(), args)?;
+        for (level, update) in &updates {
+            check_finite(level, update, step, last_checkpoint.as_deref(), args)?;
+        }
         state.wall_time_s = wall_before + started.elapsed().as_secs_f64();
         for e in &rollout.episodes {
             if state.recent_returns.len() == RECENT_EPISODES {
@@ -604,7 +605,11 @@ fn train_on<E: TrainEnv>(
             scalars.push(("charts/episodic_length".into(), l));
         }
         scalars.push(("charts/sps".into(), sps));
-        update.visit_scalars(&mut |k, v| scalars.push((k.to_string(), v)));
+        // A hierarchy logs each level under its name (`high/losses/…`, `low/losses/…`).
+        for (level, update) in &updates {
+            let prefix = if level.is_empty() { String::new() } else { format!("{level}/") };
+            update.visit_scalars(&mut |k, v| scalars.push((format!("{prefix}{k}"), v)));
+        }
         scalars.extend(metrics.scalars());
         log_scalars(&mut tb, step, scalars.iter().map(|(k, v)| (k.as_str(), *v)))?;
         checkpoint::crash_point("scalars-logged");
@@ -663,11 +668,12 @@ fn train_on<E: TrainEnv>(
 
 /// Stops training on a non-finite loss, naming the loss and the last good checkpoint (which is
 /// left intact: nothing is written after a non-finite update).
-fn check_finite(u: &UpdateStats, step: u64, last_good: Option<&Path>, args: &TrainArgs) -> Result<()> {
+fn check_finite(level: &str, u: &UpdateStats, step: u64, last_good: Option<&Path>, args: &TrainArgs) -> Result<()> {
     let mut bad = None;
+    let prefix = if level.is_empty() { String::new() } else { format!("{level}/") };
     u.visit_scalars(&mut |k, v| {
         if !v.is_finite() && bad.is_none() {
-            bad = Some((k, v));
+            bad = Some((format!("{prefix}{k}"), v));
         }
     });
     if let Some((k, v)) = bad {
@@ -701,7 +707,7 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 /// Everything a checkpoint holds.
 fn checkpoint_files<E: Env>(
     cfg: &ResolvedTrainConfig,
-    agent: &Ppo,
+    agent: &Learner,
     venv: &VecEnv<E>,
     state: &TrainerState,
     eval_return: Option<f64>,
@@ -724,17 +730,13 @@ fn checkpoint_files<E: Env>(
             env_id: spec.id.clone(),
             observation_layout: spec.observation.layout.clone(),
             observation_fingerprint: spec.observation.fingerprint(),
-            agent_kind: cfg.config.agent.kind().to_string(),
+            agent_kind: agents::kind_of(agent).name.to_string(),
             eval_return,
             weights_content_crc32c: Some(checkpoint::content_crc32c(&agent.parameter_values())),
             files_crc32c: Default::default(),
         },
         config_toml: cfg.to_toml()?,
-        agent: vec![
-            (AGENT_WEIGHTS.to_string(), agent_state.weights),
-            (AGENT_OPTIMIZER.to_string(), agent_state.optimizer),
-            (AGENT_META.to_string(), serde_json::to_vec_pretty(&agent_state.meta).context("serialising agent meta")?),
-        ],
+        agent: (agents::kind_of(agent).files)(&agent_state)?,
         env_state_json: serde_json::to_vec(&venv.save_state()).context("serialising the env state")?,
         trainer_state_json: serde_json::to_vec_pretty(state).context("serialising the trainer state")?,
     })
@@ -743,31 +745,37 @@ fn checkpoint_files<E: Env>(
 /// The learner of a checkpoint, its weights checked against the content checksum the
 /// checkpoint recorded. `config`: continue with these hyperparameters instead of the saved
 /// ones (`--allow-config-change`; the shapes must match, which the learner checks).
-pub fn load_agent(files: &CheckpointFiles, dir: &Path, config: Option<&splitwise_agents::PpoConfig>) -> Result<Ppo> {
-    let state = read_agent_state(files, dir)?;
+pub fn load_agent(files: &CheckpointFiles, dir: &Path, config: Option<&LearnerConfig>) -> Result<Learner> {
+    let state = agents::read_state(files, dir)?;
     let agent = match config {
-        None => Ppo::from_state(&state),
-        Some(c) => Ppo::new(c.clone(), state.meta.shape.clone(), 0).and_then(|mut a| {
-            a.restore_state(&state)?;
-            Ok(a)
-        }),
+        None => Learner::from_state(&state),
+        Some(c) => {
+            let shape = Learner::from_state(&state)
+                .map_err(|e| anyhow::anyhow!("checkpoint {}: the agent does not load: {e}", dir.display()))?
+                .env_shape();
+            Learner::new(c.clone(), shape, 0).and_then(|mut a| {
+                a.restore_state(&state)?;
+                Ok(a)
+            })
+        }
     }
     .map_err(|e| {
         // `restore_state` prefixes record errors with the blob they came from.
         let file = match &e {
-            splitwise_agents::PpoError::Record(d) if d.starts_with("weights") => AGENT_WEIGHTS,
-            splitwise_agents::PpoError::Record(d) if d.starts_with("optimizer") => AGENT_OPTIMIZER,
-            _ => AGENT_META,
+            splitwise_agents::PpoError::Record(d) if d.starts_with("weights") => agents::AGENT_WEIGHTS,
+            splitwise_agents::PpoError::Record(d) if d.starts_with("optimizer") => agents::AGENT_OPTIMIZER,
+            _ => agents::AGENT_META,
         };
-        anyhow::anyhow!("checkpoint {}: agent/{file} does not load: {e}", dir.display())
+        anyhow::anyhow!("checkpoint {}: {} does not load: {e}", dir.display(), level_files(&state, file))
     })?;
     if let Some(recorded) = &files.metadata.weights_content_crc32c {
         let actual = checkpoint::content_crc32c(&agent.parameter_values());
         if *recorded != actual {
             bail!(
-                "checkpoint {}: agent/{AGENT_WEIGHTS} is corrupt: its tensors' content CRC-32C is {actual}, \
+                "checkpoint {}: {} is corrupt: its tensors' content CRC-32C is {actual}, \
                  {} records {recorded}; use another checkpoint",
                 dir.display(),
+                level_files(&state, agents::AGENT_WEIGHTS),
                 checkpoint::METADATA_FILE
             );
         }
@@ -775,20 +783,21 @@ pub fn load_agent(files: &CheckpointFiles, dir: &Path, config: Option<&splitwise
     Ok(agent)
 }
 
-/// The learner's state from a checkpoint's `agent/` files.
-pub fn read_agent_state(files: &CheckpointFiles, dir: &Path) -> Result<PpoState> {
-    if files.metadata.agent_kind != "ppo" {
-        bail!(
-            "checkpoint {}: agent kind `{}` is not one this splitwise loads (ppo)",
-            dir.display(),
-            files.metadata.agent_kind
-        );
+/// The checkpoint paths of a learner's files called `file` (one per level): `agent/weights.bpk`,
+/// or `agent/high.weights.bpk or agent/low.weights.bpk`.
+fn level_files(state: &LearnerState, file: &str) -> String {
+    match state {
+        LearnerState::Flat(_) => format!("agent/{file}"),
+        LearnerState::Hierarchical(_) => format!("agent/high.{file} or agent/low.{file}"),
     }
-    let meta: PpoMeta = serde_json::from_slice(files.agent_file(AGENT_META, dir)?)
-        .with_context(|| format!("checkpoint {}: agent/{AGENT_META} is corrupt", dir.display()))?;
-    Ok(PpoState {
-        weights: files.agent_file(AGENT_WEIGHTS, dir)?.to_vec(),
-        optimizer: files.agent_file(AGENT_OPTIMIZER, dir)?.to_vec(),
-        meta,
-    })
+}
+
+/// A flat (PPO) learner's state from a checkpoint's `agent/` files.
+pub fn read_agent_state(files: &CheckpointFiles, dir: &Path) -> Result<PpoState> {
+    match agents::read_state(files, dir)? {
+        LearnerState::Flat(s) => Ok(s),
+        LearnerState::Hierarchical(_) => {
+            bail!("checkpoint {}: a hierarchical agent, not a flat PPO learner", dir.display())
+        }
+    }
 }

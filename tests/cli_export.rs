@@ -541,7 +541,8 @@ fn bad_checkpoints_get_clear_errors_and_out_is_never_half_written() {
     meta["agent_kind"] = "dreamer".into();
     std::fs::write(&meta_path, serde_json::to_vec(&meta).expect("JSON")).expect("writes");
     let e = err(export(&unknown));
-    assert!(e.contains("dreamer") && e.contains("no exporter") && e.contains("ppo"), "{e}");
+    assert!(e.contains("dreamer") && e.contains("not one this splitwise knows") && e.contains("ppo, hppo"), "{e}");
+    assert!(e.contains("metadata.json"), "names the file: {e}");
     assert!(e.contains("unknown_kind"), "names the checkpoint: {e}");
 
     let corrupt = dir.path().join("corrupt_weights");

@@ -7,8 +7,6 @@ mod common;
 
 use common::tfevents::read_events;
 use splitwise::checkpoint;
-use splitwise::train::read_agent_state;
-use splitwise_agents::Ppo;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -33,13 +31,13 @@ fn err(out: Output) -> String {
 }
 
 /// Every scalar a run logged, as (step, tag, value bits), sorted; wall-clock tags (`charts/sps`,
-/// `time/*`) left out.
+/// `time/*`, a level's `<level>/time/*`) left out.
 fn logged(run: &Path) -> Vec<(i64, String, u32)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(run.join("tensorboard")).expect("a tensorboard folder") {
         for event in read_events(&entry.expect("entry").path()) {
             for (tag, value) in event.scalars {
-                if tag != "charts/sps" && !tag.starts_with("time/") {
+                if tag != "charts/sps" && !tag.starts_with("time/") && !tag.contains("/time/") {
                     out.push((event.step, tag, value.to_bits()));
                 }
             }
@@ -51,9 +49,7 @@ fn logged(run: &Path) -> Vec<(i64, String, u32)> {
 
 fn weights(ckpt: &Path) -> Vec<Vec<f32>> {
     let files = checkpoint::load(ckpt).expect("checkpoint loads");
-    Ppo::from_state(&read_agent_state(&files, ckpt).expect("agent files"))
-        .expect("agent state loads")
-        .parameter_values()
+    splitwise::train::load_agent(&files, ckpt, None).expect("agent loads").parameter_values()
 }
 
 fn trainer_state_without_wall_time(ckpt: &Path) -> serde_json::Value {
@@ -114,8 +110,14 @@ fn assert_exact_resume(config: &Path, half: u64, total: u64) {
     let (ra, rb) = (a.path().join("checkpoints/r"), b.path().join("checkpoints/r"));
     let (ca, cb) = (ra.join(format!("step_{total}")), rb.join(format!("step_{total}")));
     assert!(weights(&ca) == weights(&cb), "weights differ after resume");
-    for f in ["agent/ppo_meta.json", "env_state.json"] {
-        assert!(std::fs::read(ca.join(f)).unwrap() == std::fs::read(cb.join(f)).unwrap(), "{f} differs after resume");
+    let mut files: Vec<String> = std::fs::read_dir(ca.join("agent"))
+        .unwrap()
+        .map(|e| format!("agent/{}", e.unwrap().file_name().to_string_lossy()))
+        .filter(|f| f.ends_with(".json"))
+        .collect();
+    files.push("env_state.json".into());
+    for f in files {
+        assert!(std::fs::read(ca.join(&f)).unwrap() == std::fs::read(cb.join(&f)).unwrap(), "{f} differs after resume");
     }
     assert_eq!(trainer_state_without_wall_time(&ca), trainer_state_without_wall_time(&cb));
     let (la, lb) = (logged(&ra), logged(&rb));
@@ -126,6 +128,52 @@ fn assert_exact_resume(config: &Path, half: u64, total: u64) {
 #[test]
 fn resume_is_bit_identical_on_the_partition_env() {
     assert_exact_resume(&repo("configs/smoke.toml"), 128, 256);
+}
+
+#[test]
+fn resume_is_bit_identical_for_hierarchical_ppo() {
+    assert_exact_resume(&repo("configs/hppo-smoke.toml"), 128, 256);
+}
+
+/// Hierarchical PPO goes through the same commands as PPO: its run logs both levels, its
+/// checkpoint holds both levels and says so, `eval` loads it next to baselines and `export`
+/// writes a graph per level.
+#[test]
+fn hierarchical_ppo_trains_evaluates_and_exports_through_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = repo("configs/hppo-smoke.toml");
+    let out = ok(train(dir.path(), &["--config", config.to_str().unwrap(), "--run-name", "h"]));
+    assert!(out.contains("held-out comparison") && out.contains("trained policy"), "{out}");
+    let run = dir.path().join("checkpoints/h");
+    let tags: std::collections::BTreeSet<String> = logged(&run).into_iter().map(|(_, t, _)| t).collect();
+    for t in ["high/losses/policy_loss", "low/losses/policy_loss", "high/losses/value_loss", "low/losses/entropy"] {
+        assert!(tags.contains(t), "{t} not logged: {tags:?}");
+    }
+    let ckpt = run.join("step_256");
+    let files = checkpoint::load(&ckpt).unwrap();
+    assert_eq!(files.metadata.agent_kind, "hppo");
+    let names: Vec<&str> = files.agent.iter().map(|(n, _)| n.as_str()).collect();
+    for f in ["high.weights.bpk", "low.weights.bpk", "high.ppo_meta.json", "low.ppo_meta.json", "hierarchy.json"] {
+        assert!(names.contains(&f), "{f} missing from {names:?}");
+    }
+    let eval = Command::new(env!("CARGO_BIN_EXE_splitwise"))
+        .current_dir(dir.path())
+        .args(["eval", "--config", config.to_str().unwrap(), "--episodes", "1", "--slots", "32", "--no-headroom"])
+        .args(["--policies", &format!("h=ckpt:{},cloud-only", ckpt.display()), "--out", "ev"])
+        .output()
+        .unwrap();
+    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    let report = std::fs::read_to_string(dir.path().join("ev/report.md")).unwrap();
+    assert!(report.contains("| h "), "{report}");
+    let export = Command::new(env!("CARGO_BIN_EXE_splitwise"))
+        .current_dir(dir.path())
+        .args(["export", "--checkpoint", ckpt.to_str().unwrap(), "--out", "p.onnx"])
+        .output()
+        .unwrap();
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    for f in ["p.high.onnx", "p.low.onnx", "p.onnx.json"] {
+        assert!(dir.path().join(f).is_file(), "{f} not written");
+    }
 }
 
 #[test]
@@ -200,7 +248,11 @@ fn shipped_cartpole_config_is_the_rl_zoo_preset() {
     let r = splitwise::config::load(&repo("configs/cartpole-ppo.toml")).unwrap();
     let mut zoo = splitwise_agents::PpoConfig::cartpole_zoo();
     zoo.total_timesteps = r.config.training.total_steps;
-    assert_eq!(*r.ppo(), zoo, "configs/cartpole-ppo.toml must stay the preset the benchmarks use");
+    assert_eq!(
+        r.learner_config(),
+        splitwise_agents::LearnerConfig::Flat(zoo),
+        "configs/cartpole-ppo.toml must stay the preset the benchmarks use"
+    );
 }
 
 #[test]

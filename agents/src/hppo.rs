@@ -267,6 +267,19 @@ impl Hppo {
         Ok(HppoState { high: self.high.export_state()?, low: self.low.export_state()?, n_high: self.n_high })
     }
 
+    /// Replaces both levels' state with saved ones (same shapes; this learner's hyperparameters
+    /// are kept).
+    pub fn restore_state(&mut self, state: &HppoState) -> Result<(), PpoError> {
+        if state.n_high != self.n_high {
+            return Err(PpoError::StateMismatch(format!(
+                "the saved hierarchy's high level picks {} components, this one {}",
+                state.n_high, self.n_high
+            )));
+        }
+        self.high.restore_state(&state.high)?;
+        self.low.restore_state(&state.low)
+    }
+
     /// A learner from saved state (the environment's shape is rebuilt from the levels').
     pub fn from_state(state: &HppoState) -> Result<Self, PpoError> {
         let (hs, ls) = (&state.high.meta.shape, &state.low.meta.shape);

@@ -15,6 +15,7 @@ pub mod export;
 pub mod gae;
 pub mod grad_clip;
 pub mod hppo;
+pub mod learner;
 pub mod loss;
 pub mod network;
 pub mod normalize;
@@ -25,6 +26,7 @@ pub mod ppo_step;
 pub use config::{Annealing, PpoConfig};
 pub use evaluate::evaluate;
 pub use hppo::{Hppo, HppoConfig, HppoState};
+pub use learner::{Acts, Learner, LearnerConfig, LearnerState};
 pub use ppo::{
     ActionChoice, ConditionalMask, PolicyShape, Ppo, PpoError, PpoMeta, PpoState, Progress, RolloutStats, StepOutcome,
     UpdateStats,

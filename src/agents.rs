@@ -1,0 +1,185 @@
+//! The agent registry: every learner kind the app trains, evaluates and exports, with its
+//! checkpoint files, its loader and the networks an export writes. `train`, `eval` and `export`
+//! look a kind up here (by a checkpoint's `agent_kind` or the config's `agent.kind`) and never
+//! branch on the name themselves; `splitwise train --help` and the docs list [`REGISTRY`].
+
+use crate::checkpoint::CheckpointFiles;
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use splitwise_agents::export::PolicyLevel;
+use splitwise_agents::{Hppo, HppoState, Learner, LearnerState, PpoMeta, PpoState};
+use std::path::Path;
+
+/// The flat learner's files inside `agent/` (names kept from the first checkpoint format).
+pub const AGENT_WEIGHTS: &str = "weights.bpk";
+pub const AGENT_OPTIMIZER: &str = "optimizer.bpk";
+pub const AGENT_META: &str = "ppo_meta.json";
+/// A hierarchy's own file: how its levels split the action components.
+pub const HIERARCHY_FILE: &str = "hierarchy.json";
+
+/// A checkpoint's `agent/` files: (name, contents).
+pub type AgentFiles = Vec<(String, Vec<u8>)>;
+
+/// One kind of agent.
+pub struct AgentKind {
+    /// `agent.kind` in a config, `agent_kind` in a checkpoint's metadata.
+    pub name: &'static str,
+    pub help: &'static str,
+    /// The `agent/` files of a learner's state.
+    pub files: fn(&LearnerState) -> Result<AgentFiles>,
+    /// The state back from a checkpoint's files (`dir` names it in errors).
+    pub read: fn(&CheckpointFiles, &Path) -> Result<LearnerState>,
+    /// The networks an ONNX export writes, in chain order.
+    pub levels: fn(&Learner) -> Vec<PolicyLevel>,
+}
+
+pub const REGISTRY: &[AgentKind] = &[
+    AgentKind {
+        name: "ppo",
+        help: "PPO over the whole (masked multi-discrete) action: one actor, one critic",
+        files: ppo_files,
+        read: ppo_read,
+        levels: ppo_levels,
+    },
+    AgentKind {
+        name: "hppo",
+        help: "hierarchical PPO: a high level picks the split and precision, a low level the window's heads and \
+               FFN modes given that choice; two actors, two critics",
+        files: hppo_files,
+        read: hppo_read,
+        levels: hppo_levels,
+    },
+];
+
+/// The kind called `name`, or an error listing the kinds.
+pub fn find(name: &str) -> Result<&'static AgentKind> {
+    REGISTRY
+        .iter()
+        .find(|k| k.name == name)
+        .with_context(|| format!("agent kind `{name}` is not one this splitwise knows ({})", names().join(", ")))
+}
+
+pub fn names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|k| k.name).collect()
+}
+
+/// The kind of a learner.
+pub fn kind_of(learner: &Learner) -> &'static AgentKind {
+    let name = match learner {
+        Learner::Flat(_) => "ppo",
+        Learner::Hierarchical(_) => "hppo",
+    };
+    find(name).expect("every learner variant has a registry entry (tested)")
+}
+
+/// A checkpoint's learner state, read by the kind its metadata names.
+pub fn read_state(files: &CheckpointFiles, dir: &Path) -> Result<LearnerState> {
+    let kind = find(&files.metadata.agent_kind)
+        .with_context(|| format!("checkpoint {} ({})", dir.display(), crate::checkpoint::METADATA_FILE))?;
+    (kind.read)(files, dir)
+}
+
+fn level_files(prefix: &str, state: &PpoState) -> Result<Vec<(String, Vec<u8>)>> {
+    Ok(vec![
+        (format!("{prefix}{AGENT_WEIGHTS}"), state.weights.clone()),
+        (format!("{prefix}{AGENT_OPTIMIZER}"), state.optimizer.clone()),
+        (format!("{prefix}{AGENT_META}"), serde_json::to_vec_pretty(&state.meta).context("serialising agent meta")?),
+    ])
+}
+
+fn level_read(files: &CheckpointFiles, dir: &Path, prefix: &str) -> Result<PpoState> {
+    let meta_file = format!("{prefix}{AGENT_META}");
+    let meta: PpoMeta = serde_json::from_slice(files.agent_file(&meta_file, dir)?)
+        .with_context(|| format!("checkpoint {}: agent/{meta_file} is corrupt", dir.display()))?;
+    Ok(PpoState {
+        weights: files.agent_file(&format!("{prefix}{AGENT_WEIGHTS}"), dir)?.to_vec(),
+        optimizer: files.agent_file(&format!("{prefix}{AGENT_OPTIMIZER}"), dir)?.to_vec(),
+        meta,
+    })
+}
+
+fn ppo_files(state: &LearnerState) -> Result<Vec<(String, Vec<u8>)>> {
+    match state {
+        LearnerState::Flat(s) => level_files("", s),
+        LearnerState::Hierarchical(_) => bail!("a hierarchical state is not a ppo agent's"),
+    }
+}
+
+fn ppo_read(files: &CheckpointFiles, dir: &Path) -> Result<LearnerState> {
+    Ok(LearnerState::Flat(level_read(files, dir, "")?))
+}
+
+fn ppo_levels(learner: &Learner) -> Vec<PolicyLevel> {
+    match learner {
+        Learner::Flat(p) => vec![PolicyLevel::of_ppo(p)],
+        Learner::Hierarchical(h) => hppo_levels_of(h),
+    }
+}
+
+/// `hierarchy.json`.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Hierarchy {
+    /// Leading action components the high level picks.
+    n_high: usize,
+}
+
+const HIGH: &str = "high.";
+const LOW: &str = "low.";
+
+fn hppo_files(state: &LearnerState) -> Result<Vec<(String, Vec<u8>)>> {
+    let LearnerState::Hierarchical(s) = state else { bail!("a flat state is not an hppo agent's") };
+    let mut files = level_files(HIGH, &s.high)?;
+    files.extend(level_files(LOW, &s.low)?);
+    files.push((HIERARCHY_FILE.to_string(), serde_json::to_vec_pretty(&Hierarchy { n_high: s.n_high })?));
+    Ok(files)
+}
+
+fn hppo_read(files: &CheckpointFiles, dir: &Path) -> Result<LearnerState> {
+    let h: Hierarchy = serde_json::from_slice(files.agent_file(HIERARCHY_FILE, dir)?)
+        .with_context(|| format!("checkpoint {}: agent/{HIERARCHY_FILE} is corrupt", dir.display()))?;
+    Ok(LearnerState::Hierarchical(Box::new(HppoState {
+        high: level_read(files, dir, HIGH)?,
+        low: level_read(files, dir, LOW)?,
+        n_high: h.n_high,
+    })))
+}
+
+fn hppo_levels(learner: &Learner) -> Vec<PolicyLevel> {
+    match learner {
+        Learner::Hierarchical(h) => hppo_levels_of(h),
+        Learner::Flat(p) => vec![PolicyLevel::of_ppo(p)],
+    }
+}
+
+/// The high level's network, then the low level's, which reads the high choice one-hot as its
+/// context.
+fn hppo_levels_of(h: &Hppo) -> Vec<PolicyLevel> {
+    let n_high = h.n_high();
+    let n = h.env_shape().n_components();
+    let mut high = PolicyLevel::of_ppo(h.high());
+    high.role = "high".into();
+    high.components = (0..n_high).collect();
+    let mut low = PolicyLevel::of_ppo(h.low());
+    low.role = "low".into();
+    low.components = (n_high..n).collect();
+    low.obs_dim = h.low().shape().obs_dim;
+    low.context_dim = h.low().shape().context_dim;
+    low.context_from = vec!["high".into()];
+    vec![high, low]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registered_kind_has_a_unique_name_and_help() {
+        let mut names = names();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), REGISTRY.len());
+        assert!(REGISTRY.iter().all(|k| !k.help.is_empty()));
+        assert!(find("nope").err().is_some_and(|e| e.to_string().contains("ppo, hppo")));
+    }
+}
