@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod eval;
 pub mod export;
+pub mod held_out;
 pub mod limits;
 pub mod logging;
 pub mod policies;

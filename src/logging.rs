@@ -121,6 +121,15 @@ impl Progress {
     pub fn finish(&self) {
         self.bar.finish();
     }
+
+    /// A line on stdout above the bar (or plain, when the bar is hidden).
+    pub fn println(&self, line: &str) {
+        if self.bar.is_hidden() {
+            println!("{line}");
+        } else {
+            self.bar.println(line);
+        }
+    }
 }
 
 #[cfg(test)]

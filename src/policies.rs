@@ -65,6 +65,12 @@ pub struct CheckpointPolicy {
 }
 
 impl CheckpointPolicy {
+    /// A learner already in memory (the policy a run is training), acting deterministically.
+    pub fn from_learner(label: &str, agent: Learner) -> Self {
+        let n = agent.env_shape().n_components();
+        Self { label: label.to_string(), agent, actions: vec![0; n] }
+    }
+
     pub fn load(path: &Path, label: &str, env_spec: &EnvSpec) -> Result<Self> {
         let dir = checkpoint::resolve(path)?;
         let files = checkpoint::load(&dir)?;

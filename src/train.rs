@@ -74,9 +74,9 @@ pub struct TrainArgs {
 pub const FINAL_REPORT_EPISODES: u32 = 3;
 /// Seed of the held-out evaluation episodes (their seeds derive from it; training and its
 /// periodic evaluations use the run's own seed).
-pub const HELD_OUT_SEED: u64 = 7_919;
-/// The baselines the trained policy is compared with at the end of training.
-const FINAL_REPORT_BASELINES: &str = "static-best,neurosurgeon,failover,dpp-one-slot";
+pub use crate::held_out::HELD_OUT_SEED;
+/// The baselines the trained policy is compared with (at each evaluation and at the end).
+use crate::held_out::{BASELINES as FINAL_REPORT_BASELINES, HeldOut};
 
 /// One `--allow-config-change` resume: where, and which fields changed (`field: old -> new`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -555,6 +555,13 @@ fn train_on<E: TrainEnv>(
     let started = Instant::now();
     let wall_before = state.wall_time_s;
     let mut metrics = EnvMetrics::default();
+    // Held-out comparisons at each evaluation, on partition scenarios, unless switched off with
+    // the end-of-run report (`--final-report-episodes 0`).
+    let mut held_out = cfg
+        .scenario
+        .clone()
+        .filter(|_| args.final_report_episodes > 0 && training.eval_every_steps > 0)
+        .map(|sc| HeldOut::new(sc, args.config.display().to_string(), args.final_report_episodes));
 
     while agent.progress().global_step < stop_at {
         // Collect and learn.
@@ -622,6 +629,12 @@ fn train_on<E: TrainEnv>(
             let r = mean(records.iter().map(|e| e.episode_return)).unwrap_or(f64::NAN);
             log_scalars(&mut tb, step, [("charts/eval_return", r)])?;
             eval_return = Some(r);
+            // The policy against the scenario's references on held-out episodes (issue 11, item 3).
+            if let Some(h) = held_out.as_mut() {
+                let comparison = h.compare(&agent.export_state()?)?;
+                log_scalars(&mut tb, step, comparison.scalars())?;
+                progress.println(&comparison.line(step));
+            }
             while state.next_eval_step <= step {
                 state.next_eval_step += training.eval_every_steps;
             }

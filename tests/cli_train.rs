@@ -66,6 +66,8 @@ fn smoke_trains_stops_resumes_and_logs() {
     let config = config.to_str().unwrap();
     let out = ok(train(dir.path(), &["--config", config, "--stop-at-step", "128"]));
     assert!(out.contains("trained to step 128"), "{out}");
+    // Each periodic evaluation compares the policy on held-out episodes with the references.
+    assert!(out.contains("step 128: held-out Δ + V·p") && out.contains("the best static plan `"), "{out}");
     let run = dir.path().join("checkpoints/smoke-seed0");
     let out = ok(train(dir.path(), &["--config", config, "--resume", run.join("step_128").to_str().unwrap()]));
     // A finished run compares its policy on held-out episodes with the best static plan, the best
@@ -95,6 +97,9 @@ fn smoke_trains_stops_resumes_and_logs() {
     let steps_of = |tag: &str| scalars.iter().filter(|(_, t, _)| t == tag).map(|(s, _, _)| *s).collect::<Vec<_>>();
     assert_eq!(steps_of("losses/value_loss"), (1..=4).map(|k| k * 64).collect::<Vec<_>>());
     assert_eq!(steps_of("charts/eval_return"), vec![128, 256]);
+    for tag in ["held_out/dpp_trained", "held_out/dpp_best_static", "held_out/dpp_bound"] {
+        assert_eq!(steps_of(tag), vec![128, 256], "{tag}");
+    }
     let latency = scalars.iter().filter(|(_, t, _)| t == "env/latency_mean_s").map(|(_, _, v)| f32::from_bits(*v));
     assert!(latency.clone().count() > 0 && latency.into_iter().all(|v| v.is_finite() && v > 0.0));
 }
