@@ -369,17 +369,7 @@ impl Ppo {
     /// updating statistics: the observation columns normalised when `normalize_obs`, the
     /// context columns as given.
     pub fn normalize_obs(&self, raw: &[f32], out: &mut [f32]) {
-        if !self.config.normalize_obs {
-            out.copy_from_slice(raw);
-        } else if self.shape.context_dim == 0 {
-            self.obs_normalizer.normalize_into(raw, out);
-        } else {
-            let (d, w) = (self.shape.obs_dim, self.shape.input_dim());
-            for (row_in, row_out) in raw.chunks_exact(w).zip(out.chunks_exact_mut(w)) {
-                self.obs_normalizer.normalize_into(&row_in[..d], &mut row_out[..d]);
-                row_out[d..].copy_from_slice(&row_in[d..]);
-            }
-        }
+        normalize_rows(&self.obs_normalizer, &self.shape, self.config.normalize_obs, raw, out);
     }
 
     /// Adds the observation columns of raw rows to the normaliser's statistics.
@@ -496,8 +486,6 @@ impl Ppo {
         if self.config.normalize_obs {
             self.update_obs_statistics(obs);
         }
-        let mut normalized = vec![0.0f32; obs.len()];
-        self.normalize_obs(obs, &mut normalized);
         let first_conditional = self.shape.first_conditional();
         let b = &mut self.buffer;
         assert!(
@@ -507,7 +495,7 @@ impl Ppo {
         let t = b.acted;
         let rows = t * n..(t + 1) * n;
         let obs_rows = &mut b.obs[rows.start * d..rows.end * d];
-        obs_rows.copy_from_slice(&normalized);
+        normalize_rows(&self.obs_normalizer, &self.shape, self.config.normalize_obs, obs, obs_rows);
         b.masks[rows.start * m..rows.end * m].copy_from_slice(masks);
 
         let x = Tensor::<2>::from_data(TensorData::new(obs_rows.to_vec(), [n, d]), &self.infer_device);
@@ -896,6 +884,23 @@ fn choose_actions<R: rand::Rng>(
 }
 
 /// Per-minibatch statistics (summed across minibatches, then averaged).
+/// The policy's input for raw rows (observation then context): the observation columns
+/// normalised when `enabled`, the context columns as given. A free function so the rollout
+/// writes straight into its buffer while the normaliser is borrowed.
+fn normalize_rows(normalizer: &ObsNormalizer, shape: &PolicyShape, enabled: bool, raw: &[f32], out: &mut [f32]) {
+    if !enabled {
+        out.copy_from_slice(raw);
+    } else if shape.context_dim == 0 {
+        normalizer.normalize_into(raw, out);
+    } else {
+        let (d, w) = (shape.obs_dim, shape.input_dim());
+        for (row_in, row_out) in raw.chunks_exact(w).zip(out.chunks_exact_mut(w)) {
+            normalizer.normalize_into(&row_in[..d], &mut row_out[..d]);
+            row_out[d..].copy_from_slice(&row_in[d..]);
+        }
+    }
+}
+
 fn adam(config: &PpoConfig) -> ModuleOptimizer {
     AdamConfig::new().with_epsilon(config.adam_epsilon as f32).init()
 }
