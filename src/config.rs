@@ -107,12 +107,20 @@ pub struct HppoSection {
     /// Leading action components the high level picks (2: split layer and precision).
     #[serde(default = "default_n_high")]
     pub n_high: usize,
+    /// The logit bonus a fresh low level puts on the whole-layer plan of the high choice
+    /// (`splitwise_agents::hppo::completion_prior`); 0 starts it uniform.
+    #[serde(default = "default_low_prior")]
+    pub low_prior: f32,
     pub high: PpoConfig,
     pub low: PpoConfig,
 }
 
 fn default_n_high() -> usize {
     2
+}
+
+fn default_low_prior() -> f32 {
+    splitwise_agents::hppo::DEFAULT_LOW_PRIOR
 }
 
 impl AgentSection {
@@ -146,6 +154,7 @@ impl AgentSection {
                 high: h.high.clone(),
                 low: h.low.clone(),
                 n_high: h.n_high,
+                low_prior: h.low_prior,
             })),
         }
     }
@@ -272,6 +281,13 @@ impl TrainConfig {
             if h.n_high == 0 {
                 return Err(InvalidField::new("agent.n_high", 0, "must be >= 1 (the high level picks the split)"));
             }
+            if !(h.low_prior.is_finite() && (0.0..=20.0).contains(&h.low_prior)) {
+                return Err(InvalidField::new(
+                    "agent.low_prior",
+                    h.low_prior,
+                    "must be a logit bonus in [0, 20] (0: a uniform start)",
+                ));
+            }
         }
         if let EnvSection::Partition { scenario_file, scenario, .. } = &self.env
             && scenario_file.is_some() == scenario.is_some()
@@ -325,6 +341,15 @@ pub fn parse(text: &str, origin: &Path) -> Result<ResolvedTrainConfig> {
                 Ok(r) => r,
                 Err(e) => return Err(blame_overrides(e, &applied, original, origin, &sc_origin)),
             };
+            // The inlined scenario is read back from run folders and checkpoints, away from the
+            // scenario file: its trace names become absolute (they were relative to that file).
+            let base = sc_origin.parent().unwrap_or(Path::new(""));
+            let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+            for path in sc_config.trace_paths_mut() {
+                if Path::new(path.as_str()).is_relative() {
+                    *path = base.join(path.as_str()).display().to_string();
+                }
+            }
             *scenario = Some(Box::new(sc_config));
             Some(resolved)
         }

@@ -137,6 +137,13 @@ impl PolicyLevel {
         let mut rng = item_rng(seed, Stream::Policy, 0);
         let n_logits = nvec.iter().sum();
         let net = Mlp::new(obs_dim + context_dim, hidden, n_logits, head_gain, &mut rng, &Device::flex());
+        let mut actor = Actor::new(net, context_dim, n_logits, &Device::flex());
+        // A trained low level's context skip is not zero: draw it too (U(−1, 1)), after the MLP.
+        if let Some(skip) = actor.context_skip.as_mut() {
+            use rand::RngExt;
+            let w: Vec<f32> = (0..context_dim * n_logits).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            skip.weight = Param::from_data(TensorData::new(w, [context_dim, n_logits]), &Device::flex());
+        }
         Self {
             role: role.to_string(),
             components: (0..nvec.len()).collect(),
@@ -145,7 +152,7 @@ impl PolicyLevel {
             context_dim,
             context_from: Vec::new(),
             normalizer: None,
-            actor: Actor { net },
+            actor,
         }
     }
 
@@ -374,10 +381,10 @@ impl PolicyGraph {
             Some(n) => n.forward(obs),
             None => obs,
         };
-        if let Some(context) = context {
-            x = Tensor::cat(vec![x, context], 1);
+        if let Some(context) = &context {
+            x = Tensor::cat(vec![x, context.clone()], 1);
         }
-        let logits = self.actor.forward_exact(x);
+        let logits = self.actor.forward_exact(x, context);
         match mask {
             // x·m + (m − 1)·1e8: exact for m ∈ {0, 1} (module docs).
             Some(m) => logits * m.clone() + m.sub_scalar(1.0).mul_scalar(-MASKED_LOGIT),

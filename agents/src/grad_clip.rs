@@ -80,7 +80,7 @@ mod tests {
 
     fn model_and_grads(scale: f32) -> (ActorCritic, GradientsParams) {
         let device = Device::flex().autodiff();
-        let model = ActorCritic::new(3, 2, &[8], &[5, 4], &mut StreamRng::seed_from_u64(1), &device);
+        let model = ActorCritic::new(3, 0, 2, &[8], &[5, 4], &mut StreamRng::seed_from_u64(1), &device);
         let obs = Tensor::<2>::from_data(TensorData::new(vec![0.3f32, -1.0, 2.0, 1.5, 0.2, -0.7], [2, 3]), &device);
         let loss = model.actor.forward(obs.clone()).sum() + model.critic.forward(obs).sum();
         let grads = GradientsParams::from_grads(loss.mul_scalar(scale).backward(), &model);

@@ -118,6 +118,15 @@ impl Learner {
         })
     }
 
+    /// A fresh learner's start that depends on the environment, not only on its shape (a
+    /// hierarchy's low-level prior, [`Hppo::init_low_prior`]); call once, before training.
+    pub fn init_from_env<E: splitwise_env::api::Env>(&mut self, env: &E) -> Result<(), PpoError> {
+        match self {
+            Learner::Flat(_) => Ok(()),
+            Learner::Hierarchical(h) => h.init_low_prior(env),
+        }
+    }
+
     /// The environment's observation width and action space the learner acts in.
     pub fn env_shape(&self) -> PolicyShape {
         match self {

@@ -65,22 +65,57 @@ impl Mlp {
     }
 }
 
-/// The policy network: normalised observation → unmasked logits (`Σ nvec` columns).
+/// The policy network: normalised observation (and, for a conditioned level, its context) →
+/// unmasked logits (`Σ nvec` columns).
 #[derive(Module, Debug)]
 pub struct Actor {
     pub net: Mlp,
+    /// A conditioned level's context skip: the context columns (the input's last
+    /// `weight.dims()[0]`) times this matrix, added to the MLP's logits. A hierarchy's low level
+    /// starts it at the logit bonus of the values its high choice implies (see
+    /// [`crate::hppo::completion_prior`]) and trains it with the rest; `None` without a context.
+    pub context_skip: Option<Linear>,
 }
 
 impl Actor {
+    /// An actor with an MLP and, for `context_dim > 0`, a zero context skip (no RNG draws).
+    pub fn new(net: Mlp, context_dim: usize, n_logits: usize, device: &Device) -> Self {
+        let context_skip = (context_dim > 0).then(|| Linear {
+            weight: Param::from_data(
+                TensorData::new(vec![0.0f32; context_dim * n_logits], [context_dim, n_logits]),
+                device,
+            ),
+            bias: None,
+        });
+        Self { net, context_skip }
+    }
+
     pub fn forward(&self, obs: Tensor<2>) -> Tensor<2> {
-        self.net.forward(obs)
+        self.with_skip(obs.clone(), self.net.forward(obs))
     }
 
     /// Logits through burn's `tanh` op instead of the sigmoid form: one `Tanh` node per layer in
     /// an exported graph (the sigmoid form would export Sigmoid/Mul/Sub). Equal to
-    /// [`Actor::forward`] within ~1e-7 per activation.
-    pub fn forward_exact(&self, obs: Tensor<2>) -> Tensor<2> {
-        self.net.forward_with(obs, burn::tensor::activation::tanh)
+    /// [`Actor::forward`] within ~1e-7 per activation. `context` is the input's context columns,
+    /// given apart (an export graph already holds them as a tensor of their own: slicing them
+    /// off the input again would trace as a slice whose bounds vary with the batch).
+    pub fn forward_exact(&self, input: Tensor<2>, context: Option<Tensor<2>>) -> Tensor<2> {
+        let logits = self.net.forward_with(input, burn::tensor::activation::tanh);
+        match (&self.context_skip, context) {
+            (Some(skip), Some(context)) => logits + skip.forward(context),
+            _ => logits,
+        }
+    }
+
+    fn with_skip(&self, input: Tensor<2>, logits: Tensor<2>) -> Tensor<2> {
+        match &self.context_skip {
+            Some(skip) => {
+                let c = skip.weight.dims()[0];
+                let width = input.dims()[1];
+                logits + skip.forward(input.narrow(1, width - c, c))
+            }
+            None => logits,
+        }
     }
 }
 
@@ -106,16 +141,19 @@ pub struct ActorCritic {
 
 impl ActorCritic {
     /// Draws the actor's weights first, then the critic's, from `rng`.
+    /// `input_dim` counts the context's `context_dim` columns, which come last.
     pub fn new(
-        obs_dim: usize,
+        input_dim: usize,
+        context_dim: usize,
         n_logits: usize,
         actor_hidden: &[usize],
         critic_hidden: &[usize],
         rng: &mut impl Rng,
         device: &Device,
     ) -> Self {
-        let actor = Actor { net: Mlp::new(obs_dim, actor_hidden, n_logits, POLICY_HEAD_GAIN, rng, device) };
-        let critic = Critic { net: Mlp::new(obs_dim, critic_hidden, 1, VALUE_HEAD_GAIN, rng, device) };
+        let net = Mlp::new(input_dim, actor_hidden, n_logits, POLICY_HEAD_GAIN, rng, device);
+        let actor = Actor::new(net, context_dim, n_logits, device);
+        let critic = Critic { net: Mlp::new(input_dim, critic_hidden, 1, VALUE_HEAD_GAIN, rng, device) };
         Self { actor, critic }
     }
 }
@@ -228,11 +266,11 @@ mod tests {
     #[test]
     fn exact_and_fast_actor_forward_agree() {
         let device = Device::flex();
-        let net = ActorCritic::new(4, 3, &[64, 64], &[8], &mut StreamRng::seed_from_u64(5), &device);
+        let net = ActorCritic::new(4, 0, 3, &[64, 64], &[8], &mut StreamRng::seed_from_u64(5), &device);
         let obs: Vec<f32> = (0..40).map(|i| (i as f32 * 0.37).sin() * 2.0).collect();
         let x = Tensor::<2>::from_data(TensorData::new(obs, [10, 4]), &device);
         let fast = net.actor.forward(x.clone()).into_data().try_into_vec::<f32>().unwrap();
-        let exact = net.actor.forward_exact(x).into_data().try_into_vec::<f32>().unwrap();
+        let exact = net.actor.forward_exact(x, None).into_data().try_into_vec::<f32>().unwrap();
         // Per-activation differences ≤ 2e-7 (64 of them, norm ≤ 1.6e-6) grow at most by the
         // second layer's spectral norm √2 (≤ 2.3e-6, plus its own 2e-7 each) and shrink through
         // the 0.01-gain head: ≤ 0.01 · √64 · 2.5e-6 ≈ 2e-7 per logit.
@@ -244,7 +282,7 @@ mod tests {
     #[test]
     fn same_seed_same_network_and_biases_are_zero() {
         let device = Device::flex();
-        let make = || ActorCritic::new(4, 2, &[64, 64], &[64, 64], &mut StreamRng::seed_from_u64(11), &device);
+        let make = || ActorCritic::new(4, 0, 2, &[64, 64], &[64, 64], &mut StreamRng::seed_from_u64(11), &device);
         let (a, b) = (make(), make());
         let wa = a.actor.net.head.weight.val().into_data();
         let wb = b.actor.net.head.weight.val().into_data();

@@ -280,6 +280,7 @@ impl Ppo {
         let mut init_rng = item_rng(seed, Stream::Policy, 2 * learner);
         let model = ActorCritic::new(
             shape.input_dim(),
+            shape.context_dim,
             shape.mask_len(),
             &config.actor_hidden,
             &config.critic_hidden,
@@ -331,7 +332,28 @@ impl Ppo {
         &self.policy.actor
     }
 
-    /// Actor and critic (inference copy).
+    /// Sets the context skip ([`Actor::context_skip`]) of a fresh conditioned learner to
+    /// `weights` (`context_dim × Σ nvec`, row-major): the logit shift each context column gives.
+    /// Only before the first update, while the optimizer holds no moments for it.
+    pub fn set_context_skip(&mut self, weights: &[f32]) -> Result<(), PpoError> {
+        let (c, m) = (self.shape.context_dim, self.shape.mask_len());
+        if self.progress.n_updates != 0 || self.model.actor.context_skip.is_none() || weights.len() != c * m {
+            return Err(PpoError::Shape(format!(
+                "a context skip of {} values on a learner with context {c} × {m} logits after {} updates \
+                 (needs a context, {} values, no update yet)",
+                weights.len(),
+                self.progress.n_updates,
+                c * m
+            )));
+        }
+        let weight = burn::module::Param::from_data(TensorData::new(weights.to_vec(), [c, m]), &self.train_device);
+        if let Some(skip) = self.model.actor.context_skip.as_mut() {
+            skip.weight = weight;
+        }
+        self.policy = self.model.valid();
+        Ok(())
+    }
+
     /// Every parameter of the actor and the critic, in visiting order, as host values: compares
     /// weights across runs bit for bit (the burnpack bytes of a record also carry random
     /// parameter ids, so they differ between two identical models).

@@ -38,7 +38,7 @@ fn small(n_envs: usize) -> PpoConfig {
 }
 
 fn hppo(env: &PartitionEnv, seed: u64, n_envs: usize) -> Hppo {
-    let config = HppoConfig { high: small(n_envs), low: small(n_envs), n_high: 2 };
+    let config = HppoConfig { high: small(n_envs), low: small(n_envs), n_high: 2, low_prior: 0.0 };
     Hppo::new(config, PolicyShape::of(env.spec()), seed).unwrap()
 }
 
@@ -103,4 +103,47 @@ fn a_saved_hierarchy_restores_both_levels_exactly() {
     assert_eq!(restored.progress(), agent.progress());
     assert_eq!(restored.export_state().unwrap().high.meta, state.high.meta);
     assert_eq!(restored.export_state().unwrap().low.meta, state.low.meta);
+}
+
+/// With the low-level prior, a fresh hierarchy is a layer-split policy: its most probable low
+/// choice is the whole-layer plan of whatever split the high level picks (the skip's bonus
+/// outweighs a fresh network's near-zero logits), so its greedy plans never mix edge and cloud
+/// inside a layer; without the prior it starts from the network's own (mixed) preferences.
+#[test]
+fn the_low_level_prior_starts_a_fresh_hierarchy_at_the_whole_layer_plan_of_its_split() {
+    let mut env = PartitionEnv::new(strict(JETSON, 64));
+    let mut with_prior = {
+        let config = HppoConfig {
+            high: small(1),
+            low: small(1),
+            n_high: 2,
+            low_prior: splitwise_agents::hppo::DEFAULT_LOW_PRIOR,
+        };
+        Hppo::new(config, PolicyShape::of(env.spec()), 3).unwrap()
+    };
+    with_prior.init_low_prior(&env).unwrap();
+    let without = hppo(&env, 3, 1);
+    let (mut obs, mut mask) =
+        (vec![0.0f32; env.spec().observation.dim()], vec![false; env.spec().action.nvec.iter().sum()]);
+    env.reset_into(Some(11), &mut obs, &mut mask);
+    let mut action = vec![0usize; env.spec().action.nvec.len()];
+    let (mut whole, mut whole_without) = (0, 0);
+    for _ in 0..64 {
+        for (agent, count) in [(&with_prior, &mut whole), (&without, &mut whole_without)] {
+            let mut conditional = |_i: usize, prefix: &[usize], out: &mut [bool]| env.conditional_mask(prefix, out);
+            agent.act_into_with(&obs, &mask, ActionChoice::Deterministic, Some(&mut conditional), &mut action).unwrap();
+            *count += usize::from(action == env.whole_layer_action(action[0] as u32, action[1]));
+        }
+        env.step_into(&action, &mut obs, &mut mask).unwrap();
+    }
+    assert_eq!(whole, 64, "every greedy plan of the prior-started hierarchy is a whole-layer plan");
+    assert!(whole_without < 64, "without the prior a fresh low level does not follow the split ({whole_without}/64)");
+    // The prior is the context skip's start: a saved state carries it, a zero prior leaves it at 0.
+    let restored = Hppo::from_state(&with_prior.export_state().unwrap()).unwrap();
+    assert_eq!(restored.parameter_values(), with_prior.parameter_values());
+    let skip = |h: &Hppo| {
+        h.low().actor().context_skip.as_ref().map(|l| l.weight.val().into_data().try_to_vec::<f32>().unwrap())
+    };
+    assert!(skip(&with_prior).unwrap().contains(&splitwise_agents::hppo::DEFAULT_LOW_PRIOR));
+    assert!(skip(&without).unwrap().iter().all(|&w| w == 0.0));
 }

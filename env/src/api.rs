@@ -104,6 +104,15 @@ pub trait Env: Send {
         false
     }
 
+    /// The values the components after `prefix` take by default given it, written into `out`
+    /// (one per remaining component); `false` when this environment has no such default. A
+    /// hierarchical space's default completion of a split is its whole-layer plan: a hierarchy's
+    /// low level starts out refining that plan instead of sampling window placements uniformly
+    /// (see `splitwise_agents::hppo`). A default, not a mask: it may be infeasible.
+    fn default_completion(&self, _prefix: &[usize], _out: &mut [usize]) -> bool {
+        false
+    }
+
     fn restore_state(&mut self, state: &Self::State) -> Result<(), EnvError>;
 
     fn reset(&mut self, seed: Option<u64>) -> (Observation, Self::Info) {

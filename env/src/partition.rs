@@ -529,6 +529,21 @@ impl PartitionEnv {
         }
     }
 
+    /// The hierarchical action of the whole-layer plan with split `split` at precision index
+    /// `precision`: window layers below the split on the edge (all heads, FFN on the edge), the
+    /// rest on the cloud.
+    pub fn whole_layer_action(&self, split: u32, precision: usize) -> Vec<usize> {
+        let ws = self.window_start(split);
+        let full_heads = (self.scenario.n_heads() / self.head_step) as usize;
+        let mut action = vec![split as usize, precision];
+        for i in 0..self.window {
+            let edge = ws + i < split;
+            action.push(if edge { full_heads } else { 0 });
+            action.push(if edge { FfnMode::Edge } else { FfnMode::Cloud }.index());
+        }
+        action
+    }
+
     /// The placement window layer `i` gets from low-level action values.
     fn low_placement(&self, heads_index: usize, ffn_index: usize) -> LayerPlacement {
         LayerPlacement { edge_heads: (heads_index as u32 * self.head_step) as u16, ffn: FfnMode::ALL[ffn_index] }
@@ -1182,6 +1197,16 @@ impl Env for PartitionEnv {
         true
     }
 
+    fn default_completion(&self, prefix: &[usize], out: &mut [usize]) -> bool {
+        let n = self.spec.action.nvec.len();
+        if self.mode != ActionMode::Hierarchical || prefix.is_empty() || prefix.len() + out.len() != n {
+            return false;
+        }
+        let full = self.whole_layer_action(prefix[0] as u32, prefix.get(1).copied().unwrap_or(0));
+        out.copy_from_slice(&full[prefix.len()..]);
+        true
+    }
+
     fn save_state(&self) -> PartitionState {
         self.state.clone()
     }
@@ -1267,6 +1292,36 @@ mod tests {
 
     fn calm() -> Arc<Scenario> {
         Arc::new(Scenario::from_toml(CALM, &NoTraces).unwrap())
+    }
+
+    /// The default completion of every split and precision is the whole-layer plan of that
+    /// split (GPT-2 Medium: 24 layers, 16 heads; window 4, head step 4 → head indices 0..=4).
+    #[test]
+    fn default_completion_of_a_split_is_its_whole_layer_plan() {
+        let text = CALM.replace("mode = \"layer-split\"", "mode = \"hierarchical\"\nwindow_layers = 4\nhead_step = 4");
+        let env = PartitionEnv::new(Arc::new(Scenario::from_toml(&text, &NoTraces).unwrap()));
+        let n = env.spec().action.nvec.len();
+        assert_eq!(n, 2 + 2 * 4);
+        for split in 0..=24u32 {
+            for (p, precision) in Precision::ALL.into_iter().enumerate() {
+                let mut rest = vec![0; n - 2];
+                assert!(env.default_completion(&[split as usize, p], &mut rest));
+                let mut action = vec![split as usize, p];
+                action.extend_from_slice(&rest);
+                let plan = Plan::layer_split(24, 16, split, precision);
+                assert_eq!(env.plan_of_action(&action), plan, "split {split} precision {p}");
+                assert_eq!(env.whole_layer_action(split, p), action);
+            }
+        }
+        // Given the split only, the precision is completed too (16-bit, index 0).
+        let mut rest = vec![0; n - 1];
+        assert!(env.default_completion(&[12], &mut rest));
+        assert_eq!(rest[..3], [0, 4, 2]);
+        assert_eq!(rest[7..], [0, 0]);
+        // Wrong lengths and the layer-split space have no default.
+        assert!(!env.default_completion(&[12], &mut [0; 3]));
+        let flat = PartitionEnv::new(calm());
+        assert!(!flat.default_completion(&[3], &mut []));
     }
 
     fn first_record(sc: &Arc<Scenario>, policy: &mut dyn Policy) -> RequestRecord {

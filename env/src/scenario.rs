@@ -271,6 +271,21 @@ impl ScenarioConfig {
         toml::from_str(text).map_err(|e| ScenarioError::Parse(e.to_string()))
     }
 
+    /// Every trace file name the scenario reads (link rate, arrivals), for the app to rewrite
+    /// (e.g. relative to the scenario file → absolute, when the scenario is inlined elsewhere).
+    pub fn trace_paths_mut(&mut self) -> Vec<&mut String> {
+        let mut paths = Vec::new();
+        if let crate::link::RateModelConfig::Rate { process: crate::link::RateProcessConfig::Trace(t) } =
+            &mut self.link.rate
+        {
+            paths.push(&mut t.path);
+        }
+        if let crate::workload::ArrivalConfig::Trace { path, .. } = &mut self.workload.arrivals {
+            paths.push(path);
+        }
+        paths
+    }
+
     /// Checks the cross-field rules that serde cannot.
     pub fn validate(&self) -> Validation {
         if self.version != SCENARIO_VERSION {
