@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""The learned-agent experiment (issue 12), driven by scripts/experiment.sh.
+
+Trains flat PPO (configs/ppo-jetson-layer-split.toml's agent, layer-split action) and H-PPO
+(configs/hppo-jetson.toml's agent, hierarchical action) on every scenario with the same agent
+config shape and env-step budget, several training seeds each; evaluates every trained `best/`
+checkpoint next to the baselines and the clairvoyant bound on held-out episodes; and writes the
+"Learned policies" section of RESULTS.md (between its markers) plus training-curve SVGs.
+
+Standard library only: the TensorBoard event files are read with a minimal protobuf decoder
+(tfrecord framing, Event.step, Summary.Value.tag / simple_value) and the curves are drawn as
+plain SVG, so the experiment needs nothing beyond python3 and the release binary."""
+
+import argparse
+import collections
+import concurrent.futures
+import glob
+import json
+import math
+import os
+import re
+import struct
+import subprocess
+import time
+
+AGENTS = {
+    "ppo": "configs/ppo-jetson-layer-split.toml",
+    "hppo": "configs/hppo-jetson.toml",
+}
+BASELINES = "cloud-only,edge-only,static-best,neurosurgeon,failover,dpp-one-slot,best-fixed,clairvoyant"
+HELD_OUT_SEED = 7919
+MARK_BEGIN = "<!-- experiment:begin (scripts/experiment.sh writes this section) -->"
+MARK_END = "<!-- experiment:end -->"
+CURVES = [
+    ("charts/episodic_return", "training episode return"),
+    ("env/latency_p95_s", "P95 latency (s), training rollouts"),
+    ("env/backlog", "backlog (requests), training rollouts"),
+    ("held_out/dpp_trained", "held-out Δ + V·p"),
+]
+
+
+# ----- configs and runs ---------------------------------------------------------------------------
+
+
+def run_config(root, out, agent, scenario, steps):
+    """The agent's shipped config on `scenario`: same agent section, same budget."""
+    text = open(os.path.join(root, AGENTS[agent])).read()
+    text = re.sub(r'(?m)^name = ".*"$', f'name = "{agent}-{scenario}"', text, count=1)
+    scenario_path = os.path.abspath(os.path.join(root, "configs", f"{scenario}.toml"))
+    text = re.sub(r'(?m)^scenario_file = ".*"$', f'scenario_file = "{scenario_path}"', text, count=1)
+    if steps:
+        text = re.sub(r"(?m)^total_steps = .*$", f"total_steps = {steps}", text, count=1)
+    text += f'\n[logging]\ncheckpoints_dir = "{os.path.abspath(os.path.join(out, "checkpoints"))}"\nprogress = "never"\n'
+    path = os.path.join(out, "configs", f"{agent}-{scenario}.toml")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def run_name(agent, scenario, seed):
+    return f"{agent}-{scenario}-s{seed}"
+
+
+def train(binary, out, config, agent, scenario, seed):
+    name = run_name(agent, scenario, seed)
+    done = os.path.join(out, "logs", name + ".done")
+    if os.path.exists(done):
+        return name, json.load(open(done))["seconds"], True
+    run_dir = os.path.join(out, "checkpoints", name)
+    cmd = [binary, "train", "--config", config, "--seed", str(seed), "--run-name", name]
+    if os.path.isdir(run_dir):
+        cmd = [binary, "train", "--config", config, "--resume", run_dir]
+    start = time.time()
+    with open(os.path.join(out, "logs", name + ".log"), "w") as log:
+        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+    seconds = time.time() - start
+    if rc != 0:
+        raise RuntimeError(f"{name}: `{' '.join(cmd)}` exited {rc} (log: {out}/logs/{name}.log)")
+    with open(done, "w") as f:
+        json.dump({"seconds": seconds}, f)
+    return name, seconds, False
+
+
+def evaluate(binary, out, config, agent, scenario, seeds, episodes):
+    dest = os.path.join(out, "eval", f"{agent}-{scenario}")
+    if os.path.exists(os.path.join(dest, "metrics.json")):
+        return dest
+    def checkpoint(seed):
+        # `best/` exists once a periodic evaluation ran; a run too short for one has only step_N/.
+        run_dir = os.path.join(out, "checkpoints", run_name(agent, scenario, seed))
+        best = os.path.join(run_dir, "best")
+        return best if os.path.isdir(best) else run_dir
+
+    ckpts = ",".join(f"{agent}-s{s}=ckpt:{checkpoint(s)}" for s in seeds)
+    cmd = [binary, "eval", "--config", config, "--policies", f"{ckpts},{BASELINES}", "--episodes", str(episodes),
+           "--seed", str(HELD_OUT_SEED), "--out", dest]
+    with open(os.path.join(out, "logs", f"eval-{agent}-{scenario}.log"), "w") as log:
+        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        raise RuntimeError(f"eval {agent} {scenario}: exited {rc} (log: {out}/logs/eval-{agent}-{scenario}.log)")
+    return dest
+
+
+# ----- TensorBoard event files --------------------------------------------------------------------
+
+
+def _varint(b, i):
+    r = s = 0
+    while True:
+        c = b[i]
+        i += 1
+        r |= (c & 0x7F) << s
+        s += 7
+        if c < 0x80:
+            return r, i
+
+
+def _fields(b):
+    i = 0
+    while i < len(b):
+        key, i = _varint(b, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            v, i = _varint(b, i)
+        elif wire == 1:
+            v, i = b[i:i + 8], i + 8
+        elif wire == 5:
+            v, i = b[i:i + 4], i + 4
+        elif wire == 2:
+            n, i = _varint(b, i)
+            v, i = b[i:i + n], i + n
+        else:
+            return
+        yield field, v
+
+
+def scalars(run_dir):
+    """tag → [(step, value)] from a run's TensorBoard event files (simple values only)."""
+    out = collections.defaultdict(dict)
+    for path in sorted(glob.glob(os.path.join(run_dir, "tensorboard", "*"))):
+        data = open(path, "rb").read()
+        i = 0
+        while i + 12 <= len(data):
+            n = struct.unpack("<Q", data[i:i + 8])[0]
+            event = data[i + 12:i + 12 + n]
+            i += 12 + n + 4
+            step = 0
+            values = []
+            for field, v in _fields(event):
+                if field == 2:
+                    step = v
+                elif field == 5:
+                    for f2, value in _fields(v):
+                        if f2 != 1:
+                            continue
+                        tag = val = None
+                        for f3, x in _fields(value):
+                            if f3 == 1:
+                                tag = x.decode()
+                            elif f3 == 2:
+                                val = struct.unpack("<f", x)[0]
+                        if tag is not None and val is not None:
+                            values.append((tag, val))
+            for tag, val in values:
+                out[tag][step] = val  # a resumed run logs a step again: the last value wins
+    return {tag: sorted(d.items()) for tag, d in out.items()}
+
+
+def binned_mean(series_list, bins=30):
+    """Mean over runs of each run's values binned by step (runs share the step grid)."""
+    if not series_list or not any(series_list):
+        return []
+    top = max(s[-1][0] for s in series_list if s)
+    width = max(top / bins, 1)
+    acc = collections.defaultdict(list)
+    for s in series_list:
+        per = collections.defaultdict(list)
+        for step, v in s:
+            if math.isfinite(v):
+                per[min(int(step / width), bins - 1)].append(v)
+        for b, vs in per.items():
+            acc[b].append(sum(vs) / len(vs))
+    return [((b + 0.5) * width, sum(v) / len(v)) for b, v in sorted(acc.items())]
+
+
+# ----- SVG ------------------------------------------------------------------------------------------
+
+
+def svg_chart(path, title, series, ylabel, hlines=()):
+    """A line chart: series = [(label, colour, [(x, y)])], hlines = [(label, colour, y)]."""
+    w, h, l, r, t, b = 640, 360, 70, 170, 30, 45
+    pts = [p for _, _, s in series for p in s] + [(0, y) for _, _, y in hlines]
+    if not pts:
+        return
+    xs = [p[0] for p in pts]
+    ys = [p[1] for p in pts if math.isfinite(p[1])]
+    x0, x1 = 0, max(xs) or 1
+    y0, y1 = min(ys), max(ys)
+    if y1 - y0 < 1e-12:
+        y0, y1 = y0 - 1, y1 + 1
+    pad = 0.05 * (y1 - y0)
+    y0, y1 = y0 - pad, y1 + pad
+    sx = lambda x: l + (w - l - r) * (x - x0) / (x1 - x0)
+    sy = lambda y: t + (h - t - b) * (1 - (y - y0) / (y1 - y0))
+    o = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+         f'<rect width="{w}" height="{h}" fill="white"/>',
+         f'<text x="{l}" y="18" font-size="13">{title}</text>',
+         f'<rect x="{l}" y="{t}" width="{w - l - r}" height="{h - t - b}" fill="none" stroke="#444"/>']
+    for k in range(5):
+        y = y0 + (y1 - y0) * k / 4
+        o.append(f'<text x="{l - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{y:.3g}</text>')
+        x = x0 + (x1 - x0) * k / 4
+        o.append(f'<text x="{sx(x):.1f}" y="{h - b + 16}" text-anchor="middle">{x / 1000:.0f}k</text>')
+    o.append(f'<text x="{(l + w - r) / 2}" y="{h - 8}" text-anchor="middle">environment steps</text>')
+    o.append(f'<text x="14" y="{(t + h - b) / 2}" transform="rotate(-90 14 {(t + h - b) / 2})" '
+             f'text-anchor="middle">{ylabel}</text>')
+    legend = 0
+    for label, colour, y in hlines:
+        o.append(f'<line x1="{l}" x2="{w - r}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="{colour}" stroke-dasharray="5,4"/>')
+        o.append(f'<text x="{w - r + 8}" y="{t + 14 * legend + 10}" fill="{colour}">- - {label}</text>')
+        legend += 1
+    for label, colour, s in series:
+        s = [(x, y) for x, y in s if math.isfinite(y)]
+        if not s:
+            continue
+        d = " ".join(f"{sx(x):.1f},{sy(min(max(y, y0), y1)):.1f}" for x, y in s)
+        o.append(f'<polyline points="{d}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        o.append(f'<text x="{w - r + 8}" y="{t + 14 * legend + 10}" fill="{colour}">— {label}</text>')
+        legend += 1
+    o.append("</svg>")
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(o))
+    os.replace(path + ".tmp", path)
+
+
+# ----- report ---------------------------------------------------------------------------------------
+
+
+def mean(xs):
+    xs = [x for x in xs if x is not None and math.isfinite(x)]
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def fmt(x, digits=2):
+    return "–" if x is None or not math.isfinite(x) else f"{x:.{digits}f}"
+
+
+def load_eval(dest):
+    d = json.load(open(os.path.join(dest, "metrics.json")))
+    sc = d["scenarios"][0]
+    rows = {r["label"]: r for r in sc["rows"]}
+    return sc, rows
+
+
+def dpp(rows, label):
+    return rows[label]["metrics"]["drift_plus_penalty"]["mean"] if label in rows else float("nan")
+
+
+def stat(rows, label, key):
+    return rows[label]["metrics"][key]["mean"] if label in rows else float("nan")
+
+
+def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, figures_dir):
+    lines = [MARK_BEGIN, "## Learned policies (flat PPO and H-PPO)\n",
+             f"Regenerated by `{command}` (this section only; `scripts/results.sh` writes the rest).",
+             f"- Each agent trains with one config shape on every scenario (`{AGENTS['ppo']}`, `{AGENTS['hppo']}`: "
+             f"the agent sections; only `scenario_file` changes), {steps_per_run} env steps, training seeds "
+             f"{', '.join(map(str, seeds))}; flat PPO acts in the layer-split space, H-PPO in the hierarchical one.",
+             f"- Evaluation: each run's `best/` checkpoint (chosen on its own evaluation episodes) on {episodes} "
+             f"held-out episodes (seed {HELD_OUT_SEED}, never a training or selection seed), next to the baselines "
+             "and the clairvoyant bound of the same action space.",
+             "- Capture = (best static − policy)/(best static − bound) on the time-averaged Δ + V·p, per seed, then the "
+             "mean over seeds; 1 is the bound, 0 the best static plan. Below 5 % headroom a capture is noise "
+             "and is not given.",
+             f"- Wall time {seconds // 60:.0f} min {seconds % 60:.0f} s on {os.cpu_count()} CPUs "
+             "(training and evaluation, runs in parallel).\n",
+             "| scenario | agent | Δ + V·p per seed | mean | best static | best causal | bound | headroom | capture (mean over seeds) | beats best static | beats best causal | mean latency (s) | P95 (s) | energy/req (J) | accuracy loss |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for scenario in scenarios:
+        for agent in AGENTS:
+            dest = os.path.join(out, "eval", f"{agent}-{scenario}")
+            if not os.path.exists(os.path.join(dest, "metrics.json")):
+                lines.append(f"| `{scenario}` | {agent} | missing | | | | | | | | | | | | |")
+                continue
+            sc, rows = load_eval(dest)
+            h = sc.get("headroom") or {}
+            s_label, c_label, k_label = h.get("best_static"), h.get("clairvoyant"), h.get("best_causal")
+            s, c = dpp(rows, s_label), dpp(rows, c_label)
+            k = dpp(rows, k_label) if k_label else float("nan")
+            labels = [f"{agent}-s{x}" for x in seeds]
+            per = [dpp(rows, lb) for lb in labels]
+            m = mean(per)
+            headroom = (s - c) / abs(s) if math.isfinite(s) and s else float("nan")
+            caps = [(s - p) / (s - c) for p in per] if headroom >= 0.05 else []
+            cap = fmt(mean(caps)) if caps else "– (< 5 %)"
+            beats = f"{sum(p < s for p in per)}/{len(per)}"
+            beats_k = f"{sum(p < k for p in per)}/{len(per)}" if math.isfinite(k) else "–"
+            lines.append(
+                f"| `{scenario}` | {agent} | {', '.join(fmt(p) for p in per)} | {fmt(m)} | `{s_label}` {fmt(s)} | "
+                f"`{k_label}` {fmt(k)} | {fmt(c)} | {fmt(100 * headroom, 1)} % | {cap} | {beats} | {beats_k} | "
+                f"{fmt(mean([stat(rows, lb, 'latency_mean_s') for lb in labels]))} | "
+                f"{fmt(mean([stat(rows, lb, 'latency_p95_s') for lb in labels]))} | "
+                f"{fmt(mean([stat(rows, lb, 'energy_per_request_j') for lb in labels]), 1)} | "
+                f"{fmt(mean([stat(rows, lb, 'accuracy_loss_mean') for lb in labels]), 4)} |")
+    lines.append("\nReference rows (same held-out episodes): mean latency, P95 and energy per request of the best "
+                 "static plan and of the bound are in each scenario's eval report "
+                 f"(`{out}/eval/<agent>-<scenario>/report.md`).\n")
+    # Curves: mean over seeds, both agents on the same budget.
+    lines.append("### Training curves (mean over seeds)\n")
+    os.makedirs(figures_dir, exist_ok=True)
+    colours = {"ppo": "#1f77b4", "hppo": "#d62728"}
+    for scenario in scenarios:
+        runs = {a: [scalars(os.path.join(out, "checkpoints", run_name(a, scenario, s))) for s in seeds] for a in AGENTS}
+        figs = []
+        for tag, ylabel in CURVES:
+            series = [(a, colours[a], binned_mean([r.get(tag, []) for r in runs[a]], 30 if not tag.startswith("held") else 100))
+                      for a in AGENTS]
+            hl = []
+            if tag == "held_out/dpp_trained":
+                ref = [r.get("held_out/dpp_best_static", []) for r in runs["ppo"] if r.get("held_out/dpp_best_static")]
+                bnd = [r.get("held_out/dpp_bound", []) for r in runs["ppo"] if r.get("held_out/dpp_bound")]
+                if ref:
+                    hl.append(("best static", "#2ca02c", ref[0][-1][1]))
+                if bnd:
+                    hl.append(("bound", "#9467bd", bnd[0][-1][1]))
+            name = f"{scenario}-{tag.replace('/', '-')}.svg"
+            svg_chart(os.path.join(figures_dir, name), f"{scenario}: {ylabel}", series, ylabel, hl)
+            figs.append(f"![{scenario} {ylabel}]({os.path.relpath(os.path.join(figures_dir, name))})")
+        lines.append(f"**`{scenario}`**\n")
+        lines.append(" ".join(figs) + "\n")
+    lines.append(MARK_END)
+    return "\n".join(lines)
+
+
+def write_section(results_md, section):
+    text = open(results_md).read() if os.path.exists(results_md) else "# Results\n"
+    if MARK_BEGIN in text and MARK_END in text:
+        a, rest = text.split(MARK_BEGIN, 1)
+        _, b = rest.split(MARK_END, 1)
+        text = a + section + b
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    with open(results_md + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(results_md + ".tmp", results_md)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--seeds", default="0 1 2")
+    ap.add_argument("--steps", type=int, default=0, help="env steps per run (0: the agent configs' own)")
+    ap.add_argument("--episodes", type=int, default=10)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--results", default="RESULTS.md")
+    ap.add_argument("--figures", default="docs/figures/experiment")
+    ap.add_argument("--command", default="scripts/experiment.sh")
+    ap.add_argument("scenarios", nargs="+")
+    a = ap.parse_args()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    seeds = [int(s) for s in a.seeds.split()]
+    os.makedirs(os.path.join(a.out, "logs"), exist_ok=True)
+    start = time.time()
+    configs = {(ag, sc): run_config(root, a.out, ag, sc, a.steps) for ag in AGENTS for sc in a.scenarios}
+    # Longest jobs first (H-PPO), so the pool ends together.
+    jobs = [(ag, sc, s) for ag in reversed(list(AGENTS)) for sc in a.scenarios for s in seeds]
+    with concurrent.futures.ThreadPoolExecutor(a.jobs) as pool:
+        futures = [pool.submit(train, a.binary, a.out, configs[(ag, sc)], ag, sc, s) for ag, sc, s in jobs]
+        for f in concurrent.futures.as_completed(futures):
+            name, secs, cached = f.result()
+            print(f"trained {name} in {secs:.0f} s{' (earlier)' if cached else ''}", flush=True)
+        futures = [pool.submit(evaluate, a.binary, a.out, configs[(ag, sc)], ag, sc, seeds, a.episodes)
+                   for ag in AGENTS for sc in a.scenarios]
+        for f in concurrent.futures.as_completed(futures):
+            print(f"evaluated {f.result()}", flush=True)
+    seconds = time.time() - start
+    steps = re.search(r"(?m)^total_steps = (.*)$", open(configs[("ppo", a.scenarios[0])]).read()).group(1)
+    section = report(a.out, a.scenarios, seeds, seconds, steps, a.episodes, a.command, a.figures)
+    write_section(a.results, section)
+    print(f"wrote the learned-policies section of {a.results} and {a.figures}/*.svg")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The learned-agent experiment (issue 12): flat PPO and H-PPO, one config shape each, on every
+# shipped scenario with 3 training seeds; each trained policy evaluated on held-out episodes next
+# to the baselines and the clairvoyant bound; writes the "Learned policies" section of RESULTS.md
+# and its training curves (docs/figures/experiment/*.svg).
+#
+#   scripts/experiment.sh                          # everything (≈ 1 h on 2 cores; see RESULTS.md)
+#   SCENARIOS=jetson-llama7b-lte SEEDS="0" scripts/experiment.sh   # one scenario, one seed
+#
+# Finished runs and evaluations under $OUT are reused: rerunning after an interruption continues.
+# Needs only the release binary (built here) and python3 (standard library).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SEEDS="${SEEDS:-0 1 2}"
+JOBS="${JOBS:-2}"
+EPISODES="${EPISODES:-10}"
+STEPS="${STEPS:-0}"
+OUT="${OUT:-runs/experiment}"
+SCENARIOS="${SCENARIOS:-jetson-llama7b-lte control-healthy vehicle-dead-spots phone-api-overload shared-cloud-ttft privacy-floor-heads pi5-gpt2xl-wifi s23-llama13b-5g-fading}"
+
+cargo build --release --locked --quiet
+BIN="${CARGO_TARGET_DIR:-target}/release/splitwise"
+python3 scripts/experiment.py --binary "$BIN" --out "$OUT" --seeds "$SEEDS" --jobs "$JOBS" \
+  --episodes "$EPISODES" --steps "$STEPS" \
+  --command "scripts/experiment.sh (SEEDS=\"$SEEDS\" EPISODES=$EPISODES STEPS=$STEPS)" $SCENARIOS
