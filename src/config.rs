@@ -149,7 +149,7 @@ impl AgentSection {
     /// The learner's hyperparameters.
     pub fn learner_config(&self) -> LearnerConfig {
         match self {
-            AgentSection::Ppo(p) => LearnerConfig::Flat(p.clone()),
+            AgentSection::Ppo(p) => LearnerConfig::Flat(Box::new(p.clone())),
             AgentSection::Hppo(h) => LearnerConfig::Hierarchical(Box::new(HppoConfig {
                 high: h.high.clone(),
                 low: h.low.clone(),

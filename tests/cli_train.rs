@@ -255,7 +255,7 @@ fn shipped_cartpole_config_is_the_rl_zoo_preset() {
     zoo.total_timesteps = r.config.training.total_steps;
     assert_eq!(
         r.learner_config(),
-        splitwise_agents::LearnerConfig::Flat(zoo),
+        splitwise_agents::LearnerConfig::Flat(Box::new(zoo)),
         "configs/cartpole-ppo.toml must stay the preset the benchmarks use"
     );
 }

@@ -105,6 +105,42 @@ pub struct PpoConfig {
     /// Divide rewards by the running std of the discounted return (SB3 VecNormalize `norm_reward`).
     pub normalize_reward: bool,
     pub clip_reward: f64,
+    /// A softmax temperature schedule over updates (Splitwise's agent; `None`: τ = 1). Sampling
+    /// and the update's ratio both use the tempered distribution; the greedy action (evaluation,
+    /// export) does not depend on τ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<Temperature>,
+}
+
+/// τ(n) = max(`floor`, `start` · `decay`ⁿ) at update n; the defaults are Splitwise's (τ 1.0,
+/// × 0.995 per update, floor 0.1).
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Temperature {
+    pub start: f64,
+    pub decay: f64,
+    pub floor: f64,
+}
+
+impl Default for Temperature {
+    fn default() -> Self {
+        Self { start: 1.0, decay: 0.995, floor: 0.1 }
+    }
+}
+
+impl Temperature {
+    /// τ at update `n_updates` (0-based).
+    pub fn value(&self, n_updates: u64) -> f64 {
+        let n = i32::try_from(n_updates).unwrap_or(i32::MAX);
+        (self.start * self.decay.powi(n)).max(self.floor)
+    }
+
+    pub fn validate(&self) -> Validation {
+        positive("temperature.start", self.start, "initial softmax temperature")?;
+        in_range("temperature.decay", self.decay, 0.0, 1.0, "per-update factor")?;
+        positive("temperature.floor", self.floor, "lowest temperature")?;
+        Ok(())
+    }
 }
 
 impl Default for PpoConfig {
@@ -136,6 +172,7 @@ impl Default for PpoConfig {
             clip_obs: DEFAULT_CLIP_OBS,
             normalize_reward: false,
             clip_reward: DEFAULT_CLIP_REWARD,
+            temperature: None,
         }
     }
 }
@@ -206,6 +243,9 @@ impl PpoConfig {
         hidden("critic_hidden", &self.critic_hidden)?;
         positive("clip_obs", self.clip_obs, "normalised observation clip")?;
         positive("clip_reward", self.clip_reward, "scaled reward clip")?;
+        if let Some(t) = &self.temperature {
+            t.validate()?;
+        }
         Ok(())
     }
 }

@@ -12,7 +12,7 @@ use splitwise_env::vector::VecEnv;
 /// A learner's hyperparameters.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LearnerConfig {
-    Flat(PpoConfig),
+    Flat(Box<PpoConfig>),
     Hierarchical(Box<HppoConfig>),
 }
 
@@ -113,7 +113,7 @@ impl Learner {
     /// A fresh learner for an environment of shape `env`.
     pub fn new(config: LearnerConfig, env: PolicyShape, seed: u64) -> Result<Self, PpoError> {
         Ok(match config {
-            LearnerConfig::Flat(c) => Learner::Flat(Ppo::new(c, env, seed)?),
+            LearnerConfig::Flat(c) => Learner::Flat(Ppo::new(*c, env, seed)?),
             LearnerConfig::Hierarchical(c) => Learner::Hierarchical(Box::new(Hppo::new(*c, env, seed)?)),
         })
     }

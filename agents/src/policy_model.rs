@@ -25,6 +25,8 @@ pub struct PolicyBatch {
     pub advantages: Tensor<1>,
     pub returns: Tensor<1>,
     pub len: usize,
+    /// The softmax temperature the actions were drawn at (1: none); the logits are divided by it.
+    pub temperature: f32,
 }
 
 /// The current policy's view of a minibatch's actions, `[len]` each.
@@ -44,7 +46,10 @@ pub trait PolicyModel: Module {
 
 impl PolicyModel for ActorCritic {
     fn evaluate_actions(&self, batch: &PolicyBatch, nvec: &[usize]) -> ActionEvaluation {
-        let logits = self.actor.forward(batch.obs.clone());
+        let mut logits = self.actor.forward(batch.obs.clone());
+        if batch.temperature != 1.0 {
+            logits = logits.div_scalar(batch.temperature);
+        }
         let (log_probs, entropy) = masked_log_prob_entropy(logits, batch.illegal.clone(), batch.actions.clone(), nvec);
         let values = self.critic.forward(batch.obs.clone()).reshape([batch.len]);
         ActionEvaluation { log_probs, entropy, values }

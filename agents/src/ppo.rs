@@ -187,6 +187,8 @@ pub struct UpdateStats {
     pub grad_norm: f64,
     pub learning_rate: f64,
     pub clip_range: f64,
+    /// The softmax temperature of the rollout and the update (1 without a schedule).
+    pub temperature: f64,
     pub epochs_run: usize,
     /// Adam steps taken.
     pub n_minibatches: usize,
@@ -209,6 +211,9 @@ impl UpdateStats {
         visit("losses/grad_norm", self.grad_norm);
         visit("charts/learning_rate", self.learning_rate);
         visit("charts/clip_range", self.clip_range);
+        if self.temperature != 1.0 {
+            visit("charts/temperature", self.temperature);
+        }
         visit("charts/epochs_run", self.epochs_run as f64);
         visit("time/update_s", self.update_time_s);
     }
@@ -332,6 +337,12 @@ impl Ppo {
         &self.policy.actor
     }
 
+    /// The softmax temperature of this update's rollout ([`PpoConfig::temperature`]; 1 without a
+    /// schedule).
+    pub fn temperature(&self) -> f32 {
+        self.config.temperature.map_or(1.0, |t| t.value(self.progress.n_updates) as f32)
+    }
+
     /// Sets the context skip ([`Actor::context_skip`]) of a fresh conditioned learner to
     /// `weights` (`context_dim × Σ nvec`, row-major): the logit shift each context column gives.
     /// Only before the first update, while the optimizer holds no moments for it.
@@ -439,10 +450,13 @@ impl Ppo {
         let mut input = vec![0.0f32; obs.len()];
         self.normalize_obs(obs, &mut input);
         let x = Tensor::<2>::from_data(TensorData::new(input, [rows, d]), &self.infer_device);
-        let logits = host_vec(self.policy.actor.forward(x));
+        let mut logits = host_vec(self.policy.actor.forward(x));
         let mut pick = match choice {
             ActionChoice::Deterministic => Pick::Greedy,
-            ActionChoice::Sample(rng) => Pick::Sample(rng),
+            ActionChoice::Sample(rng) => {
+                temper(&mut logits, self.temperature());
+                Pick::Sample(rng)
+            }
         };
         let (mut mask, mut scratch) = (vec![false; m], Vec::new());
         for i in 0..rows {
@@ -509,6 +523,7 @@ impl Ppo {
             self.update_obs_statistics(obs);
         }
         let first_conditional = self.shape.first_conditional();
+        let temperature = self.temperature();
         let b = &mut self.buffer;
         assert!(
             !b.finished && b.acted == b.recorded && b.acted < b.n_steps,
@@ -523,7 +538,12 @@ impl Ppo {
         let x = Tensor::<2>::from_data(TensorData::new(obs_rows.to_vec(), [n, d]), &self.infer_device);
         let logits = self.policy.actor.forward(x.clone());
         let values = self.policy.critic.forward(x);
-        let out = host_vec(Tensor::cat(vec![logits, values], 1));
+        let mut out = host_vec(Tensor::cat(vec![logits, values], 1));
+        if temperature != 1.0 {
+            for row in out.chunks_exact_mut(m + 1) {
+                temper(&mut row[..m], temperature);
+            }
+        }
 
         let mut pick = Pick::Sample(&mut self.rng);
         for i in 0..n {
@@ -681,6 +701,7 @@ impl Ppo {
         let learning_rate = c.lr_annealing.value(c.learning_rate, self.progress.n_updates, n_planned);
         let clip_range = c.clip_annealing.value(c.clip_range, self.progress.n_updates, n_planned);
         let (n_epochs, batch_size, target_kl) = (c.n_epochs, c.batch_size, c.target_kl);
+        let temperature = f64::from(self.temperature());
         let explained_variance = explained_variance(&self.buffer.values, &self.buffer.returns);
 
         let mut indices: Vec<usize> = (0..self.buffer.len()).collect();
@@ -715,6 +736,7 @@ impl Ppo {
             grad_norm: sums.grad_norm / k,
             learning_rate,
             clip_range,
+            temperature,
             epochs_run,
             n_minibatches,
             early_stopped,
@@ -740,6 +762,7 @@ impl Ppo {
             advantages: vector(&mb.advantages),
             returns: vector(&mb.returns),
             len: b,
+            temperature: self.temperature(),
         };
         let params = StepParams {
             learning_rate,
@@ -850,6 +873,16 @@ impl Ppo {
         self.progress = meta.progress;
         self.buffer.clear();
         Ok(())
+    }
+}
+
+/// Divides logits by the temperature `t` (no-op at 1, so an untempered learner is unchanged bit
+/// for bit).
+fn temper(logits: &mut [f32], t: f32) {
+    if t != 1.0 {
+        for l in logits {
+            *l /= t;
+        }
     }
 }
 
