@@ -503,6 +503,25 @@ mod tests {
         }
     }
 
+    /// A run folder's config inlines the scenario; the traces the scenario names (relative to
+    /// the scenario file) must still load from there, e.g. for the end-of-training comparison
+    /// and the printed `splitwise eval --config <run>/config.toml`.
+    #[test]
+    fn resolved_configs_name_trace_files_by_absolute_path_so_run_folders_load_anywhere() {
+        let text = std::fs::read_to_string(repo("configs/ppo-jetson-layer-split.toml"))
+            .unwrap()
+            .replace("jetson-llama7b-lte.toml", "control-healthy.toml");
+        let r = parse(&text, &repo("configs/x.toml")).unwrap();
+        let resolved = r.to_toml().unwrap();
+        let trace = repo("configs/traces/azure-conv-2023/arrival-rate-10s.csv");
+        let trace = std::path::absolute(&trace).unwrap();
+        assert!(resolved.contains(&trace.display().to_string()), "{resolved}");
+        // Read back from another folder (a run folder elsewhere), it resolves to the same config.
+        let elsewhere = std::env::temp_dir().join("splitwise-run").join("config.toml");
+        let again = parse(&resolved, &elsewhere).unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(again.config, r.config);
+    }
+
     #[test]
     fn errors_name_the_file_and_field() {
         let base = "version = 1\nname = \"x\"\n[env]\nkind = \"cartpole\"\n[agent]\nkind = \"ppo\"\n[training]\ntotal_steps = 100\ncheckpoint_every_steps = 50\n";
