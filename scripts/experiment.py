@@ -86,7 +86,7 @@ def train(binary, out, config, agent, scenario, seed):
 def evaluate(binary, out, config, agent, scenario, seeds, episodes):
     dest = os.path.join(out, "eval", f"{agent}-{scenario}")
     if os.path.exists(os.path.join(dest, "metrics.json")):
-        return dest
+        return dest, True
     def checkpoint(seed):
         # `best/` exists once a periodic evaluation ran; a run too short for one has only step_N/.
         run_dir = os.path.join(out, "checkpoints", run_name(agent, scenario, seed))
@@ -100,7 +100,7 @@ def evaluate(binary, out, config, agent, scenario, seeds, episodes):
         rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
     if rc != 0:
         raise RuntimeError(f"eval {agent} {scenario}: exited {rc} (log: {out}/logs/eval-{agent}-{scenario}.log)")
-    return dest
+    return dest, False
 
 
 # ----- TensorBoard event files --------------------------------------------------------------------
@@ -392,14 +392,26 @@ def main():
     jobs = [(ag, sc, s) for ag in reversed(list(AGENTS)) for sc in a.scenarios for s in seeds]
     with concurrent.futures.ThreadPoolExecutor(a.jobs) as pool:
         futures = [pool.submit(train, a.binary, a.out, configs[(ag, sc)], ag, sc, s) for ag, sc, s in jobs]
+        did_work = False
         for f in concurrent.futures.as_completed(futures):
             name, secs, cached = f.result()
+            did_work |= not cached
             print(f"trained {name} in {secs:.0f} s{' (earlier)' if cached else ''}", flush=True)
         futures = [pool.submit(evaluate, a.binary, a.out, configs[(ag, sc)], ag, sc, seeds, a.episodes)
                    for ag in AGENTS for sc in a.scenarios]
         for f in concurrent.futures.as_completed(futures):
-            print(f"evaluated {f.result()}", flush=True)
+            dest, cached = f.result()
+            did_work |= not cached
+            print(f"evaluated {dest}{' (earlier)' if cached else ''}", flush=True)
+    # The wall time of the invocation that did the work (a rerun over finished runs only
+    # regenerates the report and keeps the recorded time).
+    wall = os.path.join(a.out, "wall.json")
     seconds = time.time() - start
+    if did_work or not os.path.exists(wall):
+        with open(wall + ".tmp", "w") as f:
+            json.dump({"seconds": seconds}, f)
+        os.replace(wall + ".tmp", wall)
+    seconds = json.load(open(wall))["seconds"]
     steps = re.search(r"(?m)^total_steps = (.*)$", open(configs[("ppo", a.scenarios[0])]).read()).group(1)
     section = report(a.out, a.scenarios, seeds, seconds, steps, a.episodes, a.command, a.figures)
     write_section(a.results, section)

@@ -6,7 +6,7 @@
 #
 #   scripts/experiment.sh                          # everything (≈ 1 h on 2 cores; see RESULTS.md)
 #   SCENARIOS=jetson-llama7b-lte SEEDS="0" scripts/experiment.sh   # one scenario, one seed
-#   STEPS=1000000 SCENARIOS=jetson-llama7b-lte OUT=runs/exp-1m RESULTS=runs/exp-1m/RESULTS.md \
+#   STEPS=1000000 SCENARIOS=jetson-llama7b-lte OUT=runs/exp-1m RESULTS=runs/exp-1m/results \
 #     FIGURES=runs/exp-1m/figures scripts/experiment.sh          # a larger budget, kept aside
 #
 # Finished runs and evaluations under $OUT are reused: rerunning after an interruption continues.
@@ -18,7 +18,7 @@ JOBS="${JOBS:-2}"
 EPISODES="${EPISODES:-10}"
 STEPS="${STEPS:-0}"
 OUT="${OUT:-runs/experiment}"
-RESULTS="${RESULTS:-RESULTS.md}"            # where the learned-policies section goes
+RESULTS="${RESULTS:-"RESULTS.md"}"   # the file the learned-policies section goes into
 FIGURES="${FIGURES:-docs/figures/experiment}"
 SCENARIOS="${SCENARIOS:-jetson-llama7b-lte control-healthy vehicle-dead-spots phone-api-overload shared-cloud-ttft privacy-floor-heads pi5-gpt2xl-wifi s23-llama13b-5g-fading}"
 
