@@ -514,8 +514,7 @@ fn train_on<E: TrainEnv>(
             eprintln!("note: {} holds no checkpoint yet: starting the run over in it", run_dir.display());
             tensorboard::purge_after(&run_dir.join("tensorboard"), 0)?;
             venv.reset(derive_seed(seed, ENV_SEED_INDEX));
-            let mut agent = Learner::new(learner_config.clone(), splitwise_agents::PolicyShape::of(&spec), seed)?;
-            agent.init_from_env(&venv.members()[0])?;
+            let agent = Learner::for_env(learner_config.clone(), &venv.members()[0], seed)?;
             let state = fresh_state(run_name, seed);
             let files = checkpoint_files(cfg, &agent, &venv, &state, None)?;
             last_checkpoint = Some(checkpoint::save(&run_dir, &files, training.keep_last)?);
@@ -533,8 +532,7 @@ fn train_on<E: TrainEnv>(
                 );
             }
             venv.reset(derive_seed(seed, ENV_SEED_INDEX));
-            let mut agent = Learner::new(learner_config.clone(), splitwise_agents::PolicyShape::of(&spec), seed)?;
-            agent.init_from_env(&venv.members()[0])?;
+            let agent = Learner::for_env(learner_config.clone(), &venv.members()[0], seed)?;
             let state = fresh_state(run_name.clone(), seed);
             // Staged aside with its config and step_0, then renamed into place.
             clear_staged_runs(checkpoints_dir, &run_name)?;

@@ -16,8 +16,8 @@
 //! masks already carry the coupling between them, and an MLP exports as a fixed op sequence.
 //! A fresh low level starts at the environment's default completion of the high choice (the
 //! whole-layer plan of the split, [`completion_prior`]), through a context skip that trains with
-//! the rest of its network. Holding the high choice for `k_high > 1` slots (semi-MDP returns; the discount column is in
-//! [`StepOutcome::discounts`]) is not wired here yet.
+//! the rest of its network. Holding the high choice for `k_high > 1` slots (semi-MDP returns;
+//! the discount column is in [`StepOutcome::discounts`]) is not wired here yet.
 
 use crate::PpoConfig;
 use crate::ppo::{ActionChoice, ConditionalMask, PolicyShape, Ppo, PpoError, PpoState, Progress, RolloutStats};

@@ -118,13 +118,14 @@ impl Learner {
         })
     }
 
-    /// A fresh learner's start that depends on the environment, not only on its shape (a
-    /// hierarchy's low-level prior, [`Hppo::init_low_prior`]); call once, before training.
-    pub fn init_from_env<E: splitwise_env::api::Env>(&mut self, env: &E) -> Result<(), PpoError> {
-        match self {
-            Learner::Flat(_) => Ok(()),
-            Learner::Hierarchical(h) => h.init_low_prior(env),
+    /// A fresh learner for `env`: its shape, and the start that depends on the environment
+    /// itself, not only on its shape (a hierarchy's low-level prior, [`Hppo::init_low_prior`]).
+    pub fn for_env<E: Env>(config: LearnerConfig, env: &E, seed: u64) -> Result<Self, PpoError> {
+        let mut learner = Self::new(config, PolicyShape::of(env.spec()), seed)?;
+        if let Learner::Hierarchical(h) = &mut learner {
+            h.init_low_prior(env)?;
         }
+        Ok(learner)
     }
 
     /// The environment's observation width and action space the learner acts in.

@@ -539,10 +539,8 @@ impl Ppo {
         let logits = self.policy.actor.forward(x.clone());
         let values = self.policy.critic.forward(x);
         let mut out = host_vec(Tensor::cat(vec![logits, values], 1));
-        if temperature != 1.0 {
-            for row in out.chunks_exact_mut(m + 1) {
-                temper(&mut row[..m], temperature);
-            }
+        for row in out.chunks_exact_mut(m + 1) {
+            temper(&mut row[..m], temperature);
         }
 
         let mut pick = Pick::Sample(&mut self.rng);
@@ -711,7 +709,7 @@ impl Ppo {
             indices.shuffle(&mut self.rng);
             let mut last_kl = 0.0;
             for chunk in indices.chunks(batch_size) {
-                let s = self.train_minibatch(chunk, learning_rate, clip_range);
+                let s = self.train_minibatch(chunk, learning_rate, clip_range, temperature as f32);
                 last_kl = s.approx_kl;
                 sums.add(&s);
                 n_minibatches += 1;
@@ -746,7 +744,13 @@ impl Ppo {
     }
 
     /// One shared PPO gradient step ([`ppo_gradient_step`]) on the minibatch at `indices`.
-    fn train_minibatch(&mut self, indices: &[usize], learning_rate: f64, clip_range: f64) -> MinibatchStats {
+    fn train_minibatch(
+        &mut self,
+        indices: &[usize],
+        learning_rate: f64,
+        clip_range: f64,
+        temperature: f32,
+    ) -> MinibatchStats {
         let c = &self.config;
         self.buffer.gather(indices, c.normalize_advantage, &mut self.minibatch);
         let mb = &self.minibatch;
@@ -762,7 +766,7 @@ impl Ppo {
             advantages: vector(&mb.advantages),
             returns: vector(&mb.returns),
             len: b,
-            temperature: self.temperature(),
+            temperature,
         };
         let params = StepParams {
             learning_rate,
