@@ -150,6 +150,30 @@ impl<E: Env> VecEnv<E> {
         Ok(())
     }
 
+    /// The reward each member would get for its row of `actions` in its next step, written into
+    /// `out`, leaving every member exactly as it was: each member's state is saved, the action
+    /// stepped on it, and the state restored. Everything random lives in the state, so the
+    /// counterfactual step sees the same exogenous draws as the real one that follows (common
+    /// random numbers): for the action the real step then takes, the two rewards are identical.
+    /// Agents use it as a self-critical baseline (the greedy action's reward under the same
+    /// randomness as the sampled action's, `splitwise_agents::AdvantageBaseline::SelfCritical`).
+    /// The counterfactual step does not count in episode returns and lengths.
+    pub fn counterfactual_rewards(&mut self, actions: &[usize], out: &mut [f64]) -> Result<(), VecStepError> {
+        let k = self.spec.action.n_components();
+        assert_eq!(actions.len(), self.envs.len() * k, "actions must be n_envs × n_components");
+        assert_eq!(out.len(), self.envs.len(), "one reward per member");
+        let (mut obs, mut mask) = (vec![0.0; self.spec.observation.dim()], vec![false; self.spec.action.mask_len()]);
+        for (i, env) in self.envs.iter_mut().enumerate() {
+            let saved = env.save_state();
+            let stepped = env.step_into(&actions[i * k..(i + 1) * k], &mut obs, &mut mask);
+            let restored = env.restore_state(&saved);
+            let t = stepped.map_err(|error| VecStepError { env_index: i, error })?;
+            restored.map_err(|error| VecStepError { env_index: i, error })?;
+            out[i] = t.reward;
+        }
+        Ok(())
+    }
+
     pub fn obs(&self) -> &[f32] {
         &self.obs
     }

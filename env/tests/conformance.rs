@@ -346,3 +346,47 @@ fn different_plans_see_the_same_arrivals_and_channel() {
     assert_eq!(a, b, "arrivals, rate, SNR and cloud load must not depend on the plan");
     assert!(a.iter().map(|x| x.0).sum::<u32>() > 20, "enough arrivals to compare");
 }
+
+/// A counterfactual step (`VecEnv::counterfactual_rewards`) sees the same randomness as the real
+/// step that follows it and leaves the members untouched: for the action then taken, the two
+/// rewards are bit-identical, and the whole trajectory (observations, masks, rewards) is the one
+/// a vector env that never probed produces, on every shipped scenario and both action spaces,
+/// across episode ends.
+#[test]
+fn counterfactual_rewards_share_the_real_steps_randomness_and_change_nothing() {
+    use splitwise_env::vector::VecEnv;
+    for (name, sc) in partition_envs(40) {
+        let make = || VecEnv::new((0..3).map(|_| PartitionEnv::new(sc.clone())).collect::<Vec<_>>());
+        let (mut probed, mut plain) = (make(), make());
+        probed.reset(11);
+        plain.reset(11);
+        let mut rng = StreamRng::seed_from_u64(5);
+        let k = probed.spec().action.n_components();
+        let m = probed.spec().action.mask_len();
+        let (mut same, mut other) = (vec![0.0; 3], vec![0.0; 3]);
+        let mut differed = 0;
+        for step in 0..100 {
+            let mut actions = Vec::with_capacity(3 * k);
+            let mut alternative = Vec::with_capacity(3 * k);
+            for i in 0..3 {
+                let mask = &probed.masks()[i * m..(i + 1) * m];
+                actions.extend(random_action(&probed.members()[i], mask, &mut rng));
+                alternative.extend(random_action(&probed.members()[i], mask, &mut rng));
+            }
+            probed.counterfactual_rewards(&alternative, &mut other).unwrap();
+            probed.counterfactual_rewards(&actions, &mut same).unwrap();
+            probed.step(&actions).unwrap();
+            plain.step(&actions).unwrap();
+            assert_eq!(probed.obs(), plain.obs(), "{name} step {step}: observations");
+            assert_eq!(probed.masks(), plain.masks(), "{name} step {step}: masks");
+            assert_eq!(probed.rewards(), plain.rewards(), "{name} step {step}: rewards");
+            assert_eq!(probed.finished(), plain.finished(), "{name} step {step}: episode records");
+            for i in 0..3 {
+                assert_eq!(same[i].to_bits(), probed.rewards()[i].to_bits(), "{name} step {step} member {i}");
+                differed += usize::from(other[i] != same[i]);
+            }
+        }
+        // The probe is not a constant: other actions earn other rewards.
+        assert!(differed > 0, "{name}: every alternative action earned the same reward");
+    }
+}
