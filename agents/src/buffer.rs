@@ -29,6 +29,9 @@ pub struct RolloutBuffer {
     /// Γ_t of each transition: γ for one slot, γ^k for a k-slot option (semi-MDP); NaN (not
     /// recorded) reads as γ.
     pub discounts: Vec<f64>,
+    /// The reward (scaled like `rewards`) a reference action would have earned in the same state
+    /// under the same randomness (the self-critical baseline); NaN where none was recorded.
+    pub baseline_rewards: Vec<f32>,
     pub last_values: Vec<f32>,
     pub advantages: Vec<f32>,
     pub returns: Vec<f32>,
@@ -72,6 +75,7 @@ impl RolloutBuffer {
             truncated: vec![false; n],
             final_values: vec![0.0; n],
             discounts: vec![f64::NAN; n],
+            baseline_rewards: vec![f32::NAN; n],
             last_values: vec![0.0; n_envs],
             advantages: vec![0.0; n],
             returns: vec![0.0; n],
@@ -100,6 +104,7 @@ impl RolloutBuffer {
         self.finished = false;
         self.final_values.fill(0.0);
         self.discounts.fill(f64::NAN);
+        self.baseline_rewards.fill(f32::NAN);
     }
 
     /// Fills `advantages` and `returns` from the stored transitions and `last_values`.
@@ -120,6 +125,18 @@ impl RolloutBuffer {
         };
         gae(&input, gamma, gae_lambda, &mut self.advantages, &mut self.returns);
         self.finished = true;
+    }
+
+    /// Replaces each advantage by `reward − baseline reward` where a baseline reward was recorded
+    /// (self-critical advantages, valid for one-step returns: γ = 0); rows without one keep their
+    /// GAE advantage. The returns (the critic's targets) are left as GAE computed them.
+    pub fn apply_baseline_rewards(&mut self) {
+        assert!(self.finished, "apply_baseline_rewards: compute_gae first");
+        for ((a, &r), &b) in self.advantages.iter_mut().zip(&self.rewards).zip(&self.baseline_rewards) {
+            if !b.is_nan() {
+                *a = r - b;
+            }
+        }
     }
 
     /// Copies the transitions at `indices` into `out`, normalising the advantages over this
@@ -177,5 +194,23 @@ mod tests {
         assert!((mb.advantages[1] + std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
         b.gather(&[0, 3], false, &mut mb);
         assert_eq!(mb.advantages, vec![1.0, 5.0]);
+    }
+
+    #[test]
+    fn self_critical_advantages_are_reward_minus_baseline_reward_where_one_was_recorded() {
+        // 2 steps × 2 envs, γ = 0: GAE's advantage is r − V; a recorded baseline reward replaces
+        // it by r − r_baseline, and the returns (critic targets) stay r.
+        let mut b = RolloutBuffer::new(2, 2, 1, 2, 1);
+        b.rewards.copy_from_slice(&[-1.0, -4.0, -0.5, -2.0]);
+        b.values.copy_from_slice(&[-2.0, -2.0, -2.0, -2.0]);
+        b.baseline_rewards.copy_from_slice(&[-1.5, f32::NAN, -0.5, -3.0]);
+        b.recorded = 2;
+        b.compute_gae(0.0, 0.95);
+        assert_eq!(b.advantages, vec![1.0, -2.0, 1.5, 0.0]);
+        b.apply_baseline_rewards();
+        assert_eq!(b.advantages, vec![0.5, -2.0, 0.0, 1.0]);
+        assert_eq!(b.returns, vec![-1.0, -4.0, -0.5, -2.0]);
+        b.clear();
+        assert!(b.baseline_rewards.iter().all(|r| r.is_nan()));
     }
 }

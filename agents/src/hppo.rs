@@ -19,9 +19,9 @@
 //! the rest of its network. Holding the high choice for `k_high > 1` slots (semi-MDP returns;
 //! the discount column is in [`StepOutcome::discounts`]) is not wired here yet.
 
-use crate::PpoConfig;
 use crate::ppo::{ActionChoice, ConditionalMask, PolicyShape, Ppo, PpoError, PpoState, Progress, RolloutStats};
 use crate::ppo::{StepOutcome, UpdateStats};
+use crate::{AdvantageBaseline, PpoConfig};
 use splitwise_env::api::Env;
 use splitwise_env::vector::VecEnv;
 use std::time::Instant;
@@ -219,6 +219,18 @@ impl Hppo {
         let mut episodes = Vec::new();
         let (mut env_time_s, mut policy_time_s) = (0.0, 0.0);
         let mut actions = vec![0; n_envs * (nh + nl)];
+        // Self-critical advantages (`AdvantageBaseline::SelfCritical`), probed under the step's
+        // own randomness. With h, l the sampled choices and l*(·) the low level's greedy
+        // completion: the high level's advantage is r(h, l) − r(h*, l*(h*)) (h* the greedy high
+        // choice: the executed plan against the greedy plan), the low level's r(h, l) − r(h, l*(h))
+        // (the executed plan against the greedy completion of the same high choice). Judging the
+        // high level by r(h, l*(h)) instead (what its choice earns with the deployed completion)
+        // was measured worse on a test scenario (docs/agents.md).
+        let high_critical = self.high.config().advantage == AdvantageBaseline::SelfCritical;
+        let low_critical = self.low.config().advantage == AdvantageBaseline::SelfCritical;
+        let (mut greedy_plan, mut greedy_low) = (vec![0; n_envs * (nh + nl)], vec![0; n_envs * nl]);
+        let mut completed = vec![0; n_envs * (nh + nl)];
+        let (mut greedy_plan_rewards, mut completed_rewards) = (vec![0.0; n_envs], vec![0.0; n_envs]);
         for _ in 0..self.high.config().n_steps {
             let start = Instant::now();
             let (high_masks, low_masks) = self.split_masks(venv.masks());
@@ -230,11 +242,26 @@ impl Hppo {
                 let low_obs = self.low_rows(venv.obs(), &high);
                 let mut prefixed = prefixed_mask(&mut conditional, &high, nh);
                 let low = self.low.act_rollout_with(&low_obs, &low_masks, Some(&mut prefixed))?.to_vec();
+                if low_critical {
+                    let choice = ActionChoice::Deterministic;
+                    self.low.act_into_with(&low_obs, &low_masks, choice, Some(&mut prefixed), &mut greedy_low)?;
+                }
                 drop(prefixed);
+                if high_critical {
+                    let choice = ActionChoice::Deterministic;
+                    self.act_into_with(venv.obs(), venv.masks(), choice, Some(&mut conditional), &mut greedy_plan)?;
+                }
                 self.join_actions(&high, &low, &mut actions);
                 high
             };
             let acted = Instant::now();
+            if high_critical {
+                venv.counterfactual_rewards(&greedy_plan, &mut greedy_plan_rewards)?;
+            }
+            if low_critical {
+                self.join_actions(&high, &greedy_low, &mut completed);
+                venv.counterfactual_rewards(&completed, &mut completed_rewards)?;
+            }
             venv.step(&actions)?;
             let stepped = Instant::now();
             // Truncated members bootstrap from V(final obs); the low critic reads it with the
@@ -244,7 +271,11 @@ impl Hppo {
                 ended.iter().filter_map(|&i| venv.final_obs(i).map(|o| (i, o.to_vec()))).collect();
             let final_low: Vec<(usize, Vec<f32>)> =
                 final_high.iter().map(|(i, o)| (*i, self.low_rows(o, &high[i * nh..(i + 1) * nh]))).collect();
-            for (level, finals) in [(&mut self.high, &final_high), (&mut self.low, &final_low)] {
+            let levels = [
+                (&mut self.high, &final_high, high_critical.then_some(greedy_plan_rewards.as_slice())),
+                (&mut self.low, &final_low, low_critical.then_some(completed_rewards.as_slice())),
+            ];
+            for (level, finals, baseline_rewards) in levels {
                 let refs: Vec<(usize, &[f32])> = finals.iter().map(|(i, o)| (*i, o.as_slice())).collect();
                 level.record_step(&StepOutcome {
                     rewards: venv.rewards(),
@@ -252,6 +283,7 @@ impl Hppo {
                     truncated: venv.truncated(),
                     final_obs: &refs,
                     discounts: None,
+                    baseline_rewards,
                 });
             }
             episodes.extend_from_slice(venv.finished());

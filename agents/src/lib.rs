@@ -23,7 +23,7 @@ pub mod policy_model;
 pub mod ppo;
 pub mod ppo_step;
 
-pub use config::{Annealing, PpoConfig, Temperature};
+pub use config::{AdvantageBaseline, Annealing, PpoConfig, Temperature};
 pub use evaluate::evaluate;
 pub use hppo::{Hppo, HppoConfig, HppoState};
 pub use learner::{Acts, Learner, LearnerConfig, LearnerState};

@@ -125,13 +125,23 @@ impl RewardScaler {
             *g = *g * self.gamma + r;
         }
         self.return_stats.update_scalars(&self.returns);
-        let std = (self.return_stats.var[0] + NORMALIZE_EPSILON).sqrt();
+        let std = self.std();
         for ((o, &r), (g, &ended)) in out.iter_mut().zip(rewards).zip(self.returns.iter_mut().zip(episode_ended)) {
             *o = (r / std).clamp(-self.clip, self.clip) as f32;
             if ended {
                 *g = 0.0;
             }
         }
+    }
+
+    /// Scales one reward with the current statistics, without updating them (a counterfactual
+    /// reward scaled exactly like the real one of the same step).
+    pub fn scale(&self, reward: f64) -> f32 {
+        (reward / self.std()).clamp(-self.clip, self.clip) as f32
+    }
+
+    fn std(&self) -> f64 {
+        (self.return_stats.var[0] + NORMALIZE_EPSILON).sqrt()
     }
 }
 

@@ -13,7 +13,7 @@
 //! `StreamRng` that is part of the state; burn's global RNG is never used.
 
 use crate::buffer::{Minibatch, RolloutBuffer};
-use crate::config::PpoConfig;
+use crate::config::{AdvantageBaseline, PpoConfig};
 use crate::distribution::{EmptyMask, Pick, pick_component};
 use crate::loss::explained_variance;
 use crate::network::{Actor, ActorCritic};
@@ -132,6 +132,10 @@ pub struct StepOutcome<'a> {
     /// Per-member discount of this transition (γ^k where the action was held k slots and the
     /// reward is the option's discounted sum, [`crate::gae::option_return`]); `None`: γ.
     pub discounts: Option<&'a [f64]>,
+    /// Per-member raw reward a reference action would have earned in the same state under the
+    /// same randomness (`VecEnv::counterfactual_rewards`): the self-critical baseline. Scaled like
+    /// the rewards; used when the config's `advantage` is `self-critical`.
+    pub baseline_rewards: Option<&'a [f64]>,
 }
 
 /// What one rollout produced.
@@ -596,6 +600,12 @@ impl Ppo {
             }
             None => b.discounts[rows.clone()].fill(self.config.gamma),
         }
+        if let Some(baseline) = outcome.baseline_rewards {
+            assert_eq!(baseline.len(), n, "record_step: expects n_envs = {n} baseline rewards");
+            for (out, &raw) in b.baseline_rewards[rows.clone()].iter_mut().zip(baseline) {
+                *out = if self.config.normalize_reward { self.reward_scaler.scale(raw) } else { raw as f32 };
+            }
+        }
         b.terminated[rows.clone()].copy_from_slice(outcome.terminated);
         b.truncated[rows.clone()].copy_from_slice(outcome.truncated);
 
@@ -631,6 +641,9 @@ impl Ppo {
         let values = critic_values(&self.policy, &self.infer_device, input, self.shape.input_dim());
         self.buffer.last_values.copy_from_slice(&values);
         self.buffer.compute_gae(self.config.gamma, self.config.gae_lambda);
+        if self.config.advantage == AdvantageBaseline::SelfCritical {
+            self.buffer.apply_baseline_rewards();
+        }
     }
 
     /// Collects one rollout of `n_steps` from `venv`, continuing from its current observations
@@ -653,19 +666,31 @@ impl Ppo {
         self.begin_rollout();
         let mut episodes = Vec::new();
         let (mut env_time_s, mut policy_time_s) = (0.0, 0.0);
+        let self_critical = self.config.advantage == AdvantageBaseline::SelfCritical;
+        let n = self.config.n_envs;
+        let (mut greedy, mut baseline) = (vec![0; n * self.shape.n_components()], vec![0.0; n]);
         for _ in 0..self.config.n_steps {
             let start = Instant::now();
             let members = venv.members();
             let mut conditional =
                 |i: usize, prefix: &[usize], out: &mut [bool]| members[i].conditional_mask(prefix, out);
-            let actions = self.act_rollout_with(venv.obs(), venv.masks(), Some(&mut conditional))?;
+            let actions = self.act_rollout_with(venv.obs(), venv.masks(), Some(&mut conditional))?.to_vec();
+            if self_critical {
+                let obs = venv.obs();
+                let masks = venv.masks();
+                self.act_into_with(obs, masks, ActionChoice::Deterministic, Some(&mut conditional), &mut greedy)?;
+            }
             let acted = Instant::now();
-            venv.step(actions)?;
+            if self_critical {
+                venv.counterfactual_rewards(&greedy, &mut baseline)?;
+            }
+            venv.step(&actions)?;
             let stepped = Instant::now();
             let final_obs: Vec<(usize, &[f32])> =
                 venv.finished().iter().filter_map(|e| venv.final_obs(e.env_index).map(|o| (e.env_index, o))).collect();
             self.record_step(&StepOutcome {
                 discounts: None,
+                baseline_rewards: self_critical.then_some(baseline.as_slice()),
                 rewards: venv.rewards(),
                 terminated: venv.terminated(),
                 truncated: venv.truncated(),
