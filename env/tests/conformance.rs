@@ -148,6 +148,12 @@ fn cartpole_conforms() {
 }
 
 #[test]
+fn als_conforms() {
+    use splitwise_env::als::{AlsConfig, AlsEnv};
+    determinism_and_restore(|| AlsEnv::new(AlsConfig::default()).expect("default ALS config"), 300);
+}
+
+#[test]
 fn partition_envs_conform() {
     for (name, sc) in partition_envs(60) {
         let make = || PartitionEnv::new(sc.clone());
