@@ -1,4 +1,4 @@
-//! Training configs: one TOML tree — the environment (CartPole, or a partition scenario with a
+//! Training configs: one TOML tree — the environment (CartPole, the ALS environment, or a partition scenario with a
 //! few overrides), the agent, the training schedule and logging — loaded with
 //! `deny_unknown_fields`, versioned, and validated once into a [`ResolvedTrainConfig`] with the
 //! scenario inlined. The resolved form is what a run folder and every checkpoint store
@@ -8,6 +8,7 @@ use crate::scenario_file;
 use anyhow::{Context, Result, anyhow};
 use serde::{Deserialize, Serialize};
 use splitwise_agents::{HppoConfig, LearnerConfig, PpoConfig};
+use splitwise_env::als::AlsConfig;
 use splitwise_env::scenario::{ActionMode, InfeasibleAction, Scenario, ScenarioConfig};
 use splitwise_env::validate::{InvalidField, Validation};
 use std::path::{Path, PathBuf};
@@ -47,6 +48,21 @@ pub enum EnvSection {
         #[serde(default, skip_serializing_if = "ScenarioOverrides::is_empty")]
         overrides: ScenarioOverrides,
     },
+    /// Adaptive Layer Splitting's environment (`splitwise_env::als`): one split layer of
+    /// LLaMA2-7B under channel noise, scored by ALS's reward with its surrogate table as the
+    /// expensive inference-quality term.
+    Als(AlsConfig),
+}
+
+impl EnvSection {
+    /// The environment's name in messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            EnvSection::Cartpole => "CartPole",
+            EnvSection::Partition { .. } => "a partition scenario",
+            EnvSection::Als(_) => "the ALS environment",
+        }
+    }
 }
 
 /// Scenario fields a training config commonly changes.
@@ -289,6 +305,9 @@ impl TrainConfig {
                 ));
             }
         }
+        if let EnvSection::Als(als) = &self.env {
+            als.validate().map_err(|e| e.under("env"))?;
+        }
         if let EnvSection::Partition { scenario_file, scenario, .. } = &self.env
             && scenario_file.is_some() == scenario.is_some()
         {
@@ -320,7 +339,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<ResolvedTrainConfig> {
     }
     config.validate().map_err(|e| anyhow!("{}: {e}", origin.display()))?;
     let scenario = match &mut config.env {
-        EnvSection::Cartpole => None,
+        EnvSection::Cartpole | EnvSection::Als(_) => None,
         EnvSection::Partition { scenario_file, scenario, overrides } => {
             let (mut sc_config, sc_origin) = match (scenario_file.take(), scenario.take()) {
                 (Some(file), None) => {

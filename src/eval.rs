@@ -87,7 +87,10 @@ pub fn load_input(path: &Path) -> Result<ScenarioInput> {
     if is_training {
         let resolved = config::parse(&text, path)?;
         let scenario = resolved.scenario.ok_or_else(|| {
-            anyhow!("{source}: this training config trains on CartPole; `eval` needs a partition scenario")
+            anyhow!(
+                "{source}: this training config trains on {}; `eval` needs a partition scenario",
+                resolved.config.env.describe()
+            )
         })?;
         Ok(ScenarioInput { source, source_kind: SourceKind::TrainingConfig, scenario })
     } else {

@@ -214,6 +214,7 @@ impl EnvDescription {
         let cfg = config::parse(&files.config_toml, &dir.join(CONFIG_FILE))?;
         let (spec, masked) = match &cfg.config.env {
             EnvSection::Cartpole => (CartPole::new().spec().clone(), false),
+            EnvSection::Als(als) => (splitwise_env::als::als_spec(als), false),
             EnvSection::Partition { .. } => {
                 let scenario = cfg.scenario.clone().context("a partition config resolves its scenario")?;
                 (PartitionEnv::new(scenario).spec().clone(), true)
@@ -659,6 +660,7 @@ fn component_values(env: &EnvDescription, name: &str, n: usize) -> String {
     let Some(sc) = env.scenario.as_deref() else {
         return match (env.spec.id.as_str(), name) {
             ("CartPole-v1", _) => "0 = push the cart left, 1 = push it right".into(),
+            (splitwise_env::als::ALS_ID, _) => "v ∈ 0..10: split after decoder layer v + 1".into(),
             _ => format!("0..{n}"),
         };
     };

@@ -321,6 +321,24 @@ fn cases() -> Vec<Case> {
             expect: &["cfg.toml", "version = 7", "version 1"],
         },
         Case {
+            name: "als split out of range",
+            setup: c(&[(
+                "kind = \"partition\"\nscenario_file = \"sc.toml\"\n[env.overrides]\nmode = \"hierarchical\"\ninfeasible = \"repair\"\nepisode_slots = 64",
+                "kind = \"als\"\ninitial_split = [5, 11]",
+            )]),
+            args: TRAIN,
+            expect: &["cfg.toml", "env.initial_split[1]", "11", "[5, 10]"],
+        },
+        Case {
+            name: "als unknown field",
+            setup: c(&[(
+                "kind = \"partition\"\nscenario_file = \"sc.toml\"\n[env.overrides]\nmode = \"hierarchical\"\ninfeasible = \"repair\"\nepisode_slots = 64",
+                "kind = \"als\"\ninference_wieght = 10.0",
+            )]),
+            args: TRAIN,
+            expect: &["cfg.toml", "inference_wieght", "inference_weight"],
+        },
+        Case {
             name: "config name with separator",
             setup: c(&[("name = \"smoke\"", "name = \"../x\"")]),
             args: TRAIN,

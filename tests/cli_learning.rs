@@ -35,3 +35,47 @@ fn a_short_flat_ppo_run_beats_the_best_fixed_plan_of_a_tiny_adaptation_scenario(
     assert!(trained < best_static, "trained {trained} must beat the best fixed plan {best_static}:\n{stdout}");
     assert!(stdout.contains("the trained policy beats the best static plan"), "{stdout}");
 }
+
+/// ALS's qualitative result, reproduced by model-free PPO on the shipped ALS config
+/// (`configs/ppo-als.toml`, inference weight 10, 50k steps, seed 0): at each noise level of ALS's
+/// table inside the training range (0.08–0.22), from every initial split (3–6), the trained
+/// policy's greedy split scores within ε = 0.01 of the table's optimum (layer 1 up to noise 0.20,
+/// layer 7 from 0.22; ties there are ~0.005 apart, while a wrong side of the switch costs ≥ 0.1
+/// at low noise). It prints which split it picked at each level.
+#[test]
+fn ppo_on_the_als_environment_picks_the_table_optimum_split_at_each_noise_level() {
+    use splitwise::checkpoint;
+    use splitwise::train::read_agent_state;
+    use splitwise_agents::{ActionChoice, Ppo};
+    use splitwise_env::accuracy::{ALS_ERASURE_RATES, ALS_SURROGATE};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/ppo-als.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_splitwise"))
+        .current_dir(dir.path())
+        .args(["train", "--config", config.to_str().expect("utf-8 path")])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "train failed: {}", String::from_utf8_lossy(&out.stderr));
+    let ckpt = checkpoint::resolve(&dir.path().join("checkpoints/ppo-als-seed0/best")).expect("best checkpoint");
+    let files = checkpoint::load(&ckpt).expect("loads");
+    let ppo = Ppo::from_state(&read_agent_state(&files, &ckpt).expect("agent files")).expect("agent state");
+
+    let score = |row: usize, split: usize| 10.0 * ALS_SURROGATE[row][split - 1] + (10.0 - split as f64) / 10.0;
+    let mut picked = Vec::new();
+    for (row, &noise) in ALS_ERASURE_RATES.iter().enumerate().filter(|(_, p)| (0.08..=0.22).contains(*p)) {
+        let best = (1..=10).map(|s| score(row, s)).fold(f64::NEG_INFINITY, f64::max);
+        for initial in 3..=6u32 {
+            let action =
+                ppo.act(&[noise as f32, initial as f32], &[true; 10], ActionChoice::Deterministic).expect("acts");
+            let split = action[0] + 1;
+            let regret = best - score(row, split);
+            picked.push(format!("noise {noise} from {initial}: layer {split} (regret {regret:.4})"));
+            assert!(
+                regret < 0.01,
+                "noise {noise}, initial split {initial}: layer {split}, regret {regret}\n{picked:#?}"
+            );
+        }
+    }
+    println!("{}", picked.join("\n"));
+}
