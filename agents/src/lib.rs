@@ -22,6 +22,7 @@ pub mod normalize;
 pub mod policy_model;
 pub mod ppo;
 pub mod ppo_step;
+pub mod surrogate;
 
 pub use config::{AdvantageBaseline, Annealing, PpoConfig, Temperature};
 pub use evaluate::evaluate;
@@ -31,3 +32,4 @@ pub use ppo::{
     ActionChoice, ConditionalMask, PolicyShape, Ppo, PpoError, PpoMeta, PpoState, Progress, RolloutStats, StepOutcome,
     UpdateStats,
 };
+pub use surrogate::{FitReport, Prediction, RewardSurrogate, SurrogateConfig, SurrogateError};

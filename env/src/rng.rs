@@ -35,6 +35,8 @@ pub enum Stream {
     GilbertElliott = 17,
     /// The device's keep-alive probe of link and cloud (observation only).
     Probe = 18,
+    /// A learned reward surrogate's initial weights and data shuffling (agents).
+    Surrogate = 19,
 }
 
 /// SplitMix64 finaliser (Steele, Lea & Flood 2014). Written out because it is four lines and the
