@@ -17,6 +17,7 @@ pub mod grad_clip;
 pub mod hppo;
 pub mod learner;
 pub mod loss;
+pub mod mbrl;
 pub mod network;
 pub mod normalize;
 pub mod policy_model;
@@ -28,6 +29,7 @@ pub use config::{AdvantageBaseline, Annealing, PpoConfig, Temperature};
 pub use evaluate::evaluate;
 pub use hppo::{Hppo, HppoConfig, HppoState};
 pub use learner::{Acts, Learner, LearnerConfig, LearnerState};
+pub use mbrl::{Mbrl, MbrlConfig, MbrlError, Spent};
 pub use ppo::{
     ActionChoice, ConditionalMask, PolicyShape, Ppo, PpoError, PpoMeta, PpoState, Progress, RolloutStats, StepOutcome,
     UpdateStats,

@@ -288,7 +288,7 @@ impl RewardSurrogate {
     /// Predictions for rows of `input_dim` features, in the target's units.
     pub fn predict(&self, inputs: &[f32]) -> Result<Prediction, SurrogateError> {
         let d = self.input_dim;
-        if inputs.len() % d != 0 {
+        if !inputs.len().is_multiple_of(d) {
             return Err(SurrogateError::Data(format!("{} inputs are not rows of {d} features", inputs.len())));
         }
         let rows = inputs.len() / d;
@@ -325,6 +325,12 @@ impl RewardSurrogate {
             self.target.apply(std::slice::from_ref(t), &mut y);
         }
         (x, y)
+    }
+}
+
+impl std::fmt::Debug for RewardSurrogate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RewardSurrogate").field("config", self.config()).field("input_dim", &self.input_dim()).finish()
     }
 }
 

@@ -43,9 +43,9 @@ fn it_fits_a_known_analytic_reward_within_0_05_rmse() {
 fn it_fits_als_surrogate_table() {
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for (i, &p) in ALS_ERASURE_RATES.iter().enumerate() {
-        for s in 0..10 {
+        for (s, &q) in ALS_SURROGATE[i].iter().enumerate() {
             x.extend([p as f32, (s + 1) as f32]);
-            y.push(ALS_SURROGATE[i][s] as f32);
+            y.push(q as f32);
         }
     }
     let config = SurrogateConfig { epochs: 400, batch_size: 16, ..SurrogateConfig::default() };

@@ -28,6 +28,7 @@
 
 use crate::accuracy::als_surrogate_value;
 use crate::api::{self, Env, EnvError, EnvSpec, StepMetrics, Transition};
+use crate::expensive::{ComponentModel, ExpensiveReward};
 use crate::rng::{Stream, StreamRng, stream_rng};
 use crate::spaces::{ActionSpace, Feature, ObservationSpace};
 use crate::validate::{InvalidField, Validation, in_range, non_negative, positive};
@@ -114,6 +115,43 @@ pub struct AlsSurrogateTable;
 impl InferenceQuality for AlsSurrogateTable {
     fn quality(&self, split_layer: u32, noise_level: f64) -> f64 {
         als_surrogate_value(f64::from(split_layer), noise_level)
+    }
+}
+
+/// A [`ComponentModel`] of q over the inputs (noise level, split layer) used as the quality model.
+#[derive(Debug)]
+struct ModelledQuality(Arc<dyn ComponentModel>);
+
+impl InferenceQuality for ModelledQuality {
+    fn quality(&self, split_layer: u32, noise_level: f64) -> f64 {
+        self.0.value(&[noise_level as f32, split_layer as f32])
+    }
+}
+
+/// The expensive component is q: measured at (noise level, split layer) whenever the step
+/// evaluated it.
+impl ExpensiveReward for AlsEnv {
+    fn component_inputs(&self) -> usize {
+        2
+    }
+
+    /// A step that evaluated q reports the evaluation at its own (noise, split); an episode's
+    /// initial evaluation (charged to its first step, at the initial split) is counted but not
+    /// reported when the first step also moved the split.
+    fn measurement(info: &AlsInfo, inputs: &mut Vec<f32>) -> Option<f64> {
+        (info.expensive_evaluations > 0).then(|| {
+            inputs.extend([info.noise_level as f32, info.split_layer as f32]);
+            info.quality
+        })
+    }
+
+    fn evaluations(info: &AlsInfo) -> u32 {
+        info.expensive_evaluations
+    }
+
+    fn with_component_model(&self, model: Arc<dyn ComponentModel>) -> Self {
+        Self::with_quality(self.config.clone(), Arc::new(ModelledQuality(model)))
+            .expect("the config was validated when this env was built")
     }
 }
 

@@ -12,6 +12,7 @@ pub mod conditions;
 pub mod cost;
 pub mod device;
 pub mod exogenous;
+pub mod expensive;
 pub mod failure;
 pub mod link;
 pub mod lyapunov;

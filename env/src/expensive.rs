@@ -1,0 +1,28 @@
+//! Expensive reward components (issue 13): a part of the reward that in practice is a costly
+//! measurement (a perplexity run, a hardware-in-the-loop latency) rather than a formula. An
+//! environment that has one says which step measured it, with what inputs, and can be rebuilt with
+//! a model standing in for the measurement (a learned surrogate, a table, an external command), so
+//! a model-based agent can train on the model and count the real measurements it spends.
+
+use crate::api::Env;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+/// A model of the expensive component: its value for a row of inputs (the same features the
+/// environment reports with each measurement). Deterministic for the same inputs.
+pub trait ComponentModel: Send + Sync + Debug {
+    fn value(&self, inputs: &[f32]) -> f64;
+}
+
+pub trait ExpensiveReward: Env + Sized {
+    /// Number of the component model's inputs.
+    fn component_inputs(&self) -> usize;
+    /// The measurement the step with `info` made, if any: its inputs appended to `inputs`, and
+    /// the measured value.
+    fn measurement(info: &Self::Info, inputs: &mut Vec<f32>) -> Option<f64>;
+    /// How many evaluations of the expensive component the step with `info` made.
+    fn evaluations(info: &Self::Info) -> u32;
+    /// The same environment (same configuration, fresh state) with `model` in place of the
+    /// measurement.
+    fn with_component_model(&self, model: Arc<dyn ComponentModel>) -> Self;
+}
