@@ -17,17 +17,22 @@ fn value(stdout: &str, label: &str) -> f64 {
     line.rsplit(':').next().and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("no value in {line:?}"))
 }
 
-#[test]
-fn a_short_flat_ppo_run_beats_the_best_fixed_plan_of_a_tiny_adaptation_scenario() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ppo-tiny-cloud-load.toml");
+/// Runs `splitwise train --config <repository path>` in `dir`; returns its stdout.
+fn train(dir: &Path, config: &str) -> String {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join(config);
     let out = Command::new(env!("CARGO_BIN_EXE_splitwise"))
-        .current_dir(dir.path())
+        .current_dir(dir)
         .args(["train", "--config", config.to_str().expect("utf-8 path")])
         .output()
         .expect("runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "train failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn a_short_flat_ppo_run_beats_the_best_fixed_plan_of_a_tiny_adaptation_scenario() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stdout = train(dir.path(), "tests/fixtures/ppo-tiny-cloud-load.toml");
     let trained = value(&stdout, "trained policy");
     let best_static = value(&stdout, "best static plan");
     let bound = value(&stdout, "clairvoyant bound");
@@ -50,13 +55,7 @@ fn ppo_on_the_als_environment_picks_the_table_optimum_split_at_each_noise_level(
     use splitwise_env::accuracy::{ALS_ERASURE_RATES, ALS_SURROGATE};
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/ppo-als.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_splitwise"))
-        .current_dir(dir.path())
-        .args(["train", "--config", config.to_str().expect("utf-8 path")])
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "train failed: {}", String::from_utf8_lossy(&out.stderr));
+    train(dir.path(), "configs/ppo-als.toml");
     let ckpt = checkpoint::resolve(&dir.path().join("checkpoints/ppo-als-seed0/best")).expect("best checkpoint");
     let files = checkpoint::load(&ckpt).expect("loads");
     let ppo = Ppo::from_state(&read_agent_state(&files, &ckpt).expect("agent files")).expect("agent state");
