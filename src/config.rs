@@ -5,10 +5,10 @@
 //! (`config.toml`), so a checkpoint never depends on the files it was trained from.
 
 use crate::scenario_file;
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use splitwise_agents::{HppoConfig, LearnerConfig, PpoConfig};
-use splitwise_env::als::AlsConfig;
+use splitwise_env::als::{AlsConfig, QualityTable};
 use splitwise_env::scenario::{ActionMode, InfeasibleAction, Scenario, ScenarioConfig};
 use splitwise_env::validate::{InvalidField, Validation};
 use std::path::{Path, PathBuf};
@@ -321,6 +321,39 @@ impl TrainConfig {
     }
 }
 
+/// A measured inference-quality table for the ALS environment in ALS's own CSV layout
+/// (`noise_level,split_1,…,split_10`, one row per noise level; the layout of the table decoded
+/// from ALS's released surrogate). Errors name the line, the column and the value.
+pub fn parse_quality_csv(text: &str) -> Result<QualityTable> {
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let expected: Vec<String> =
+        std::iter::once("noise_level".to_string()).chain((1..=10).map(|s| format!("split_{s}"))).collect();
+    let (_, header) = lines.next().ok_or_else(|| anyhow!("empty file: expected the header {}", expected.join(",")))?;
+    let names: Vec<&str> = header.split(',').map(str::trim).collect();
+    if names != expected {
+        bail!("line 1: header {header:?}; expected {}", expected.join(","));
+    }
+    let mut table = QualityTable { noise_levels: Vec::new(), values: Vec::new() };
+    for (i, line) in lines {
+        if table.noise_levels.len() >= splitwise_env::als::MAX_QUALITY_ROWS {
+            bail!("more than {} rows", splitwise_env::als::MAX_QUALITY_ROWS);
+        }
+        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
+        if cells.len() != expected.len() {
+            bail!("line {}: {} columns; expected {}", i + 1, cells.len(), expected.len());
+        }
+        let mut row = Vec::with_capacity(10);
+        for (cell, name) in cells.iter().zip(&expected) {
+            let v: f64 = cell.parse().map_err(|_| anyhow!("line {}: {name} = {cell:?} is not a number", i + 1))?;
+            row.push(v);
+        }
+        table.noise_levels.push(row[0]);
+        table.values.push(row[1..].to_vec());
+    }
+    table.validate().map_err(|e| anyhow!("{e}"))?;
+    Ok(table)
+}
+
 /// Reads, validates and resolves a training config file.
 pub fn load(path: &Path) -> Result<ResolvedTrainConfig> {
     let text =
@@ -336,6 +369,20 @@ pub fn parse(text: &str, origin: &Path) -> Result<ResolvedTrainConfig> {
         if p.total_timesteps == splitwise_agents::config::DEFAULT_TOTAL_TIMESTEPS {
             p.total_timesteps = config.training.total_steps;
         }
+    }
+    if let EnvSection::Als(als) = &mut config.env
+        && let Some(csv) = als.quality_csv.take()
+    {
+        if als.quality_table.is_some() {
+            bail!(
+                "{}: env.quality_csv: give either a CSV file or an inline env.quality_table, not both",
+                origin.display()
+            );
+        }
+        let path = origin.parent().unwrap_or(Path::new("")).join(&csv);
+        let text = scenario_file::read_text(&path)
+            .with_context(|| format!("{}: env.quality_csv: cannot read {}", origin.display(), path.display()))?;
+        als.quality_table = Some(parse_quality_csv(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?);
     }
     config.validate().map_err(|e| anyhow!("{}: {e}", origin.display()))?;
     let scenario = match &mut config.env {

@@ -444,3 +444,21 @@ fn run_name_must_be_one_folder_name() {
     }
     assert!(!dir.path().join("checkpoints").exists(), "nothing written");
 }
+
+/// A measured quality table plugs into the ALS environment from a CSV named by the config
+/// (`examples/als-measured-quality`): the run trains, and the run folder's resolved config holds
+/// the table itself, not the file name, so the checkpoint does not depend on the CSV.
+#[test]
+fn a_measured_quality_csv_is_read_and_inlined_into_the_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = repo("examples/als-measured-quality/ppo.toml");
+    ok(train(dir.path(), &["--config", config.to_str().unwrap(), "--stop-at-step", "2048"]));
+    let resolved = std::fs::read_to_string(dir.path().join("checkpoints/ppo-als-measured-seed0/config.toml")).unwrap();
+    assert!(resolved.contains("[env.quality_table]") && !resolved.contains("quality_csv"), "{resolved}");
+    // A bad cell is named by file, line, column and value.
+    std::fs::copy(&config, dir.path().join("ppo.toml")).unwrap();
+    let csv = std::fs::read_to_string(repo("examples/als-measured-quality/quality.csv")).unwrap();
+    std::fs::write(dir.path().join("quality.csv"), csv.replacen("0.0097", "n/a", 1)).unwrap();
+    let e = err(train(dir.path(), &["--config", "ppo.toml"]));
+    assert!(e.contains("quality.csv") && e.contains("line 2") && e.contains("split_7") && e.contains("n/a"), "{e}");
+}

@@ -62,6 +62,90 @@ pub struct AlsConfig {
     /// Relative noise change per step: × (1 − drift) when the split moves deeper, × (1 + drift)
     /// when it moves shallower.
     pub noise_drift: f64,
+    /// A measured quality table in place of ALS's surrogate (e.g. your own perplexity runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality_table: Option<QualityTable>,
+    /// A CSV file holding that table (ALS's layout: `noise_level,split_1,…,split_10`), named
+    /// relative to the config. The application reads it into `quality_table` (the env opens no
+    /// file); a config that still names one here was not resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality_csv: Option<String>,
+}
+
+/// Measured q at a few noise levels (rows) for split layers 1–10 (columns), linear in the noise
+/// between rows and clamped to the first and last row.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct QualityTable {
+    pub noise_levels: Vec<f64>,
+    /// One row of 10 values (split layers 1–10) per noise level.
+    pub values: Vec<Vec<f64>>,
+}
+
+/// The most rows a quality table may have (a measured table has a handful).
+pub const MAX_QUALITY_ROWS: usize = 10_000;
+
+impl QualityTable {
+    pub fn validate(&self) -> Validation {
+        let n = self.noise_levels.len();
+        if n == 0 || n > MAX_QUALITY_ROWS {
+            return Err(InvalidField::new(
+                "quality_table.noise_levels",
+                n,
+                format!("must have 1 to {MAX_QUALITY_ROWS} rows"),
+            ));
+        }
+        for (i, &p) in self.noise_levels.iter().enumerate() {
+            in_range(&format!("quality_table.noise_levels[{i}]"), p, 0.0, ALS_MAX_NOISE, "an erasure probability")?;
+            if i > 0 && p <= self.noise_levels[i - 1] {
+                return Err(InvalidField::new(
+                    format!("quality_table.noise_levels[{i}]"),
+                    p,
+                    format!("must be greater than the row before ({})", self.noise_levels[i - 1]),
+                ));
+            }
+        }
+        if self.values.len() != n {
+            return Err(InvalidField::new(
+                "quality_table.values",
+                self.values.len(),
+                format!("must have {n} rows, one per noise level"),
+            ));
+        }
+        for (i, row) in self.values.iter().enumerate() {
+            if row.len() != ALS_MAX_SPLIT as usize {
+                return Err(InvalidField::new(
+                    format!("quality_table.values[{i}]"),
+                    row.len(),
+                    "must have 10 values (split layers 1-10)",
+                ));
+            }
+            if let Some(j) = row.iter().position(|v| !v.is_finite()) {
+                return Err(InvalidField::new(
+                    format!("quality_table.values[{i}][{j}]"),
+                    row[j],
+                    "must be a finite number",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl InferenceQuality for QualityTable {
+    fn quality(&self, split_layer: u32, noise_level: f64) -> f64 {
+        let col = (split_layer.clamp(1, ALS_MAX_SPLIT) - 1) as usize;
+        let levels = &self.noise_levels;
+        let hi = levels.partition_point(|&p| p <= noise_level);
+        if hi == 0 {
+            return self.values[0][col];
+        }
+        if hi == levels.len() {
+            return self.values[hi - 1][col];
+        }
+        let w = (noise_level - levels[hi - 1]) / (levels[hi] - levels[hi - 1]);
+        (1.0 - w) * self.values[hi - 1][col] + w * self.values[hi][col]
+    }
 }
 
 impl Default for AlsConfig {
@@ -73,6 +157,8 @@ impl Default for AlsConfig {
             initial_noise: [0.08, 0.22],
             initial_split: [3, 6],
             noise_drift: 0.0005,
+            quality_table: None,
+            quality_csv: None,
         }
     }
 }
@@ -96,6 +182,16 @@ impl AlsConfig {
         }
         in_range("noise_drift", self.noise_drift, 0.0, 1.0, "relative noise change per step")?;
         positive("inference_weight + load_weight", self.inference_weight + self.load_weight, "some reward")?;
+        if let Some(table) = &self.quality_table {
+            table.validate()?;
+        }
+        if let Some(csv) = &self.quality_csv {
+            return Err(InvalidField::new(
+                "quality_csv",
+                csv,
+                "must be read into quality_table by the application before the environment is built",
+            ));
+        }
         Ok(())
     }
 }
@@ -229,9 +325,14 @@ pub fn als_spec(config: &AlsConfig) -> EnvSpec {
 }
 
 impl AlsEnv {
-    /// The scenario with ALS's own surrogate table as the quality model.
+    /// The scenario with its configured quality model: the measured `quality_table` when it has
+    /// one, else ALS's own surrogate table.
     pub fn new(config: AlsConfig) -> Result<Self, InvalidField> {
-        Self::with_quality(config, Arc::new(AlsSurrogateTable))
+        let quality: Arc<dyn InferenceQuality> = match &config.quality_table {
+            Some(table) => Arc::new(table.clone()),
+            None => Arc::new(AlsSurrogateTable),
+        };
+        Self::with_quality(config, quality)
     }
 
     /// The scenario with another quality model (a measured table, an external measurement).
@@ -453,5 +554,37 @@ mod tests {
         let t = env.step(&[4]).unwrap();
         assert_eq!(t.info.quality, 0.5);
         assert!((t.reward - (5.0 + 0.5)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_measured_table_replaces_als_surrogate_and_interpolates_in_the_noise() {
+        let table = QualityTable {
+            noise_levels: vec![0.1, 0.2],
+            values: vec![vec![0.0; 10], (1..=10).map(f64::from).collect()],
+        };
+        // Between the rows: linear; outside: the nearest row.
+        assert!((table.quality(4, 0.15) - 2.0).abs() < 1e-12);
+        assert_eq!(table.quality(4, 0.05), 0.0);
+        assert_eq!(table.quality(10, 0.3), 10.0);
+        let config = AlsConfig { quality_table: Some(table), initial_noise: [0.15, 0.15], ..AlsConfig::default() };
+        let mut env = AlsEnv::new(config).unwrap();
+        env.reset(Some(0));
+        let t = env.step(&[9]).unwrap();
+        // Noise 0.15 × 0.9995 after the deeper split: w = (0.149925 − 0.1)/0.1 of the way to 10.
+        assert!((t.info.quality - 4.9925).abs() < 1e-9, "{}", t.info.quality);
+        let bad = |t: QualityTable| {
+            AlsConfig { quality_table: Some(t), ..AlsConfig::default() }.validate().unwrap_err().field
+        };
+        assert_eq!(
+            bad(QualityTable { noise_levels: vec![0.2, 0.1], values: vec![vec![0.0; 10]; 2] }),
+            "quality_table.noise_levels[1]"
+        );
+        assert_eq!(
+            bad(QualityTable { noise_levels: vec![0.1], values: vec![vec![0.0; 9]] }),
+            "quality_table.values[0]"
+        );
+        assert_eq!(bad(QualityTable { noise_levels: vec![0.1], values: vec![] }), "quality_table.values");
+        let unresolved = AlsConfig { quality_csv: Some("q.csv".into()), ..AlsConfig::default() };
+        assert_eq!(unresolved.validate().unwrap_err().field, "quality_csv");
     }
 }
