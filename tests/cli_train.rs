@@ -140,6 +140,23 @@ fn resume_is_bit_identical_for_hierarchical_ppo() {
     assert_exact_resume(&repo("configs/hppo-smoke.toml"), 128, 256);
 }
 
+/// The self-critical advantage probes the env on saved copies every step (both levels of a
+/// hierarchy); a run with it still resumes bit for bit.
+#[test]
+fn resume_is_bit_identical_with_self_critical_hierarchical_ppo() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo("configs/hppo-smoke.toml")).unwrap();
+    let scenario = repo("configs/jetson-llama7b-lte.toml");
+    let text = text
+        .replace("\"jetson-llama7b-lte.toml\"", &format!("{:?}", scenario.to_str().unwrap()))
+        .replace("[agent.high]\n", "[agent.high]\ngamma = 0.0\nadvantage = \"self-critical\"\n")
+        .replace("[agent.low]\n", "[agent.low]\ngamma = 0.0\nadvantage = \"self-critical\"\n");
+    assert_eq!(text.matches("self-critical").count(), 2, "{text}");
+    let config = dir.path().join("sc.toml");
+    std::fs::write(&config, text).unwrap();
+    assert_exact_resume(&config, 128, 256);
+}
+
 /// Hierarchical PPO goes through the same commands as PPO: its run logs both levels, its
 /// checkpoint holds both levels and says so, `eval` loads it next to baselines and `export`
 /// writes a graph per level.
