@@ -228,8 +228,9 @@ impl Hppo {
         // was measured worse on a test scenario (docs/agents.md).
         let high_critical = self.high.config().advantage == AdvantageBaseline::SelfCritical;
         let low_critical = self.low.config().advantage == AdvantageBaseline::SelfCritical;
-        let (mut greedy_plan, mut greedy_low) = (vec![0; n_envs * (nh + nl)], vec![0; n_envs * nl]);
-        let mut completed = vec![0; n_envs * (nh + nl)];
+        let (mut greedy_high, mut greedy_low) = (vec![0; n_envs * nh], vec![0; n_envs * nl]);
+        let mut greedy_completion = vec![0; n_envs * nl];
+        let (mut greedy_plan, mut completed) = (vec![0; n_envs * (nh + nl)], vec![0; n_envs * (nh + nl)]);
         let (mut greedy_plan_rewards, mut completed_rewards) = (vec![0.0; n_envs], vec![0.0; n_envs]);
         for _ in 0..self.high.config().n_steps {
             let start = Instant::now();
@@ -238,18 +239,32 @@ impl Hppo {
                 let members = venv.members();
                 let mut conditional =
                     |i: usize, prefix: &[usize], out: &mut [bool]| members[i].conditional_mask(prefix, out);
-                let high = self.high.act_rollout_with(venv.obs(), &high_masks, Some(&mut conditional))?.to_vec();
+                // The greedy choices come from the rollout's own forward passes; only the greedy
+                // completion of the greedy high choice needs one more low-level pass.
+                let greedy_out = high_critical.then_some(greedy_high.as_mut_slice());
+                let high = self
+                    .high
+                    .act_rollout_greedy_with(venv.obs(), &high_masks, Some(&mut conditional), greedy_out)?
+                    .to_vec();
                 let low_obs = self.low_rows(venv.obs(), &high);
                 let mut prefixed = prefixed_mask(&mut conditional, &high, nh);
-                let low = self.low.act_rollout_with(&low_obs, &low_masks, Some(&mut prefixed))?.to_vec();
-                if low_critical {
-                    let choice = ActionChoice::Deterministic;
-                    self.low.act_into_with(&low_obs, &low_masks, choice, Some(&mut prefixed), &mut greedy_low)?;
-                }
+                let greedy_out = low_critical.then_some(greedy_low.as_mut_slice());
+                let low =
+                    self.low.act_rollout_greedy_with(&low_obs, &low_masks, Some(&mut prefixed), greedy_out)?.to_vec();
                 drop(prefixed);
                 if high_critical {
+                    let greedy_obs = self.low_rows(venv.obs(), &greedy_high);
+                    let mut prefixed = prefixed_mask(&mut conditional, &greedy_high, nh);
                     let choice = ActionChoice::Deterministic;
-                    self.act_into_with(venv.obs(), venv.masks(), choice, Some(&mut conditional), &mut greedy_plan)?;
+                    self.low.act_into_with(
+                        &greedy_obs,
+                        &low_masks,
+                        choice,
+                        Some(&mut prefixed),
+                        &mut greedy_completion,
+                    )?;
+                    drop(prefixed);
+                    self.join_actions(&greedy_high, &greedy_completion, &mut greedy_plan);
                 }
                 self.join_actions(&high, &low, &mut actions);
                 high

@@ -518,7 +518,21 @@ impl Ppo {
         &mut self,
         obs: &[f32],
         masks: &[bool],
+        conditional: Option<ConditionalMask<'_>>,
+    ) -> Result<&[usize], PpoError> {
+        self.act_rollout_greedy_with(obs, masks, conditional, None)
+    }
+
+    /// [`Ppo::act_rollout_with`] that also writes each member's greedy action (what
+    /// `ActionChoice::Deterministic` would pick: the most probable legal value of each component
+    /// under the conditional masks of the greedy prefix) into `greedy`, from the same forward
+    /// pass: the self-critical baseline's reference action.
+    pub fn act_rollout_greedy_with(
+        &mut self,
+        obs: &[f32],
+        masks: &[bool],
         mut conditional: Option<ConditionalMask<'_>>,
+        mut greedy: Option<&mut [usize]>,
     ) -> Result<&[usize], PpoError> {
         let (n, d, m, k) =
             (self.config.n_envs, self.shape.input_dim(), self.shape.mask_len(), self.shape.n_components());
@@ -548,9 +562,28 @@ impl Ppo {
         }
 
         let mut pick = Pick::Sample(&mut self.rng);
+        let mut greedy_pick: Pick<'_, StreamRng> = Pick::Greedy;
+        let mut greedy_mask = if greedy.is_some() { vec![false; m] } else { Vec::new() };
         for i in 0..n {
             let row = &out[i * (m + 1)..(i + 1) * (m + 1)];
             let j = rows.start + i;
+            if let Some(g) = greedy.as_deref_mut() {
+                // Tempering divides the logits by τ > 0: the argmax is τ = 1's.
+                greedy_mask.copy_from_slice(&masks[i * m..(i + 1) * m]);
+                choose_actions(
+                    &row[..m],
+                    &mut greedy_mask,
+                    &self.shape.nvec,
+                    MaskSource {
+                        member: i,
+                        first: first_conditional,
+                        conditional: conditional.as_deref_mut(),
+                        scratch: &mut self.mask_scratch,
+                    },
+                    &mut greedy_pick,
+                    &mut g[i * k..(i + 1) * k],
+                )?;
+            }
             let log_prob = choose_actions(
                 &row[..m],
                 &mut b.masks[j * m..(j + 1) * m],
@@ -674,17 +707,13 @@ impl Ppo {
             let members = venv.members();
             let mut conditional =
                 |i: usize, prefix: &[usize], out: &mut [bool]| members[i].conditional_mask(prefix, out);
-            let actions = self.act_rollout_with(venv.obs(), venv.masks(), Some(&mut conditional))?.to_vec();
-            if self_critical {
-                let obs = venv.obs();
-                let masks = venv.masks();
-                self.act_into_with(obs, masks, ActionChoice::Deterministic, Some(&mut conditional), &mut greedy)?;
-            }
+            let greedy_out = self_critical.then_some(greedy.as_mut_slice());
+            let actions = self.act_rollout_greedy_with(venv.obs(), venv.masks(), Some(&mut conditional), greedy_out)?;
             let acted = Instant::now();
             if self_critical {
                 venv.counterfactual_rewards(&greedy, &mut baseline)?;
             }
-            venv.step(&actions)?;
+            venv.step(actions)?;
             let stepped = Instant::now();
             let final_obs: Vec<(usize, &[f32])> =
                 venv.finished().iter().filter_map(|e| venv.final_obs(e.env_index).map(|o| (e.env_index, o))).collect();

@@ -46,6 +46,9 @@ pub struct VecEnv<E: Env> {
     truncated: Vec<bool>,
     final_obs: Vec<f32>,
     has_final_obs: Vec<bool>,
+    /// Where a counterfactual step writes the observation and mask it does not keep.
+    probe_obs: Vec<f32>,
+    probe_mask: Vec<bool>,
     infos: Vec<E::Info>,
     episode_returns: Vec<f64>,
     episode_lengths: Vec<u64>,
@@ -68,6 +71,8 @@ impl<E: Env> VecEnv<E> {
             truncated: vec![false; n],
             final_obs: vec![0.0; n * d],
             has_final_obs: vec![false; n],
+            probe_obs: vec![0.0; d],
+            probe_mask: vec![false; m],
             infos: vec![E::Info::default(); n],
             episode_returns: vec![0.0; n],
             episode_lengths: vec![0; n],
@@ -162,10 +167,9 @@ impl<E: Env> VecEnv<E> {
         let k = self.spec.action.n_components();
         assert_eq!(actions.len(), self.envs.len() * k, "actions must be n_envs × n_components");
         assert_eq!(out.len(), self.envs.len(), "one reward per member");
-        let (mut obs, mut mask) = (vec![0.0; self.spec.observation.dim()], vec![false; self.spec.action.mask_len()]);
         for (i, env) in self.envs.iter_mut().enumerate() {
             let saved = env.save_state();
-            let stepped = env.step_into(&actions[i * k..(i + 1) * k], &mut obs, &mut mask);
+            let stepped = env.step_into(&actions[i * k..(i + 1) * k], &mut self.probe_obs, &mut self.probe_mask);
             let restored = env.restore_state(&saved);
             let t = stepped.map_err(|error| VecStepError { env_index: i, error })?;
             restored.map_err(|error| VecStepError { env_index: i, error })?;
