@@ -317,7 +317,7 @@ pub fn als_erasure_loss(kappa: f64, depth_fraction: f64, erasure_rate: f64) -> f
 
 /// Indices `(lo, hi)` and weight `w` with x ≈ (1 − w)·grid[lo] + w·grid[hi], clamped to the
 /// grid's ends (NaN clamps to the first point). `grid` is non-empty and strictly increasing.
-fn bracket(grid: &[f64], x: f64) -> (usize, usize, f64) {
+pub(crate) fn bracket(grid: &[f64], x: f64) -> (usize, usize, f64) {
     let n = grid.len();
     if n == 1 || x.is_nan() || x <= grid[0] {
         return (0, 0, 0.0);

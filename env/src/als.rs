@@ -26,7 +26,7 @@
 //! episodes (it starts at 0), so a first action that keeps the initial split reuses a stale or
 //! zero perplexity. Here the episode's first evaluation is the initial split's.
 
-use crate::accuracy::als_surrogate_value;
+use crate::accuracy::{ALS_ERASURE_RATES, ALS_SURROGATE, bracket};
 use crate::api::{self, Env, EnvError, EnvSpec, StepMetrics, Transition};
 use crate::expensive::{ComponentModel, ExpensiveReward};
 use crate::rng::{Stream, StreamRng, stream_rng};
@@ -86,6 +86,14 @@ pub struct QualityTable {
 pub const MAX_QUALITY_ROWS: usize = 10_000;
 
 impl QualityTable {
+    /// ALS's reward surrogate for LLaMA2-7B ([`crate::accuracy::ALS_SURROGATE`]): the default.
+    pub fn als_llama2_7b() -> Self {
+        Self {
+            noise_levels: ALS_ERASURE_RATES.to_vec(),
+            values: ALS_SURROGATE.iter().map(|row| row.to_vec()).collect(),
+        }
+    }
+
     pub fn validate(&self) -> Validation {
         let n = self.noise_levels.len();
         if n == 0 || n > MAX_QUALITY_ROWS {
@@ -135,16 +143,8 @@ impl QualityTable {
 impl InferenceQuality for QualityTable {
     fn quality(&self, split_layer: u32, noise_level: f64) -> f64 {
         let col = (split_layer.clamp(1, ALS_MAX_SPLIT) - 1) as usize;
-        let levels = &self.noise_levels;
-        let hi = levels.partition_point(|&p| p <= noise_level);
-        if hi == 0 {
-            return self.values[0][col];
-        }
-        if hi == levels.len() {
-            return self.values[hi - 1][col];
-        }
-        let w = (noise_level - levels[hi - 1]) / (levels[hi] - levels[hi - 1]);
-        (1.0 - w) * self.values[hi - 1][col] + w * self.values[hi][col]
+        let (lo, hi, w) = bracket(&self.noise_levels, noise_level);
+        (1.0 - w) * self.values[lo][col] + w * self.values[hi][col]
     }
 }
 
@@ -201,17 +201,6 @@ impl AlsConfig {
 /// saves and restores its state, and exact resume replays steps).
 pub trait InferenceQuality: Send + Sync + Debug {
     fn quality(&self, split_layer: u32, noise_level: f64) -> f64;
-}
-
-/// ALS's reward surrogate for LLaMA2-7B ([`crate::accuracy::ALS_SURROGATE`]), linear in the noise
-/// level between the table's rows and clamped to its range (0.01–0.30).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct AlsSurrogateTable;
-
-impl InferenceQuality for AlsSurrogateTable {
-    fn quality(&self, split_layer: u32, noise_level: f64) -> f64 {
-        als_surrogate_value(f64::from(split_layer), noise_level)
-    }
 }
 
 /// A [`ComponentModel`] of q over the inputs (noise level, split layer) used as the quality model.
@@ -328,11 +317,8 @@ impl AlsEnv {
     /// The scenario with its configured quality model: the measured `quality_table` when it has
     /// one, else ALS's own surrogate table.
     pub fn new(config: AlsConfig) -> Result<Self, InvalidField> {
-        let quality: Arc<dyn InferenceQuality> = match &config.quality_table {
-            Some(table) => Arc::new(table.clone()),
-            None => Arc::new(AlsSurrogateTable),
-        };
-        Self::with_quality(config, quality)
+        let table = config.quality_table.clone().unwrap_or_else(QualityTable::als_llama2_7b);
+        Self::with_quality(config, Arc::new(table))
     }
 
     /// The scenario with another quality model (a measured table, an external measurement).
@@ -462,7 +448,7 @@ impl Env for AlsEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accuracy::{ALS_ERASURE_RATES, ALS_SURROGATE};
+    use crate::accuracy::als_surrogate_value;
 
     /// The split the table prefers at row `i` under `weight` (ALS's reward without the env).
     fn table_optimum(i: usize, weight: f64) -> u32 {
