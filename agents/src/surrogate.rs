@@ -166,6 +166,9 @@ pub struct RewardSurrogate {
     config: SurrogateConfig,
     input_dim: usize,
     members: Vec<ReluMlp>,
+    /// The members without autodiff, refreshed after each fit: what `predict` runs (a model
+    /// environment predicts once per step).
+    inference: Vec<ReluMlp>,
     optimizers: Vec<ModuleOptimizer>,
     inputs: Standardizer,
     target: Standardizer,
@@ -190,7 +193,9 @@ impl RewardSurrogate {
             })
             .collect();
         let optimizers = (0..config.ensemble).map(|_| AdamConfig::new().init()).collect();
+        let inference = members.iter().map(|m| m.valid()).collect();
         Ok(Self {
+            inference,
             rng: item_rng(seed, Stream::Surrogate, 0),
             inputs: Standardizer::identity(input_dim),
             target: Standardizer::identity(1),
@@ -227,9 +232,8 @@ impl RewardSurrogate {
         }
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut self.rng);
-        let n_holdout =
-            if n >= 5 { ((n as f64 * self.config.holdout_fraction).round() as usize).clamp(1, n - 1) } else { 0 };
-        let n_holdout = if self.config.holdout_fraction == 0.0 { 0 } else { n_holdout };
+        let f = self.config.holdout_fraction;
+        let n_holdout = if n >= 5 && f > 0.0 { ((n as f64 * f).round() as usize).clamp(1, n - 1) } else { 0 };
         let (holdout, train) = order.split_at(n_holdout);
         let train = train.to_vec();
         self.inputs = Standardizer::of(inputs, d, &train);
@@ -254,6 +258,7 @@ impl RewardSurrogate {
                 }
             }
         }
+        self.inference = self.members.iter().map(|m| m.valid()).collect();
 
         let rows = |idx: &[usize]| -> (Vec<f32>, Vec<f32>) {
             (
@@ -298,9 +303,9 @@ impl RewardSurrogate {
         }
         let xt = Tensor::<2>::from_data(TensorData::new(x, [rows, d]), &self.infer_device);
         let outs: Vec<Vec<f32>> = self
-            .members
+            .inference
             .iter()
-            .map(|m| m.valid().forward(xt.clone()).into_data().try_into_vec::<f32>().expect("f32 outputs"))
+            .map(|m| m.forward(xt.clone()).into_data().try_into_vec::<f32>().expect("f32 outputs"))
             .collect();
         let (m, s) = (self.target.mean[0], self.target.std[0]);
         let k = outs.len() as f64;
