@@ -325,26 +325,24 @@ impl TrainConfig {
 /// (`noise_level,split_1,…,split_10`, one row per noise level; the layout of the table decoded
 /// from ALS's released surrogate). Errors name the line, the column and the value.
 pub fn parse_quality_csv(text: &str) -> Result<QualityTable> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     let expected: Vec<String> =
         std::iter::once("noise_level".to_string()).chain((1..=10).map(|s| format!("split_{s}"))).collect();
-    let (_, header) = lines.next().ok_or_else(|| anyhow!("empty file: expected the header {}", expected.join(",")))?;
-    let names: Vec<&str> = header.split(',').map(str::trim).collect();
-    if names != expected {
-        bail!("line 1: header {header:?}; expected {}", expected.join(","));
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_bytes());
+    let header = reader.headers().context("line 1: the header")?;
+    if header.iter().ne(expected.iter().map(String::as_str)) {
+        bail!("line 1: header {:?}; expected {}", header.iter().collect::<Vec<_>>().join(","), expected.join(","));
     }
     let mut table = QualityTable { noise_levels: Vec::new(), values: Vec::new() };
-    for (i, line) in lines {
+    for record in reader.records() {
         if table.noise_levels.len() >= splitwise_env::als::MAX_QUALITY_ROWS {
             bail!("more than {} rows", splitwise_env::als::MAX_QUALITY_ROWS);
         }
-        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        if cells.len() != expected.len() {
-            bail!("line {}: {} columns; expected {}", i + 1, cells.len(), expected.len());
-        }
-        let mut row = Vec::with_capacity(10);
-        for (cell, name) in cells.iter().zip(&expected) {
-            let v: f64 = cell.parse().map_err(|_| anyhow!("line {}: {name} = {cell:?} is not a number", i + 1))?;
+        // The reader refuses a row whose width differs from the header's, naming its line.
+        let record = record?;
+        let line = record.position().map_or(0, csv::Position::line);
+        let mut row = Vec::with_capacity(expected.len());
+        for (cell, name) in record.iter().zip(&expected) {
+            let v: f64 = cell.parse().map_err(|_| anyhow!("line {line}: {name} = {cell:?} is not a number"))?;
             row.push(v);
         }
         table.noise_levels.push(row[0]);
@@ -352,6 +350,11 @@ pub fn parse_quality_csv(text: &str) -> Result<QualityTable> {
     }
     table.validate().map_err(|e| anyhow!("{e}"))?;
     Ok(table)
+}
+
+/// A file a config names, relative to the config's folder.
+fn beside(config: &Path, name: impl AsRef<Path>) -> PathBuf {
+    config.parent().unwrap_or(Path::new("")).join(name)
 }
 
 /// Reads, validates and resolves a training config file.
@@ -379,7 +382,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<ResolvedTrainConfig> {
                 origin.display()
             );
         }
-        let path = origin.parent().unwrap_or(Path::new("")).join(&csv);
+        let path = beside(origin, &csv);
         let text = scenario_file::read_text(&path)
             .with_context(|| format!("{}: env.quality_csv: cannot read {}", origin.display(), path.display()))?;
         als.quality_table = Some(parse_quality_csv(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?);
@@ -390,7 +393,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<ResolvedTrainConfig> {
         EnvSection::Partition { scenario_file, scenario, overrides } => {
             let (mut sc_config, sc_origin) = match (scenario_file.take(), scenario.take()) {
                 (Some(file), None) => {
-                    let full = origin.parent().unwrap_or(Path::new("")).join(&file);
+                    let full = beside(origin, &file);
                     let text = scenario_file::read_text(&full).with_context(|| {
                         format!("{}: env.scenario_file: cannot read {}", origin.display(), full.display())
                     })?;
