@@ -275,7 +275,7 @@ def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, fig
              "mean over seeds; 1 is the bound, 0 the best static plan. Below 5 % headroom a capture is noise "
              "and is not given.",
              f"- Wall time {seconds // 60:.0f} min {seconds % 60:.0f} s on {os.cpu_count()} CPUs "
-             "(training and evaluation, runs in parallel).\n",
+             "(training and evaluation, runs in parallel; summed over the invocations that did work).\n",
              "| scenario | agent | Δ + V·p per seed | mean | best static | best causal | bound | headroom | capture (mean over seeds) | beats best static | beats best causal | mean latency (s) | P95 (s) | energy/req (J) | accuracy loss |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for scenario in scenarios:
@@ -403,11 +403,13 @@ def main():
             dest, cached = f.result()
             did_work |= not cached
             print(f"evaluated {dest}{' (earlier)' if cached else ''}", flush=True)
-    # The wall time of the invocation that did the work (a rerun over finished runs only
-    # regenerates the report and keeps the recorded time).
+    # The wall time summed over the invocations that did work (one that adds a scenario adds its
+    # time; a rerun over finished runs only regenerates the report and keeps the recorded time).
     wall = os.path.join(a.out, "wall.json")
     seconds = time.time() - start
     if did_work or not os.path.exists(wall):
+        if os.path.exists(wall):
+            seconds += json.load(open(wall))["seconds"]
         with open(wall + ".tmp", "w") as f:
             json.dump({"seconds": seconds}, f)
         os.replace(wall + ".tmp", wall)
