@@ -7,7 +7,9 @@ use crate::checkpoint::CheckpointFiles;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use splitwise_agents::export::PolicyLevel;
-use splitwise_agents::{Hppo, HppoState, Learner, LearnerState, PpoMeta, PpoState};
+use splitwise_agents::{
+    Hppo, HppoState, Learner, LearnerState, MbrlMeta, MbrlState, PpoMeta, PpoState, SurrogateMeta, SurrogateState,
+};
 use std::path::Path;
 
 /// The flat learner's files inside `agent/` (names kept from the first checkpoint format).
@@ -49,6 +51,15 @@ pub const REGISTRY: &[AgentKind] = &[
         read: hppo_read,
         levels: hppo_levels,
     },
+    AgentKind {
+        name: "mbrl",
+        help: "model-based RL with a learned reward surrogate (Adaptive Layer Splitting's agent): real steps feed an \
+               MLP surrogate of the environment's expensive reward component, the policy (PPO) trains on the \
+               environment with the surrogate in its place; for environments with such a component (als)",
+        files: mbrl_files,
+        read: mbrl_read,
+        levels: ppo_levels,
+    },
 ];
 
 /// The kind called `name`, or an error listing the kinds.
@@ -68,6 +79,7 @@ pub fn kind_of(learner: &Learner) -> &'static AgentKind {
     let name = match learner {
         Learner::Flat(_) => "ppo",
         Learner::Hierarchical(_) => "hppo",
+        Learner::ModelBased(_) => "mbrl",
     };
     find(name).expect("every learner variant has a registry entry (tested)")
 }
@@ -101,7 +113,15 @@ fn level_read(files: &CheckpointFiles, dir: &Path, prefix: &str) -> Result<PpoSt
 fn ppo_files(state: &LearnerState) -> Result<Vec<(String, Vec<u8>)>> {
     match state {
         LearnerState::Flat(s) => level_files("", s),
-        LearnerState::Hierarchical(_) => bail!("a hierarchical state is not a ppo agent's"),
+        _ => bail!("a {} state is not a ppo agent's", state_kind(state)),
+    }
+}
+
+fn state_kind(state: &LearnerState) -> &'static str {
+    match state {
+        LearnerState::Flat(_) => "ppo",
+        LearnerState::Hierarchical(_) => "hppo",
+        LearnerState::ModelBased(_) => "mbrl",
     }
 }
 
@@ -109,10 +129,13 @@ fn ppo_read(files: &CheckpointFiles, dir: &Path) -> Result<LearnerState> {
     Ok(LearnerState::Flat(level_read(files, dir, "")?))
 }
 
+/// Every kind's exported networks, by the learner it holds.
 fn ppo_levels(learner: &Learner) -> Vec<PolicyLevel> {
     match learner {
         Learner::Flat(p) => vec![PolicyLevel::of_ppo(p)],
         Learner::Hierarchical(h) => hppo_levels_of(h),
+        // The policy alone: the surrogate is a training device, not part of the deployed policy.
+        Learner::ModelBased(m) => vec![PolicyLevel::of_ppo(m.ppo())],
     }
 }
 
@@ -128,7 +151,7 @@ const HIGH: &str = "high.";
 const LOW: &str = "low.";
 
 fn hppo_files(state: &LearnerState) -> Result<Vec<(String, Vec<u8>)>> {
-    let LearnerState::Hierarchical(s) = state else { bail!("a flat state is not an hppo agent's") };
+    let LearnerState::Hierarchical(s) = state else { bail!("a {} state is not an hppo agent's", state_kind(state)) };
     let mut files = level_files(HIGH, &s.high)?;
     files.extend(level_files(LOW, &s.low)?);
     files.push((HIERARCHY_FILE.to_string(), serde_json::to_vec_pretty(&Hierarchy { n_high: s.n_high })?));
@@ -146,10 +169,51 @@ fn hppo_read(files: &CheckpointFiles, dir: &Path) -> Result<LearnerState> {
 }
 
 fn hppo_levels(learner: &Learner) -> Vec<PolicyLevel> {
-    match learner {
-        Learner::Hierarchical(h) => hppo_levels_of(h),
-        Learner::Flat(p) => vec![PolicyLevel::of_ppo(p)],
+    ppo_levels(learner)
+}
+
+/// A model-based learner's own files beside its policy's (`weights.bpk`, `optimizer.bpk`,
+/// `ppo_meta.json`, as a flat learner's): its measurements and counters, the surrogate's
+/// standardisation and RNG, and each surrogate member's weights and Adam moments.
+pub const MBRL_FILE: &str = "mbrl.json";
+pub const SURROGATE_FILE: &str = "surrogate.json";
+
+fn surrogate_member_file(k: usize, file: &str) -> String {
+    format!("surrogate.{k}.{file}")
+}
+
+fn mbrl_files(state: &LearnerState) -> Result<Vec<(String, Vec<u8>)>> {
+    let LearnerState::ModelBased(s) = state else { bail!("a {} state is not an mbrl agent's", state_kind(state)) };
+    let mut files = level_files("", &s.ppo)?;
+    files.push((MBRL_FILE.to_string(), serde_json::to_vec(&s.meta).context("serialising the MBRL state")?));
+    files.push((
+        SURROGATE_FILE.to_string(),
+        serde_json::to_vec_pretty(&s.surrogate.meta).context("serialising the surrogate state")?,
+    ));
+    for (k, (weights, optimizer)) in s.surrogate.members.iter().zip(&s.surrogate.optimizers).enumerate() {
+        files.push((surrogate_member_file(k, AGENT_WEIGHTS), weights.clone()));
+        files.push((surrogate_member_file(k, AGENT_OPTIMIZER), optimizer.clone()));
     }
+    Ok(files)
+}
+
+fn mbrl_read(files: &CheckpointFiles, dir: &Path) -> Result<LearnerState> {
+    let json = |name: &str| -> Result<&[u8]> { files.agent_file(name, dir) };
+    let meta: MbrlMeta = serde_json::from_slice(json(MBRL_FILE)?)
+        .with_context(|| format!("checkpoint {}: agent/{MBRL_FILE} is corrupt", dir.display()))?;
+    let surrogate: SurrogateMeta = serde_json::from_slice(json(SURROGATE_FILE)?)
+        .with_context(|| format!("checkpoint {}: agent/{SURROGATE_FILE} is corrupt", dir.display()))?;
+    let ensemble = surrogate.config.ensemble;
+    let member = |k: usize, file: &str| files.agent_file(&surrogate_member_file(k, file), dir).map(<[u8]>::to_vec);
+    Ok(LearnerState::ModelBased(Box::new(MbrlState {
+        ppo: level_read(files, dir, "")?,
+        surrogate: SurrogateState {
+            members: (0..ensemble).map(|k| member(k, AGENT_WEIGHTS)).collect::<Result<_>>()?,
+            optimizers: (0..ensemble).map(|k| member(k, AGENT_OPTIMIZER)).collect::<Result<_>>()?,
+            meta: surrogate,
+        },
+        meta,
+    })))
 }
 
 /// The high level's network, then the low level's, which reads the high choice one-hot as its
@@ -180,6 +244,6 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), REGISTRY.len());
         assert!(REGISTRY.iter().all(|k| !k.help.is_empty()));
-        assert!(find("nope").err().is_some_and(|e| e.to_string().contains("ppo, hppo")));
+        assert!(find("nope").err().is_some_and(|e| e.to_string().contains("ppo, hppo, mbrl")));
     }
 }

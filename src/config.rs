@@ -7,7 +7,7 @@
 use crate::scenario_file;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
-use splitwise_agents::{HppoConfig, LearnerConfig, PpoConfig};
+use splitwise_agents::{HppoConfig, LearnerConfig, MbrlConfig, PpoConfig};
 use splitwise_env::als::{AlsConfig, QualityTable};
 use splitwise_env::scenario::{ActionMode, InfeasibleAction, Scenario, ScenarioConfig};
 use splitwise_env::validate::{InvalidField, Validation};
@@ -113,6 +113,9 @@ impl ScenarioOverrides {
 pub enum AgentSection {
     Ppo(PpoConfig),
     Hppo(HppoSection),
+    /// Model-based RL with a learned reward surrogate (`splitwise_agents::mbrl`): `[agent.ppo]`
+    /// is the policy's learner, `[agent.surrogate]` the surrogate's network and fit.
+    Mbrl(MbrlConfig),
 }
 
 /// Hierarchical PPO: each level's PPO hyperparameters (`[agent.high]`, `[agent.low]`); the
@@ -144,6 +147,21 @@ impl AgentSection {
         match self {
             AgentSection::Ppo(_) => "ppo",
             AgentSection::Hppo(_) => "hppo",
+            AgentSection::Mbrl(_) => "mbrl",
+        }
+    }
+
+    /// The env steps each PPO learner's schedules run over, for `total_steps` of training: the
+    /// training length, except for a model-based learner, whose policy trains on model steps
+    /// (`model_updates` rollouts per `real_steps` vector steps on the real environment).
+    pub fn policy_timesteps(&self, total_steps: u64) -> u64 {
+        match self {
+            AgentSection::Ppo(_) | AgentSection::Hppo(_) => total_steps,
+            AgentSection::Mbrl(m) => {
+                let n = m.ppo.n_envs.max(1) as u64;
+                let iterations = total_steps.div_ceil((m.real_steps as u64 * n).max(1));
+                iterations.saturating_mul(m.model_updates as u64).saturating_mul(m.ppo.n_steps as u64 * n)
+            }
         }
     }
 
@@ -152,6 +170,7 @@ impl AgentSection {
         match self {
             AgentSection::Ppo(p) => vec![("agent", p)],
             AgentSection::Hppo(h) => vec![("agent.high", &h.high), ("agent.low", &h.low)],
+            AgentSection::Mbrl(m) => vec![("agent.ppo", &m.ppo)],
         }
     }
 
@@ -159,6 +178,7 @@ impl AgentSection {
         match self {
             AgentSection::Ppo(p) => vec![p],
             AgentSection::Hppo(h) => vec![&mut h.high, &mut h.low],
+            AgentSection::Mbrl(m) => vec![&mut m.ppo],
         }
     }
 
@@ -172,6 +192,7 @@ impl AgentSection {
                 n_high: h.n_high,
                 low_prior: h.low_prior,
             })),
+            AgentSection::Mbrl(m) => LearnerConfig::ModelBased(Box::new(m.clone())),
         }
     }
 }
@@ -272,16 +293,29 @@ impl TrainConfig {
             ));
         }
         crate::limits::check_training(t.total_steps, t.eval_episodes).map_err(|e| e.under("training"))?;
+        let policy_timesteps = self.agent.policy_timesteps(t.total_steps);
         for (path, p) in self.agent.levels() {
             p.validate().map_err(|e| e.under(path))?;
             crate::limits::check_agent(p).map_err(|e| e.under(path))?;
-            if p.total_timesteps != t.total_steps {
+            if p.total_timesteps != policy_timesteps {
                 return Err(InvalidField::new(
                     format!("{path}.total_timesteps"),
                     p.total_timesteps,
-                    format!("is set from training.total_steps ({}); leave it out", t.total_steps),
+                    if policy_timesteps == t.total_steps {
+                        format!("is set from training.total_steps ({policy_timesteps}); leave it out")
+                    } else {
+                        format!(
+                            "is set from training.total_steps and the model-based schedule ({policy_timesteps} \
+                             model steps); leave it out"
+                        )
+                    },
                 ));
             }
+        }
+        if let AgentSection::Mbrl(m) = &self.agent {
+            // Whether the environment has an expensive component is the learner's check
+            // (`Env::expensive`), made when the run starts, before anything is written.
+            m.validate().map_err(|e| e.under("agent"))?;
         }
         if let AgentSection::Hppo(h) = &self.agent {
             if h.low.n_envs != h.high.n_envs || h.low.n_steps != h.high.n_steps {
@@ -368,9 +402,10 @@ pub fn load(path: &Path) -> Result<ResolvedTrainConfig> {
 pub fn parse(text: &str, origin: &Path) -> Result<ResolvedTrainConfig> {
     let mut config: TrainConfig = toml::from_str(text).map_err(|e| field_error(text, origin, e))?;
     // The learning-rate and clip schedules run over the training length.
+    let policy_timesteps = config.agent.policy_timesteps(config.training.total_steps);
     for p in config.agent.levels_mut() {
         if p.total_timesteps == splitwise_agents::config::DEFAULT_TOTAL_TIMESTEPS {
-            p.total_timesteps = config.training.total_steps;
+            p.total_timesteps = policy_timesteps;
         }
     }
     if let EnvSection::Als(als) = &mut config.env

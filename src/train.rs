@@ -599,7 +599,7 @@ fn train_on<E: TrainEnv>(
                 last_checkpoint.as_deref().map_or_else(|| "none".to_string(), |p| p.display().to_string())
             );
         }
-        let updates = agent.update();
+        let updates = agent.update(&venv)?;
         let step = agent.progress().global_step;
         for (level, update) in &updates {
             check_finite(level, update, step, last_checkpoint.as_deref(), args)?;
@@ -627,6 +627,7 @@ fn train_on<E: TrainEnv>(
             let prefix = if level.is_empty() { String::new() } else { format!("{level}/") };
             update.visit_scalars(&mut |k, v| scalars.push((format!("{prefix}{k}"), v)));
         }
+        agent.visit_learner_scalars(&mut |k, v| scalars.push((k.to_string(), v)));
         scalars.extend(metrics.scalars());
         log_scalars(&mut tb, step, scalars.iter().map(|(k, v)| (k.as_str(), *v)))?;
         checkpoint::crash_point("scalars-logged");
@@ -774,15 +775,7 @@ pub fn load_agent(files: &CheckpointFiles, dir: &Path, config: Option<&LearnerCo
     let state = agents::read_state(files, dir)?;
     let agent = match config {
         None => Learner::from_state(&state),
-        Some(c) => {
-            let shape = Learner::from_state(&state)
-                .map_err(|e| anyhow::anyhow!("checkpoint {}: the agent does not load: {e}", dir.display()))?
-                .env_shape();
-            Learner::new(c.clone(), shape, 0).and_then(|mut a| {
-                a.restore_state(&state)?;
-                Ok(a)
-            })
-        }
+        Some(c) => Learner::from_state_with(&state, c.clone()),
     }
     .map_err(|e| {
         // `restore_state` prefixes record errors with the blob they came from.
@@ -814,6 +807,7 @@ fn level_files(state: &LearnerState, file: &str) -> String {
     match state {
         LearnerState::Flat(_) => format!("agent/{file}"),
         LearnerState::Hierarchical(_) => format!("agent/high.{file} or agent/low.{file}"),
+        LearnerState::ModelBased(_) => format!("agent/{file} or agent/surrogate.<k>.{file}"),
     }
 }
 
@@ -821,6 +815,8 @@ fn level_files(state: &LearnerState, file: &str) -> String {
 pub fn read_agent_state(files: &CheckpointFiles, dir: &Path) -> Result<PpoState> {
     match agents::read_state(files, dir)? {
         LearnerState::Flat(s) => Ok(s),
+        // The policy of a model-based learner is a flat PPO learner's.
+        LearnerState::ModelBased(s) => Ok(s.ppo),
         LearnerState::Hierarchical(_) => {
             bail!("checkpoint {}: a hierarchical agent, not a flat PPO learner", dir.display())
         }

@@ -479,3 +479,70 @@ fn a_measured_quality_csv_is_read_and_inlined_into_the_run() {
     let e = err(train(dir.path(), &["--config", "ppo.toml"]));
     assert!(e.contains("quality.csv") && e.contains("line 2") && e.contains("split_7") && e.contains("n/a"), "{e}");
 }
+
+/// `configs/mbrl-als.toml` with a shorter run (20 iterations of 8 real steps).
+fn short_mbrl_config(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(repo("configs/mbrl-als.toml"))
+        .unwrap()
+        .replace("total_steps = 400", "total_steps = 160")
+        .replace("eval_every_steps = 40", "eval_every_steps = 80");
+    assert!(text.contains("total_steps = 160") && text.contains("eval_every_steps = 80"), "{text}");
+    let config = dir.join("mbrl.toml");
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// Model-based RL goes through the same commands as PPO: its run logs the surrogate's fit and
+/// the expensive evaluations it spent, its checkpoint holds the policy, the surrogate and every
+/// measurement, a resumed run is bit-identical (the surrogate, its data and the model phase
+/// included), and `export` writes the policy.
+#[test]
+fn model_based_rl_trains_resumes_exactly_and_exports_through_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = short_mbrl_config(dir.path());
+    assert_exact_resume(&config, 80, 160);
+    ok(train(dir.path(), &["--config", config.to_str().unwrap(), "--run-name", "m"]));
+    let run = dir.path().join("checkpoints/m");
+    let scalars = logged(&run);
+    let last = |tag: &str| {
+        scalars.iter().rev().find(|(_, t, _)| t == tag).map(|(_, _, v)| f32::from_bits(*v)).unwrap_or_else(|| {
+            panic!("{tag} not logged");
+        })
+    };
+    // 160 real steps: the first step of each episode and every split change is an evaluation.
+    let spent = last("mbrl/expensive_evaluations");
+    assert!((16.0..=160.0).contains(&spent), "{spent}");
+    assert_eq!(last("mbrl/real_steps"), 160.0);
+    assert_eq!(last("mbrl/model_steps"), 20.0 * 2.0 * 2048.0);
+    // The surrogate beats predicting the mean on held-out measurements.
+    assert!(last("surrogate/holdout_rmse") < last("surrogate/holdout_rmse_of_mean"));
+    assert!(last("surrogate/samples") >= 16.0);
+    let ckpt = run.join("step_160");
+    let files = checkpoint::load(&ckpt).unwrap();
+    assert_eq!(files.metadata.agent_kind, "mbrl");
+    let names: Vec<&str> = files.agent.iter().map(|(n, _)| n.as_str()).collect();
+    for f in ["weights.bpk", "ppo_meta.json", "mbrl.json", "surrogate.json", "surrogate.0.weights.bpk"] {
+        assert!(names.contains(&f), "{f} missing from {names:?}");
+    }
+    let export = Command::new(env!("CARGO_BIN_EXE_splitwise"))
+        .current_dir(dir.path())
+        .args(["export", "--checkpoint", ckpt.to_str().unwrap(), "--out", "p.onnx"])
+        .output()
+        .unwrap();
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    assert!(dir.path().join("p.onnx").is_file());
+}
+
+#[test]
+fn model_based_rl_on_an_environment_without_an_expensive_component_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(short_mbrl_config(dir.path())).unwrap();
+    let start = text.find("[env]").unwrap();
+    let end = text.find("[agent]").unwrap();
+    let text = format!("{}[env]\nkind = \"cartpole\"\n\n{}", &text[..start], &text[end..]);
+    let config = dir.path().join("cartpole-mbrl.toml");
+    std::fs::write(&config, text).unwrap();
+    let e = err(train(dir.path(), &["--config", config.to_str().unwrap(), "--run-name", "c"]));
+    assert!(e.contains("no expensive reward component") && e.contains("als"), "{e}");
+    assert!(!dir.path().join("checkpoints/c").exists(), "a run folder was left behind");
+}

@@ -4,9 +4,11 @@
 
 use crate::PpoConfig;
 use crate::hppo::{Hppo, HppoConfig, HppoState};
+use crate::mbrl::{Mbrl, MbrlConfig, MbrlError, MbrlState};
 use crate::ppo::UpdateStats;
 use crate::ppo::{ActionChoice, ConditionalMask, PolicyShape, Ppo, PpoError, PpoState, Progress, RolloutStats};
 use splitwise_env::api::Env;
+use splitwise_env::expensive::ExpensiveOps;
 use splitwise_env::vector::VecEnv;
 
 /// A learner's hyperparameters.
@@ -14,6 +16,7 @@ use splitwise_env::vector::VecEnv;
 pub enum LearnerConfig {
     Flat(Box<PpoConfig>),
     Hierarchical(Box<HppoConfig>),
+    ModelBased(Box<MbrlConfig>),
 }
 
 impl LearnerConfig {
@@ -22,6 +25,7 @@ impl LearnerConfig {
         match self {
             LearnerConfig::Flat(c) => c.n_envs,
             LearnerConfig::Hierarchical(c) => c.high.n_envs,
+            LearnerConfig::ModelBased(c) => c.ppo.n_envs,
         }
     }
 }
@@ -33,6 +37,7 @@ impl LearnerConfig {
 pub enum LearnerState {
     Flat(PpoState),
     Hierarchical(Box<HppoState>),
+    ModelBased(Box<MbrlState>),
 }
 
 // One per run, never copied around: the size difference between variants is moot.
@@ -40,6 +45,7 @@ pub enum LearnerState {
 pub enum Learner {
     Flat(Ppo),
     Hierarchical(Box<Hppo>),
+    ModelBased(Box<Mbrl>),
 }
 
 /// Acting on rows of observations and masks (evaluation, policies).
@@ -105,22 +111,54 @@ impl Acts for Learner {
         match self {
             Learner::Flat(p) => p.act_into_with(obs, masks, choice, conditional, actions),
             Learner::Hierarchical(h) => h.act_into_with(obs, masks, choice, conditional, actions),
+            Learner::ModelBased(m) => m.ppo().act_into_with(obs, masks, choice, conditional, actions),
         }
     }
 }
 
+/// An MBRL error as the learner interface's error (the PPO ones as they are).
+fn from_mbrl(e: MbrlError) -> PpoError {
+    match e {
+        MbrlError::Ppo(e) => e,
+        MbrlError::Config(e) => PpoError::Config(e),
+        other => PpoError::ModelBased(other.to_string()),
+    }
+}
+
+/// What a model-based learner needs of `E`, or the error naming the environment that lacks it.
+fn expensive_ops<E: Env>(env: &E) -> Result<ExpensiveOps<E>, PpoError> {
+    E::expensive().ok_or_else(|| {
+        PpoError::ModelBased(format!(
+            "environment {} has no expensive reward component for a model-based learner to model \
+             (model-based RL runs on environments that have one: als)",
+            env.spec().id
+        ))
+    })
+}
+
 impl Learner {
-    /// A fresh learner for an environment of shape `env`.
+    /// A fresh learner for an environment of shape `env`. A model-based learner also needs the
+    /// environment itself (its expensive component's inputs): [`Self::for_env`].
     pub fn new(config: LearnerConfig, env: PolicyShape, seed: u64) -> Result<Self, PpoError> {
         Ok(match config {
             LearnerConfig::Flat(c) => Learner::Flat(Ppo::new(*c, env, seed)?),
             LearnerConfig::Hierarchical(c) => Learner::Hierarchical(Box::new(Hppo::new(*c, env, seed)?)),
+            LearnerConfig::ModelBased(_) => {
+                return Err(PpoError::ModelBased(
+                    "a model-based learner is built for its environment (Learner::for_env)".into(),
+                ));
+            }
         })
     }
 
     /// A fresh learner for `env`: its shape, and the start that depends on the environment
     /// itself, not only on its shape (a hierarchy's low-level prior, [`Hppo::init_low_prior`]).
     pub fn for_env<E: Env>(config: LearnerConfig, env: &E, seed: u64) -> Result<Self, PpoError> {
+        if let LearnerConfig::ModelBased(c) = config {
+            let inputs = (expensive_ops(env)?.component_inputs)(env);
+            let mbrl = Mbrl::new(*c, PolicyShape::of(env.spec()), inputs, seed).map_err(from_mbrl)?;
+            return Ok(Learner::ModelBased(Box::new(mbrl)));
+        }
         let mut learner = Self::new(config, PolicyShape::of(env.spec()), seed)?;
         if let Learner::Hierarchical(h) = &mut learner {
             h.init_low_prior(env)?;
@@ -133,13 +171,19 @@ impl Learner {
         match self {
             Learner::Flat(p) => p.shape().clone(),
             Learner::Hierarchical(h) => h.env_shape().clone(),
+            Learner::ModelBased(m) => m.ppo().shape().clone(),
         }
     }
 
+    /// A model-based learner's x-axis is its real environment steps (what costs); its policy's
+    /// updates place it on the schedules.
     pub fn progress(&self) -> Progress {
         match self {
             Learner::Flat(p) => p.progress(),
             Learner::Hierarchical(h) => h.progress(),
+            Learner::ModelBased(m) => {
+                Progress { n_updates: m.ppo().progress().n_updates, global_step: m.spent().real_steps }
+            }
         }
     }
 
@@ -148,10 +192,12 @@ impl Learner {
         match self {
             Learner::Flat(p) => p.parameter_values(),
             Learner::Hierarchical(h) => h.parameter_values(),
+            Learner::ModelBased(m) => m.parameter_values(),
         }
     }
 
-    /// One rollout on `venv`, calling `on_step` after every vector step.
+    /// One rollout on `venv`, calling `on_step` after every vector step. A model-based learner
+    /// takes its real steps here (its measurements are kept).
     pub fn collect_rollout_observed<E: Env>(
         &mut self,
         venv: &mut VecEnv<E>,
@@ -160,17 +206,53 @@ impl Learner {
         match self {
             Learner::Flat(p) => p.collect_rollout_observed(venv, on_step),
             Learner::Hierarchical(h) => h.collect_rollout_observed(venv, on_step),
+            Learner::ModelBased(m) => {
+                let ops = expensive_ops(&venv.members()[0])?;
+                m.real_phase(venv, &ops, on_step).map_err(from_mbrl)
+            }
         }
     }
 
     /// Updates on the finished rollout: `(level, statistics)` per network; the level is empty
-    /// for a flat learner, `high` / `low` in a hierarchy (the logging prefixes).
-    pub fn update(&mut self) -> Vec<(&'static str, UpdateStats)> {
-        match self {
+    /// for a flat learner, `high` / `low` in a hierarchy (the logging prefixes). A model-based
+    /// learner refits its surrogate and trains its policy on a model environment built from
+    /// `venv`'s members, and reports its last policy update.
+    pub fn update<E: Env>(&mut self, venv: &VecEnv<E>) -> Result<Vec<(&'static str, UpdateStats)>, PpoError> {
+        Ok(match self {
             Learner::Flat(p) => vec![("", p.update())],
             Learner::Hierarchical(h) => {
                 let [high, low] = h.update();
                 vec![("high", high), ("low", low)]
+            }
+            Learner::ModelBased(m) => {
+                let ops = expensive_ops(&venv.members()[0])?;
+                let stats = m.model_phase(venv, &ops).map_err(from_mbrl)?;
+                stats.updates.into_iter().last().map(|u| ("", u)).into_iter().collect()
+            }
+        })
+    }
+
+    /// Scalars beyond the policy updates' (logged next to them): a model-based learner's surrogate
+    /// fit (`surrogate/…`, in the component's units) and its spending (`mbrl/…`).
+    pub fn visit_learner_scalars(&self, visit: &mut dyn FnMut(&'static str, f64)) {
+        if let Learner::ModelBased(m) = self {
+            let spent = m.spent();
+            visit("mbrl/expensive_evaluations", spent.expensive_evaluations as f64);
+            visit("mbrl/real_steps", spent.real_steps as f64);
+            visit("mbrl/model_steps", spent.model_steps as f64);
+            visit("surrogate/samples", m.samples() as f64);
+            if let Some(fit) = m.last_fit() {
+                visit("surrogate/train_rmse", fit.train_rmse);
+                for (k, v) in [
+                    ("surrogate/holdout_rmse", fit.holdout_rmse),
+                    ("surrogate/holdout_rmse_of_mean", fit.holdout_rmse_of_mean),
+                    ("surrogate/holdout_disagreement", fit.holdout_disagreement),
+                ] {
+                    // NaN when the fit held nothing out (fewer than 5 samples).
+                    if v.is_finite() {
+                        visit(k, v);
+                    }
+                }
             }
         }
     }
@@ -179,6 +261,7 @@ impl Learner {
         Ok(match self {
             Learner::Flat(p) => LearnerState::Flat(p.export_state()?),
             Learner::Hierarchical(h) => LearnerState::Hierarchical(Box::new(h.export_state()?)),
+            Learner::ModelBased(m) => LearnerState::ModelBased(Box::new(m.export_state().map_err(from_mbrl)?)),
         })
     }
 
@@ -188,6 +271,10 @@ impl Learner {
         match (self, state) {
             (Learner::Flat(p), LearnerState::Flat(s)) => p.restore_state(s),
             (Learner::Hierarchical(h), LearnerState::Hierarchical(s)) => h.restore_state(s),
+            (Learner::ModelBased(m), LearnerState::ModelBased(s)) => {
+                **m = Mbrl::from_state(s, Some(m.config())).map_err(from_mbrl)?;
+                Ok(())
+            }
             _ => Err(PpoError::StateMismatch("the saved agent is of another kind".into())),
         }
     }
@@ -196,6 +283,26 @@ impl Learner {
         Ok(match state {
             LearnerState::Flat(s) => Learner::Flat(Ppo::from_state(s)?),
             LearnerState::Hierarchical(s) => Learner::Hierarchical(Box::new(Hppo::from_state(s)?)),
+            LearnerState::ModelBased(s) => Learner::ModelBased(Box::new(Mbrl::from_state(s, None).map_err(from_mbrl)?)),
         })
+    }
+
+    /// A learner rebuilt from a saved state with other hyperparameters (`--allow-config-change`;
+    /// the shapes must match).
+    pub fn from_state_with(state: &LearnerState, config: LearnerConfig) -> Result<Self, PpoError> {
+        match (state, config) {
+            (LearnerState::ModelBased(s), LearnerConfig::ModelBased(c)) => {
+                Ok(Learner::ModelBased(Box::new(Mbrl::from_state(s, Some(&c)).map_err(from_mbrl)?)))
+            }
+            (LearnerState::ModelBased(_), _) | (_, LearnerConfig::ModelBased(_)) => {
+                Err(PpoError::StateMismatch("the saved agent is of another kind".into()))
+            }
+            (state, config) => {
+                let shape = Self::from_state(state)?.env_shape();
+                let mut learner = Self::new(config, shape, 0)?;
+                learner.restore_state(state)?;
+                Ok(learner)
+            }
+        }
     }
 }

@@ -29,9 +29,11 @@ pub use config::{AdvantageBaseline, Annealing, PpoConfig, Temperature};
 pub use evaluate::evaluate;
 pub use hppo::{Hppo, HppoConfig, HppoState};
 pub use learner::{Acts, Learner, LearnerConfig, LearnerState};
-pub use mbrl::{Mbrl, MbrlConfig, MbrlError, Spent};
+pub use mbrl::{Mbrl, MbrlConfig, MbrlError, MbrlMeta, MbrlState, Spent};
 pub use ppo::{
     ActionChoice, ConditionalMask, PolicyShape, Ppo, PpoError, PpoMeta, PpoState, Progress, RolloutStats, StepOutcome,
     UpdateStats,
 };
-pub use surrogate::{FitReport, Prediction, RewardSurrogate, SurrogateConfig, SurrogateError};
+pub use surrogate::{
+    FitReport, Prediction, RewardSurrogate, SurrogateConfig, SurrogateError, SurrogateMeta, SurrogateState,
+};

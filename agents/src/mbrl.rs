@@ -16,14 +16,16 @@
 //! a world model that also saves real steps is not built).
 
 use crate::PpoConfig;
-use crate::ppo::{ActionChoice, PolicyShape, Ppo, PpoError, UpdateStats};
-use crate::surrogate::{FitReport, RewardSurrogate, SurrogateConfig, SurrogateError};
+use crate::ppo::{ActionChoice, PolicyShape, Ppo, PpoError, PpoState, RolloutStats, UpdateStats};
+use crate::surrogate::{FitReport, RewardSurrogate, SurrogateConfig, SurrogateError, SurrogateState};
 use serde::{Deserialize, Serialize};
-use splitwise_env::expensive::{ComponentModel, ExpensiveReward};
-use splitwise_env::rng::{Stream, StreamRng, item_rng};
+use splitwise_env::api::Env;
+use splitwise_env::expensive::{ComponentModel, ExpensiveOps, ExpensiveReward};
+use splitwise_env::rng::{Stream, StreamRng, derive_seed, item_rng};
 use splitwise_env::validate::InvalidField;
 use splitwise_env::vector::VecEnv;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -105,7 +107,39 @@ pub struct Mbrl {
     spent: Spent,
     /// Draws the real environment's actions (the learner's own stream is for its rollouts).
     rng: StreamRng,
+    seed: u64,
+    /// Iterations completed: each one's model environment is reset with a seed derived from it.
+    iterations: u64,
+    last_fit: Option<FitReport>,
 }
+
+/// An MBRL learner's complete state: its policy learner, its surrogate, every measurement so
+/// far and its counters. Between iterations only (after the model phase).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MbrlState {
+    pub ppo: PpoState,
+    pub surrogate: SurrogateState,
+    pub meta: MbrlMeta,
+}
+
+/// The part of [`MbrlState`] that is not a network record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MbrlMeta {
+    pub format_version: u32,
+    pub config: MbrlConfig,
+    pub component_inputs: usize,
+    /// The measurements: `component_inputs` features per sample, row-major, and each value.
+    pub inputs: Vec<f32>,
+    pub targets: Vec<f32>,
+    pub spent: Spent,
+    pub rng: StreamRng,
+    pub seed: u64,
+    pub iterations: u64,
+    pub last_fit: Option<FitReport>,
+}
+
+pub const MBRL_STATE_VERSION: u32 = 1;
 
 impl Mbrl {
     /// `component_inputs`: the expensive component's input count (the environment's
@@ -121,6 +155,9 @@ impl Mbrl {
             targets: Vec::new(),
             spent: Spent::default(),
             rng: item_rng(seed, Stream::Surrogate, 1_000),
+            seed,
+            iterations: 0,
+            last_fit: None,
             config,
         })
     }
@@ -134,20 +171,56 @@ impl Mbrl {
         &self.ppo
     }
 
+    pub fn config(&self) -> &MbrlConfig {
+        &self.config
+    }
+
     pub fn spent(&self) -> Spent {
         self.spent
     }
 
-    /// One iteration (module docs). `real` and `model` are vector envs of the same environment,
-    /// `model`'s built with [`Self::model`]; both are reset by the caller once.
-    pub fn iterate<E: ExpensiveReward>(
+    /// Measurements so far.
+    pub fn samples(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// The last surrogate fit's report (none before the first iteration).
+    pub fn last_fit(&self) -> Option<FitReport> {
+        self.last_fit
+    }
+
+    fn surrogate(&self) -> std::sync::MutexGuard<'_, RewardSurrogate> {
+        self.surrogate.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The policy's and the surrogate's parameters as host values.
+    pub fn parameter_values(&self) -> Vec<Vec<f32>> {
+        let mut values = self.ppo.parameter_values();
+        values.extend(self.surrogate().parameter_values());
+        values
+    }
+
+    /// One iteration (module docs) on `real`, an environment with an expensive component.
+    pub fn iterate<E: ExpensiveReward>(&mut self, real: &mut VecEnv<E>) -> Result<IterationStats, MbrlError> {
+        let ops = ExpensiveOps::of();
+        self.real_phase(real, &ops, |_| {})?;
+        self.model_phase(real, &ops)
+    }
+
+    /// Step 1: `real_steps` sampled vector steps on the real environment, every measurement kept
+    /// and every evaluation counted; `on_step` runs after each step (the caller's metrics).
+    pub fn real_phase<E: Env>(
         &mut self,
         real: &mut VecEnv<E>,
-        model: &mut VecEnv<E>,
-    ) -> Result<IterationStats, MbrlError> {
+        ops: &ExpensiveOps<E>,
+        mut on_step: impl FnMut(&mut VecEnv<E>),
+    ) -> Result<RolloutStats, MbrlError> {
         let n = real.n_envs();
         let mut actions = vec![0; n * self.ppo.shape().n_components()];
+        let mut episodes = Vec::new();
+        let (mut env_time_s, mut policy_time_s) = (0.0, 0.0);
         for _ in 0..self.config.real_steps {
+            let start = Instant::now();
             let members = real.members();
             let mut conditional =
                 |i: usize, prefix: &[usize], out: &mut [bool]| members[i].conditional_mask(prefix, out);
@@ -158,28 +231,135 @@ impl Mbrl {
                 Some(&mut conditional),
                 &mut actions,
             )?;
+            let acted = Instant::now();
             real.step(&actions).map_err(PpoError::from)?;
+            env_time_s += acted.elapsed().as_secs_f64();
+            policy_time_s += (acted - start).as_secs_f64();
             for info in real.infos() {
-                self.spent.expensive_evaluations += u64::from(E::evaluations(info));
-                if let Some(value) = E::measurement(info, &mut self.inputs) {
+                self.spent.expensive_evaluations += u64::from((ops.evaluations)(info));
+                if let Some(value) = (ops.measurement)(info, &mut self.inputs) {
                     self.targets.push(value as f32);
                 }
             }
             self.spent.real_steps += n as u64;
+            episodes.extend_from_slice(real.finished());
+            on_step(real);
         }
+        Ok(RolloutStats {
+            steps: (self.config.real_steps * n) as u64,
+            global_step: self.spent.real_steps,
+            episodes,
+            env_time_s,
+            policy_time_s,
+        })
+    }
+
+    /// Steps 2 and 3: refit the surrogate on every measurement so far, then `model_updates` PPO
+    /// rollouts and updates on a model environment built from `real`'s members with the
+    /// surrogate in place of the measurement, reset with a seed derived from the run's seed and
+    /// the iteration (so an iteration needs no model-environment state from the one before: a
+    /// checkpoint between iterations resumes exactly).
+    pub fn model_phase<E: Env>(
+        &mut self,
+        real: &VecEnv<E>,
+        ops: &ExpensiveOps<E>,
+    ) -> Result<IterationStats, MbrlError> {
         if self.targets.len() < 2 {
             return Err(MbrlError::NoData);
         }
-        let fit = {
-            let mut surrogate = self.surrogate.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            surrogate.fit(&self.inputs, &self.targets)?
-        };
+        let (inputs, targets) = (std::mem::take(&mut self.inputs), std::mem::take(&mut self.targets));
+        let fit = self.surrogate().fit(&inputs, &targets);
+        (self.inputs, self.targets) = (inputs, targets);
+        let fit = fit?;
+        self.last_fit = Some(fit);
+        let model = self.model();
+        let mut venv =
+            VecEnv::new(real.members().iter().map(|m| (ops.with_component_model)(m, model.clone())).collect());
+        venv.reset(derive_seed(derive_seed(self.seed, Stream::Surrogate as u64), 1 + self.iterations));
         let mut updates = Vec::with_capacity(self.config.model_updates);
         for _ in 0..self.config.model_updates {
-            let rollout = self.ppo.collect_rollout(model)?;
+            let rollout = self.ppo.collect_rollout(&mut venv)?;
             self.spent.model_steps += rollout.steps;
             updates.push(self.ppo.update());
         }
+        self.iterations += 1;
         Ok(IterationStats { spent: self.spent, samples: self.targets.len(), fit, updates })
+    }
+
+    pub fn export_state(&self) -> Result<MbrlState, MbrlError> {
+        // One lock for both reads: a second `self.surrogate()` in this expression would wait on
+        // the first guard, which lives to the end of the statement.
+        let (surrogate, component_inputs) = {
+            let s = self.surrogate();
+            (s.export_state()?, s.input_dim())
+        };
+        Ok(MbrlState {
+            ppo: self.ppo.export_state()?,
+            surrogate,
+            meta: MbrlMeta {
+                format_version: MBRL_STATE_VERSION,
+                config: self.config.clone(),
+                component_inputs,
+                inputs: self.inputs.clone(),
+                targets: self.targets.clone(),
+                spent: self.spent,
+                rng: self.rng.clone(),
+                seed: self.seed,
+                iterations: self.iterations,
+                last_fit: self.last_fit,
+            },
+        })
+    }
+
+    /// A learner rebuilt from a saved state; `config` replaces the saved hyperparameters when
+    /// given (the policy's and the surrogate's shapes must match).
+    pub fn from_state(state: &MbrlState, config: Option<&MbrlConfig>) -> Result<Self, MbrlError> {
+        let meta = &state.meta;
+        if meta.format_version != MBRL_STATE_VERSION {
+            return Err(PpoError::StateMismatch(format!(
+                "MBRL format version {}, this build reads {MBRL_STATE_VERSION}",
+                meta.format_version
+            ))
+            .into());
+        }
+        let d = meta.component_inputs;
+        if d == 0 || meta.inputs.len() != meta.targets.len() * d {
+            return Err(PpoError::StateMismatch(format!(
+                "{} measurement inputs for {} values of {d} features",
+                meta.inputs.len(),
+                meta.targets.len()
+            ))
+            .into());
+        }
+        let config = config.unwrap_or(&meta.config).clone();
+        config.validate()?;
+        if config.surrogate.hidden != meta.config.surrogate.hidden
+            || config.surrogate.ensemble != meta.config.surrogate.ensemble
+        {
+            return Err(PpoError::StateMismatch(format!(
+                "surrogate hidden {:?} × {} in the saved state, {:?} × {} configured",
+                meta.config.surrogate.hidden,
+                meta.config.surrogate.ensemble,
+                config.surrogate.hidden,
+                config.surrogate.ensemble
+            ))
+            .into());
+        }
+        let mut ppo = Ppo::new(config.ppo.clone(), state.ppo.meta.shape.clone(), 0)?;
+        ppo.restore_state(&state.ppo)?;
+        let mut surrogate = RewardSurrogate::from_state(&state.surrogate)?;
+        surrogate.set_config(config.surrogate.clone())?;
+        Ok(Self {
+            ppo,
+            surrogate: Arc::new(SurrogateComponent(Mutex::new(surrogate))),
+            inputs: meta.inputs.clone(),
+            targets: meta.targets.clone(),
+            spent: meta.spent,
+            rng: meta.rng.clone(),
+            seed: meta.seed,
+            iterations: meta.iterations,
+            last_fit: meta.last_fit,
+            config,
+        })
     }
 }

@@ -7,7 +7,7 @@
 //! The [`Actor`] holds only what the policy needs, so it can be exported on its own (ONNX export
 //! embeds every parameter of the module it is given).
 
-use burn::module::{Module, Param};
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::Linear;
 use burn::tensor::{Device, Tensor, TensorData, activation::sigmoid};
 use rand::Rng;
@@ -207,6 +207,23 @@ pub fn orthogonal(rows: usize, cols: usize, gain: f64, rng: &mut impl Rng) -> Ve
         }
     }
     out
+}
+
+/// Every float parameter of `module`, in visiting order, as host values: compares weights across
+/// runs bit for bit (the burnpack bytes of a record also carry random parameter ids, so they
+/// differ between two identical models).
+pub fn parameter_values<M: Module>(module: &M) -> Vec<Vec<f32>> {
+    struct Collect(Vec<Vec<f32>>);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            let data = param.val().into_data();
+            // Parameters are f32 (flex's default float); anything else is a programmer bug.
+            self.0.push(data.try_into_vec::<f32>().expect("f32 parameters"));
+        }
+    }
+    let mut c = Collect(Vec::new());
+    module.visit(&mut c);
+    c.0
 }
 
 #[cfg(test)]

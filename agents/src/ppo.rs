@@ -100,6 +100,8 @@ pub enum PpoError {
     Record(String),
     #[error("agent state can only be exported between rollouts (after update), not mid-rollout")]
     MidRollout,
+    #[error("model-based learner: {0}")]
+    ModelBased(String),
 }
 
 /// Counters that place the learner on its schedules.
@@ -373,19 +375,7 @@ impl Ppo {
     /// weights across runs bit for bit (the burnpack bytes of a record also carry random
     /// parameter ids, so they differ between two identical models).
     pub fn parameter_values(&self) -> Vec<Vec<f32>> {
-        use burn::module::{Module, ModuleVisitor, Param};
-        use burn::tensor::Tensor;
-        struct Collect(Vec<Vec<f32>>);
-        impl ModuleVisitor for Collect {
-            fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-                let data = param.val().into_data();
-                // Parameters are f32 (flex's default float); anything else is a programmer bug.
-                self.0.push(data.try_into_vec::<f32>().expect("f32 parameters"));
-            }
-        }
-        let mut c = Collect(Vec::new());
-        self.networks().visit(&mut c);
-        c.0
+        crate::network::parameter_values(self.networks())
     }
 
     pub fn networks(&self) -> &ActorCritic {

@@ -16,7 +16,8 @@ use crate::network::{HIDDEN_GAIN, orthogonal_linear};
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Tensor, TensorData, activation::relu};
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device, Tensor, TensorData, activation::relu};
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use splitwise_env::rng::{Stream, StreamRng, item_rng};
@@ -129,6 +130,7 @@ pub struct Prediction {
 
 /// Per-column standardisation (`(x − mean)/std`, std floored so a constant column maps to 0).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Standardizer {
     mean: Vec<f64>,
     std: Vec<f64>,
@@ -159,6 +161,26 @@ impl Standardizer {
     fn apply(&self, row: &[f32], out: &mut Vec<f32>) {
         out.extend(row.iter().zip(self.mean.iter().zip(&self.std)).map(|(&x, (m, s))| ((f64::from(x) - m) / s) as f32));
     }
+}
+
+/// A surrogate's state without its networks: with [`SurrogateState`]'s member and optimizer
+/// records, enough to continue fitting bit for bit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SurrogateMeta {
+    pub config: SurrogateConfig,
+    pub input_dim: usize,
+    inputs: Standardizer,
+    target: Standardizer,
+    rng: StreamRng,
+}
+
+/// A surrogate's complete state: burnpack records of each member and of its Adam moments.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SurrogateState {
+    pub meta: SurrogateMeta,
+    pub members: Vec<Vec<u8>>,
+    pub optimizers: Vec<Vec<u8>>,
 }
 
 /// The surrogate: an ensemble of [`ReluMlp`]s from `input_dim` features to one reward component.
@@ -210,6 +232,16 @@ impl RewardSurrogate {
 
     pub fn config(&self) -> &SurrogateConfig {
         &self.config
+    }
+
+    /// Continues with other training hyperparameters (the networks' shapes must stay).
+    pub fn set_config(&mut self, config: SurrogateConfig) -> Result<(), SurrogateError> {
+        config.validate()?;
+        if config.hidden != self.config.hidden || config.ensemble != self.config.ensemble {
+            return Err(SurrogateError::Data("the surrogate's hidden layers and ensemble size cannot change".into()));
+        }
+        self.config = config;
+        Ok(())
     }
 
     pub fn input_dim(&self) -> usize {
@@ -318,6 +350,79 @@ impl RewardSurrogate {
             prediction.std.push(var.sqrt() as f32);
         }
         Ok(prediction)
+    }
+
+    /// Every member's parameters as host values (content checksums, bit-for-bit comparisons).
+    pub fn parameter_values(&self) -> Vec<Vec<f32>> {
+        self.inference.iter().flat_map(crate::network::parameter_values).collect()
+    }
+
+    pub fn export_state(&self) -> Result<SurrogateState, SurrogateError> {
+        let record = |e: String| SurrogateError::Data(format!("record: {e}"));
+        let members = self
+            .members
+            .iter()
+            .map(|m| m.clone().into_record().into_bytes().map(|b| b.to_vec()).map_err(|e| record(e.to_string())))
+            .collect::<Result<_, _>>()?;
+        let optimizers = self
+            .optimizers
+            .iter()
+            .map(|o| o.into_bytes().map(|b| b.to_vec()).map_err(|e| record(e.to_string())))
+            .collect::<Result<_, _>>()?;
+        Ok(SurrogateState {
+            meta: SurrogateMeta {
+                config: self.config.clone(),
+                input_dim: self.input_dim,
+                inputs: self.inputs.clone(),
+                target: self.target.clone(),
+                rng: self.rng.clone(),
+            },
+            members,
+            optimizers,
+        })
+    }
+
+    /// A surrogate rebuilt from a saved state (the networks' shapes come from its config).
+    pub fn from_state(state: &SurrogateState) -> Result<Self, SurrogateError> {
+        let meta = &state.meta;
+        let mut s = Self::new(meta.config.clone(), meta.input_dim, 0)?;
+        let k = meta.config.ensemble;
+        if state.members.len() != k || state.optimizers.len() != k {
+            return Err(SurrogateError::Data(format!(
+                "{} member and {} optimizer records for an ensemble of {k}",
+                state.members.len(),
+                state.optimizers.len()
+            )));
+        }
+        let fits = |what: &str, dim: usize, std: &Standardizer| {
+            if std.mean.len() == dim && std.std.len() == dim {
+                Ok(())
+            } else {
+                Err(SurrogateError::Data(format!(
+                    "{what} standardisation has {} columns, expected {dim}",
+                    std.mean.len()
+                )))
+            }
+        };
+        fits("input", meta.input_dim, &meta.inputs)?;
+        fits("target", 1, &meta.target)?;
+        for (i, (bytes, opt)) in state.members.iter().zip(&state.optimizers).enumerate() {
+            let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.clone()))
+                .map_err(|e| SurrogateError::Data(format!("member {i} record: {e}")))?;
+            s.members[i] = s.members[i]
+                .clone()
+                .try_load_record(record)
+                .map_err(|e| SurrogateError::Data(format!("member {i} record: {e}")))?;
+            s.optimizers[i] = AdamConfig::new()
+                .init()
+                .from_bytes(Bytes::from_bytes_vec(opt.clone()))
+                .map_err(|e| SurrogateError::Data(format!("member {i} optimizer record: {e}")))?;
+        }
+        s.inference = s.members.iter().map(|m| m.valid()).collect();
+        s.inputs = meta.inputs.clone();
+        s.target = meta.target.clone();
+        s.rng = meta.rng.clone();
+        Ok(s)
     }
 
     fn standardised(&self, inputs: &[f32], targets: &[f32]) -> (Vec<f32>, Vec<f32>) {

@@ -99,11 +99,9 @@ fn mbrl_reaches_95_percent_of_ppo_with_a_tenth_of_its_expensive_evaluations() {
     };
     let mut real = venv(0);
     let mut mbrl = Mbrl::new(config, PolicyShape::of(real.spec()), real.members()[0].component_inputs(), 0).unwrap();
-    let mut model = VecEnv::new((0..8).map(|_| real.members()[0].with_component_model(mbrl.model())).collect());
-    model.reset(1);
     let mut reached = None;
     for i in 0..40 {
-        let stats = mbrl.iterate(&mut real, &mut model).unwrap();
+        let stats = mbrl.iterate(&mut real).unwrap();
         let r = eval(mbrl.ppo());
         println!(
             "iteration {i}: {} evaluations, {} samples, held-out RMSE {:.4}, score {:.3}",

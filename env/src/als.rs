@@ -28,7 +28,7 @@
 
 use crate::accuracy::{ALS_ERASURE_RATES, ALS_SURROGATE, bracket};
 use crate::api::{self, Env, EnvError, EnvSpec, StepMetrics, Transition};
-use crate::expensive::{ComponentModel, ExpensiveReward};
+use crate::expensive::{ComponentModel, ExpensiveOps, ExpensiveReward};
 use crate::rng::{Stream, StreamRng, stream_rng};
 use crate::spaces::{ActionSpace, Feature, ObservationSpace};
 use crate::validate::{InvalidField, Validation, in_range, non_negative, positive};
@@ -361,6 +361,10 @@ impl AlsEnv {
 impl Env for AlsEnv {
     type Info = AlsInfo;
     type State = AlsState;
+
+    fn expensive() -> Option<ExpensiveOps<Self>> {
+        Some(ExpensiveOps::of())
+    }
 
     fn spec(&self) -> &EnvSpec {
         &self.spec

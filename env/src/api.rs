@@ -115,6 +115,15 @@ pub trait Env: Send {
 
     fn restore_state(&mut self, state: &Self::State) -> Result<(), EnvError>;
 
+    /// The environment's expensive reward component, when it has one (a model-based agent's
+    /// capability query; [`crate::expensive`]). `None` by default.
+    fn expensive() -> Option<crate::expensive::ExpensiveOps<Self>>
+    where
+        Self: Sized,
+    {
+        None
+    }
+
     fn reset(&mut self, seed: Option<u64>) -> (Observation, Self::Info) {
         let (mut features, mut mask) = self.buffers();
         let info = self.reset_into(seed, &mut features, &mut mask);

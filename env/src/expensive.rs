@@ -26,3 +26,26 @@ pub trait ExpensiveReward: Env + Sized {
     /// measurement.
     fn with_component_model(&self, model: Arc<dyn ComponentModel>) -> Self;
 }
+
+/// [`ExpensiveReward`] as plain functions: the capability an environment advertises through
+/// [`Env::expensive`], so code generic over any [`Env`] (the app's training loop, the agent
+/// registry) can ask at run time whether an environment has an expensive component, instead of
+/// being written once per environment type.
+pub struct ExpensiveOps<E: Env> {
+    pub component_inputs: fn(&E) -> usize,
+    pub measurement: fn(&E::Info, &mut Vec<f32>) -> Option<f64>,
+    pub evaluations: fn(&E::Info) -> u32,
+    pub with_component_model: fn(&E, Arc<dyn ComponentModel>) -> E,
+}
+
+impl<E: ExpensiveReward> ExpensiveOps<E> {
+    /// The operations of an environment that implements [`ExpensiveReward`].
+    pub fn of() -> Self {
+        Self {
+            component_inputs: E::component_inputs,
+            measurement: E::measurement,
+            evaluations: E::evaluations,
+            with_component_model: E::with_component_model,
+        }
+    }
+}
