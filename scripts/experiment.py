@@ -188,7 +188,8 @@ def binned_mean(series_list, bins=30):
 # ----- SVG ------------------------------------------------------------------------------------------
 
 
-def svg_chart(path, title, series, ylabel, hlines=()):
+def svg_chart(path, title, series, ylabel, hlines=(), xlabel="environment steps", xfmt=lambda x: f"{x / 1000:.0f}k",
+              x_from_zero=True):
     """A line chart: series = [(label, colour, [(x, y)])], hlines = [(label, colour, y)]."""
     w, h, l, r, t, b = 640, 360, 70, 170, 30, 45
     pts = [p for _, _, s in series for p in s] + [(0, y) for _, _, y in hlines]
@@ -196,7 +197,9 @@ def svg_chart(path, title, series, ylabel, hlines=()):
         return
     xs = [p[0] for p in pts]
     ys = [p[1] for p in pts if math.isfinite(p[1])]
-    x0, x1 = 0, max(xs) or 1
+    x0, x1 = (0 if x_from_zero else min(xs)), max(xs) or 1
+    if x1 - x0 < 1e-12:
+        x1 = x0 + 1
     y0, y1 = min(ys), max(ys)
     if y1 - y0 < 1e-12:
         y0, y1 = y0 - 1, y1 + 1
@@ -212,8 +215,8 @@ def svg_chart(path, title, series, ylabel, hlines=()):
         y = y0 + (y1 - y0) * k / 4
         o.append(f'<text x="{l - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{y:.3g}</text>')
         x = x0 + (x1 - x0) * k / 4
-        o.append(f'<text x="{sx(x):.1f}" y="{h - b + 16}" text-anchor="middle">{x / 1000:.0f}k</text>')
-    o.append(f'<text x="{(l + w - r) / 2}" y="{h - 8}" text-anchor="middle">environment steps</text>')
+        o.append(f'<text x="{sx(x):.1f}" y="{h - b + 16}" text-anchor="middle">{xfmt(x)}</text>')
+    o.append(f'<text x="{(l + w - r) / 2}" y="{h - 8}" text-anchor="middle">{xlabel}</text>')
     o.append(f'<text x="14" y="{(t + h - b) / 2}" transform="rotate(-90 14 {(t + h - b) / 2})" '
              f'text-anchor="middle">{ylabel}</text>')
     legend = 0

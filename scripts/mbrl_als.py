@@ -9,13 +9,15 @@ per-step mean per rollout (env/expensive_evaluations), summed here over each rol
 Evaluation episodes run on the real environment for both agents and are counted for neither.
 Standard library only."""
 import argparse
+import json
 import os
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from experiment import scalars  # noqa: E402  (the TensorBoard reader, one copy)
+from experiment import scalars, svg_chart  # noqa: E402  (the TensorBoard reader and charts, one copy)
+import math  # noqa: E402
 
 MARK_BEGIN = "<!-- mbrl-als:begin (scripts/mbrl_als.sh writes this section) -->"
 MARK_END = "<!-- mbrl-als:end -->"
@@ -72,19 +74,31 @@ def main():
     ap.add_argument("--seeds", default="0 1 2")
     ap.add_argument("--results", default="RESULTS.md")
     ap.add_argument("--command", required=True)
+    ap.add_argument("--figures", default="docs/figures/mbrl-als")
     a = ap.parse_args()
     seeds = [int(x) for x in a.seeds.split()]
     start = time.time()
     curves = {}
+    did_work = False
     for agent, config in AGENTS:
         for seed in seeds:
+            did_work |= not os.path.exists(os.path.join(a.out, "checkpoints", f"{agent}-s{seed}", "done"))
             curves[(agent, seed)] = curve(train(a.binary, a.out, agent, config, seed), agent)
+    # The wall time summed over the invocations that trained (a rerun over finished runs keeps it).
+    wall = os.path.join(a.out, "wall.json")
     seconds = time.time() - start
+    if did_work or not os.path.exists(wall):
+        if os.path.exists(wall):
+            seconds += json.load(open(wall))["seconds"]
+        with open(wall + ".tmp", "w") as f:
+            json.dump({"seconds": seconds}, f)
+        os.replace(wall + ".tmp", wall)
+    seconds = json.load(open(wall))["seconds"]
     finals = [c[-1][1] for (agent, _), c in curves.items() if agent == "ppo" and c]
     target = min(finals)
     lines = [MARK_BEGIN, "## Model-based RL on ALS (issue 13)", "",
              f"- Command: `{a.command}`; machine: {os.cpu_count()} CPUs; wall time {seconds:.0f} s "
-             "(0 when every run was reused).",
+             "(training and evaluation, runs one after another).",
              "- Agents: model-free PPO (`configs/ppo-als.toml`: one expensive evaluation per episode start "
              "and per split change) and MBRL (`configs/mbrl-als.toml`: the same environment; the policy "
              "trains on a learned surrogate of the expensive term between real steps). Evaluation: the "
@@ -99,7 +113,15 @@ def main():
         points = ", ".join(f"({e:.0f}, {r:.4f})" for e, r, _ in c[:6]) + (" …" if len(c) > 6 else "")
         lines.append(f"| {agent} | {seed} | {f'{hit[0]:.0f}' if hit else 'never'} | "
                      f"{hit[1] if hit else '–'} | {c[-1][1]:.4f} | {c[-1][0]:.0f} | {points} |")
-    lines += ["", MARK_END]
+    os.makedirs(a.figures, exist_ok=True)
+    figure = os.path.join(a.figures, "eval-return-vs-evaluations.svg")
+    colours = {"ppo": ["#1f77b4", "#4f97c4", "#8fbfe0"], "mbrl": ["#d62728", "#e36061", "#f0a0a0"]}
+    series = [(f"{agent} s{seed}", colours[agent][i % 3], [(math.log10(max(e, 1)), r) for e, r, _ in c if e == e])
+              for i, ((agent, seed), c) in enumerate(sorted(curves.items()))]
+    svg_chart(figure, "ALS: evaluation return against expensive evaluations spent", series, "eval return",
+              hlines=[("target", "#444", target)], xlabel="expensive evaluations spent (log scale)",
+              xfmt=lambda x: f"{10 ** x:.0f}", x_from_zero=False)
+    lines += ["", f"![evaluation return against expensive evaluations]({figure})", "", MARK_END]
     section = "\n".join(lines)
     text = open(a.results).read() if os.path.exists(a.results) else "# Results\n"
     if MARK_BEGIN in text and MARK_END in text:
