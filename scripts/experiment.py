@@ -360,6 +360,19 @@ def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, fig
     return "\n".join(lines)
 
 
+def record_wall(out, seconds, did_work):
+    """The wall time summed over the invocations that did work, kept in `out`/wall.json: one that
+    adds runs adds its time; a rerun over finished runs only regenerates the report and keeps it."""
+    wall = os.path.join(out, "wall.json")
+    if did_work or not os.path.exists(wall):
+        if os.path.exists(wall):
+            seconds += json.load(open(wall))["seconds"]
+        with open(wall + ".tmp", "w") as f:
+            json.dump({"seconds": seconds}, f)
+        os.replace(wall + ".tmp", wall)
+    return json.load(open(wall))["seconds"]
+
+
 def write_section(results_md, section):
     text = open(results_md).read() if os.path.exists(results_md) else "# Results\n"
     if MARK_BEGIN in text and MARK_END in text:
@@ -406,17 +419,7 @@ def main():
             dest, cached = f.result()
             did_work |= not cached
             print(f"evaluated {dest}{' (earlier)' if cached else ''}", flush=True)
-    # The wall time summed over the invocations that did work (one that adds a scenario adds its
-    # time; a rerun over finished runs only regenerates the report and keeps the recorded time).
-    wall = os.path.join(a.out, "wall.json")
-    seconds = time.time() - start
-    if did_work or not os.path.exists(wall):
-        if os.path.exists(wall):
-            seconds += json.load(open(wall))["seconds"]
-        with open(wall + ".tmp", "w") as f:
-            json.dump({"seconds": seconds}, f)
-        os.replace(wall + ".tmp", wall)
-    seconds = json.load(open(wall))["seconds"]
+    seconds = record_wall(a.out, time.time() - start, did_work)
     steps = re.search(r"(?m)^total_steps = (.*)$", open(configs[("ppo", a.scenarios[0])]).read()).group(1)
     section = report(a.out, a.scenarios, seeds, seconds, steps, a.episodes, a.command, a.figures)
     write_section(a.results, section)

@@ -9,14 +9,13 @@ per-step mean per rollout (env/expensive_evaluations), summed here over each rol
 Evaluation episodes run on the real environment for both agents and are counted for neither.
 Standard library only."""
 import argparse
-import json
 import os
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from experiment import scalars, svg_chart  # noqa: E402  (the TensorBoard reader and charts, one copy)
+from experiment import record_wall, scalars, svg_chart  # noqa: E402  (the TensorBoard reader and charts, one copy)
 import math  # noqa: E402
 
 MARK_BEGIN = "<!-- mbrl-als:begin (scripts/mbrl_als.sh writes this section) -->"
@@ -84,16 +83,7 @@ def main():
         for seed in seeds:
             did_work |= not os.path.exists(os.path.join(a.out, "checkpoints", f"{agent}-s{seed}", "done"))
             curves[(agent, seed)] = curve(train(a.binary, a.out, agent, config, seed), agent)
-    # The wall time summed over the invocations that trained (a rerun over finished runs keeps it).
-    wall = os.path.join(a.out, "wall.json")
-    seconds = time.time() - start
-    if did_work or not os.path.exists(wall):
-        if os.path.exists(wall):
-            seconds += json.load(open(wall))["seconds"]
-        with open(wall + ".tmp", "w") as f:
-            json.dump({"seconds": seconds}, f)
-        os.replace(wall + ".tmp", wall)
-    seconds = json.load(open(wall))["seconds"]
+    seconds = record_wall(a.out, time.time() - start, did_work)
     finals = [c[-1][1] for (agent, _), c in curves.items() if agent == "ppo" and c]
     target = min(finals)
     lines = [MARK_BEGIN, "## Model-based RL on ALS (issue 13)", "",

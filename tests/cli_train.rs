@@ -32,6 +32,16 @@ fn err(out: Output) -> String {
 
 /// Every scalar a run logged, as (step, tag, value bits), sorted; wall-clock tags (`charts/sps`,
 /// `time/*`, a level's `<level>/time/*`) left out.
+/// `splitwise export --checkpoint ckpt --out out` in `dir`, which must succeed.
+fn export(dir: &Path, ckpt: &Path, out: &str) {
+    let export = Command::new(env!("CARGO_BIN_EXE_splitwise"))
+        .current_dir(dir)
+        .args(["export", "--checkpoint", ckpt.to_str().unwrap(), "--out", out])
+        .output()
+        .unwrap();
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+}
+
 fn logged(run: &Path) -> Vec<(i64, String, u32)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(run.join("tensorboard")).expect("a tensorboard folder") {
@@ -187,12 +197,7 @@ fn hierarchical_ppo_trains_evaluates_and_exports_through_the_registry() {
     assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
     let report = std::fs::read_to_string(dir.path().join("ev/report.md")).unwrap();
     assert!(report.contains("| h "), "{report}");
-    let export = Command::new(env!("CARGO_BIN_EXE_splitwise"))
-        .current_dir(dir.path())
-        .args(["export", "--checkpoint", ckpt.to_str().unwrap(), "--out", "p.onnx"])
-        .output()
-        .unwrap();
-    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    export(dir.path(), &ckpt, "p.onnx");
     for f in ["p.high.onnx", "p.low.onnx", "p.onnx.json"] {
         assert!(dir.path().join(f).is_file(), "{f} not written");
     }
@@ -524,12 +529,7 @@ fn model_based_rl_trains_resumes_exactly_and_exports_through_the_registry() {
     for f in ["weights.bpk", "ppo_meta.json", "mbrl.json", "surrogate.json", "surrogate.0.weights.bpk"] {
         assert!(names.contains(&f), "{f} missing from {names:?}");
     }
-    let export = Command::new(env!("CARGO_BIN_EXE_splitwise"))
-        .current_dir(dir.path())
-        .args(["export", "--checkpoint", ckpt.to_str().unwrap(), "--out", "p.onnx"])
-        .output()
-        .unwrap();
-    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    export(dir.path(), &ckpt, "p.onnx");
     assert!(dir.path().join("p.onnx").is_file());
 }
 
