@@ -305,6 +305,25 @@ const FROZEN_FIELDS: &[&str] = &[
     "agent.critic_hidden",
     "agent.normalize_obs",
     "agent.normalize_reward",
+    // The same per level of a hierarchy and for a model-based learner's policy; its surrogate's
+    // networks too.
+    "agent.high.n_envs",
+    "agent.high.actor_hidden",
+    "agent.high.critic_hidden",
+    "agent.high.normalize_obs",
+    "agent.high.normalize_reward",
+    "agent.low.n_envs",
+    "agent.low.actor_hidden",
+    "agent.low.critic_hidden",
+    "agent.low.normalize_obs",
+    "agent.low.normalize_reward",
+    "agent.ppo.n_envs",
+    "agent.ppo.actor_hidden",
+    "agent.ppo.critic_hidden",
+    "agent.ppo.normalize_obs",
+    "agent.ppo.normalize_reward",
+    "agent.surrogate.hidden",
+    "agent.surrogate.ensemble",
     "training.seed",
 ];
 

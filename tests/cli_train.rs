@@ -546,3 +546,33 @@ fn model_based_rl_on_an_environment_without_an_expensive_component_is_refused_be
     assert!(e.contains("no expensive reward component") && e.contains("als"), "{e}");
     assert!(!dir.path().join("checkpoints/c").exists(), "a run folder was left behind");
 }
+
+#[test]
+fn a_model_based_run_continues_with_changed_hyperparameters_but_not_a_changed_surrogate_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = short_mbrl_config(dir.path());
+    let text = std::fs::read_to_string(&config).unwrap();
+    ok(train(dir.path(), &["--config", config.to_str().unwrap(), "--run-name", "m"]));
+    let run = dir.path().join("checkpoints/m");
+    let more = dir.path().join("more.toml");
+    std::fs::write(&more, text.replace("total_steps = 160", "total_steps = 240").replace("epochs = 50", "epochs = 20"))
+        .unwrap();
+    let resume = |config: &Path| {
+        train(
+            dir.path(),
+            &["--config", config.to_str().unwrap(), "--resume", run.to_str().unwrap(), "--allow-config-change"],
+        )
+    };
+    let out = ok(resume(&more));
+    assert!(out.contains("agent.surrogate.epochs: 50 -> 20") && out.contains("trained to step 240"), "{out}");
+    let saved = std::fs::read_to_string(run.join("step_240/config.toml")).unwrap();
+    assert!(saved.contains("epochs = 20"), "{saved}");
+    // The surrogate's networks cannot change shape in a resumed run.
+    std::fs::write(
+        &more,
+        text.replace("total_steps = 160", "total_steps = 320").replace("hidden = [128, 128]", "hidden = [64]"),
+    )
+    .unwrap();
+    let e = err(resume(&more));
+    assert!(e.contains("agent.surrogate.hidden cannot change"), "{e}");
+}
