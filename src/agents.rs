@@ -1,5 +1,6 @@
 //! The agent registry: every learner kind the app trains, evaluates and exports, with its
-//! checkpoint files, its loader and the networks an export writes. `train`, `eval` and `export`
+//! checkpoint files and its loader; [`levels`] gives the networks an export writes (derived from
+//! the learner a checkpoint holds). `train`, `eval` and `export`
 //! look a kind up here (by a checkpoint's `agent_kind` or the config's `agent.kind`) and never
 //! branch on the name themselves; `splitwise train --help` and the docs list [`REGISTRY`].
 
@@ -31,8 +32,6 @@ pub struct AgentKind {
     pub files: fn(&LearnerState) -> Result<AgentFiles>,
     /// The state back from a checkpoint's files (`dir` names it in errors).
     pub read: fn(&CheckpointFiles, &Path) -> Result<LearnerState>,
-    /// The networks an ONNX export writes, in chain order.
-    pub levels: fn(&Learner) -> Vec<PolicyLevel>,
 }
 
 pub const REGISTRY: &[AgentKind] = &[
@@ -41,7 +40,6 @@ pub const REGISTRY: &[AgentKind] = &[
         help: "PPO over the whole (masked multi-discrete) action: one actor, one critic",
         files: ppo_files,
         read: ppo_read,
-        levels: ppo_levels,
     },
     AgentKind {
         name: "hppo",
@@ -49,7 +47,6 @@ pub const REGISTRY: &[AgentKind] = &[
                FFN modes given that choice; two actors, two critics",
         files: hppo_files,
         read: hppo_read,
-        levels: hppo_levels,
     },
     AgentKind {
         name: "mbrl",
@@ -58,7 +55,6 @@ pub const REGISTRY: &[AgentKind] = &[
                environment with the surrogate in its place; for environments with such a component (als)",
         files: mbrl_files,
         read: mbrl_read,
-        levels: ppo_levels,
     },
 ];
 
@@ -129,8 +125,8 @@ fn ppo_read(files: &CheckpointFiles, dir: &Path) -> Result<LearnerState> {
     Ok(LearnerState::Flat(level_read(files, dir, "")?))
 }
 
-/// Every kind's exported networks, by the learner it holds.
-fn ppo_levels(learner: &Learner) -> Vec<PolicyLevel> {
+/// The networks an ONNX export writes, in chain order, by the learner a checkpoint holds.
+pub fn levels(learner: &Learner) -> Vec<PolicyLevel> {
     match learner {
         Learner::Flat(p) => vec![PolicyLevel::of_ppo(p)],
         Learner::Hierarchical(h) => hppo_levels_of(h),
@@ -166,10 +162,6 @@ fn hppo_read(files: &CheckpointFiles, dir: &Path) -> Result<LearnerState> {
         low: level_read(files, dir, LOW)?,
         n_high: h.n_high,
     })))
-}
-
-fn hppo_levels(learner: &Learner) -> Vec<PolicyLevel> {
-    ppo_levels(learner)
 }
 
 /// A model-based learner's own files beside its policy's (`weights.bpk`, `optimizer.bpk`,

@@ -97,7 +97,7 @@ pub fn export(args: &ExportArgs) -> Result<ExportOutcome> {
     let format = OutputFormat::from(args.format);
     let dir = checkpoint::resolve(&args.checkpoint)?;
     let files = checkpoint::load(&dir)?;
-    let kind = crate::agents::find(&files.metadata.agent_kind)
+    crate::agents::find(&files.metadata.agent_kind)
         .with_context(|| format!("checkpoint {} ({})", dir.display(), checkpoint::METADATA_FILE))?;
     let env = EnvDescription::of_checkpoint(&files, &dir)?;
     let policy = crate::train::load_agent(&files, &dir, None)?;
@@ -113,7 +113,7 @@ pub fn export(args: &ExportArgs) -> Result<ExportOutcome> {
             env.spec.action.nvec
         );
     }
-    let levels = (kind.levels)(&policy);
+    let levels = crate::agents::levels(&policy);
 
     let paths = level_paths(&args.out, &levels)?;
     let sidecar_path = sidecar_path(&args.out)?;

@@ -294,38 +294,19 @@ pub fn check_run_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// Agent fields that shape the networks, the rollout or the normalisers' state: a resumed run
-/// cannot change them even with `--allow-config-change`.
-const FROZEN_FIELDS: &[&str] = &[
-    "version",
-    "env",
-    "agent.kind",
-    "agent.n_envs",
-    "agent.actor_hidden",
-    "agent.critic_hidden",
-    "agent.normalize_obs",
-    "agent.normalize_reward",
-    // The same per level of a hierarchy and for a model-based learner's policy; its surrogate's
-    // networks too.
-    "agent.high.n_envs",
-    "agent.high.actor_hidden",
-    "agent.high.critic_hidden",
-    "agent.high.normalize_obs",
-    "agent.high.normalize_reward",
-    "agent.low.n_envs",
-    "agent.low.actor_hidden",
-    "agent.low.critic_hidden",
-    "agent.low.normalize_obs",
-    "agent.low.normalize_reward",
-    "agent.ppo.n_envs",
-    "agent.ppo.actor_hidden",
-    "agent.ppo.critic_hidden",
-    "agent.ppo.normalize_obs",
-    "agent.ppo.normalize_reward",
-    "agent.surrogate.hidden",
-    "agent.surrogate.ensemble",
-    "training.seed",
-];
+/// Fields that shape the networks, the rollout or the normalisers' state: a resumed run cannot
+/// change them even with `--allow-config-change`. Besides these, each PPO learner's
+/// [`FROZEN_LEVEL_FIELDS`], under its path (`agent`, `agent.high`, `agent.ppo`, …).
+const FROZEN_FIELDS: &[&str] =
+    &["version", "env", "agent.kind", "agent.surrogate.hidden", "agent.surrogate.ensemble", "training.seed"];
+const FROZEN_LEVEL_FIELDS: &[&str] = &["n_envs", "actor_hidden", "critic_hidden", "normalize_obs", "normalize_reward"];
+
+/// Whether `field` (a config path) is frozen in a run whose agent is `agent`.
+fn frozen(field: &str, agent: &config::AgentSection) -> bool {
+    let within = |f: &str| field == f || field.starts_with(&format!("{f}."));
+    FROZEN_FIELDS.iter().any(|f| within(f))
+        || agent.levels().iter().any(|(path, _)| FROZEN_LEVEL_FIELDS.iter().any(|f| within(&format!("{path}.{f}"))))
+}
 
 /// The fields that differ between two configs, as `field: old -> new`, in path order.
 fn config_diff(old: &config::TrainConfig, new: &config::TrainConfig) -> Result<Vec<(String, String)>> {
@@ -394,9 +375,7 @@ fn open_resume(path: &Path, cfg: &ResolvedTrainConfig, args: &TrainArgs) -> Resu
             dir.join(CONFIG_FILE).display()
         );
     }
-    if let Some((field, d)) =
-        diff.iter().find(|(k, _)| FROZEN_FIELDS.iter().any(|f| k == f || k.starts_with(&format!("{f}."))))
-    {
+    if let Some((field, d)) = diff.iter().find(|(k, _)| frozen(k, &saved.config.agent)) {
         bail!(
             "--resume {} --allow-config-change: {field} cannot change in a resumed run ({d}); it shapes the \
              environment, the networks or the saved state. Start a new run with the new config",

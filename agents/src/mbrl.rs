@@ -267,10 +267,7 @@ impl Mbrl {
         if self.targets.len() < 2 {
             return Err(MbrlError::NoData);
         }
-        let (inputs, targets) = (std::mem::take(&mut self.inputs), std::mem::take(&mut self.targets));
-        let fit = self.surrogate().fit(&inputs, &targets);
-        (self.inputs, self.targets) = (inputs, targets);
-        let fit = fit?;
+        let fit = self.surrogate().fit(&self.inputs, &self.targets)?;
         self.last_fit = Some(fit);
         let model = self.model();
         let mut venv =
