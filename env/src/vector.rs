@@ -178,6 +178,32 @@ impl<E: Env> VecEnv<E> {
         Ok(())
     }
 
+    /// [`Self::counterfactual_rewards`] for every value of a one-component action space at once:
+    /// `out[i * n + b]` is the reward member `i` would get for value `b` in its next step (`n` the
+    /// component's size), each probed on the member's saved state and restored, so all values see
+    /// the same exogenous draws. Values the member's mask forbids are not stepped; their entry is
+    /// 0. Used for the all-action advantage (`splitwise_agents::AdvantageBaseline::AllActions`).
+    pub fn counterfactual_action_rewards(&mut self, out: &mut [f64]) -> Result<(), VecStepError> {
+        assert_eq!(self.spec.action.n_components(), 1, "all-action rewards need a one-component action space");
+        let n = self.spec.action.mask_len();
+        assert_eq!(out.len(), self.envs.len() * n, "one reward per member and action value");
+        for (i, env) in self.envs.iter_mut().enumerate() {
+            let saved = env.save_state();
+            for b in 0..n {
+                out[i * n + b] = 0.0;
+                if !self.masks[i * n + b] {
+                    continue;
+                }
+                let stepped = env.step_into(&[b], &mut self.probe_obs, &mut self.probe_mask);
+                let restored = env.restore_state(&saved);
+                let t = stepped.map_err(|error| VecStepError { env_index: i, error })?;
+                restored.map_err(|error| VecStepError { env_index: i, error })?;
+                out[i * n + b] = t.reward;
+            }
+        }
+        Ok(())
+    }
+
     pub fn obs(&self) -> &[f32] {
         &self.obs
     }

@@ -357,7 +357,8 @@ fn different_plans_see_the_same_arrivals_and_channel() {
 /// step that follows it and leaves the members untouched: for the action then taken, the two
 /// rewards are bit-identical, and the whole trajectory (observations, masks, rewards) is the one
 /// a vector env that never probed produces, on every shipped scenario and both action spaces,
-/// across episode ends.
+/// across episode ends. The all-value probe (`counterfactual_action_rewards`, one-component
+/// spaces) gives the same reward for the taken action and leaves the trajectory alone too.
 #[test]
 fn counterfactual_rewards_share_the_real_steps_randomness_and_change_nothing() {
     use splitwise_env::vector::VecEnv;
@@ -381,6 +382,22 @@ fn counterfactual_rewards_share_the_real_steps_randomness_and_change_nothing() {
             }
             probed.counterfactual_rewards(&alternative, &mut other).unwrap();
             probed.counterfactual_rewards(&actions, &mut same).unwrap();
+            // One-component spaces: the all-value probe agrees with the one-action probe, is 0
+            // where the mask forbids a value, and changes nothing either.
+            if k == 1 {
+                let mut all = vec![f64::NAN; 3 * m];
+                probed.counterfactual_action_rewards(&mut all).unwrap();
+                for i in 0..3 {
+                    assert_eq!(
+                        all[i * m + actions[i]].to_bits(),
+                        same[i].to_bits(),
+                        "{name} step {step} member {i}: all-value probe"
+                    );
+                    for b in (0..m).filter(|&b| !probed.masks()[i * m + b]) {
+                        assert_eq!(all[i * m + b], 0.0, "{name}: a forbidden value was probed");
+                    }
+                }
+            }
             probed.step(&actions).unwrap();
             plain.step(&actions).unwrap();
             assert_eq!(probed.obs(), plain.obs(), "{name} step {step}: observations");
