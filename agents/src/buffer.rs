@@ -32,6 +32,13 @@ pub struct RolloutBuffer {
     /// The reward (scaled like `rewards`) a reference action would have earned in the same state
     /// under the same randomness (the self-critical baseline); NaN where none was recorded.
     pub baseline_rewards: Vec<f32>,
+    /// All-action advantages (`AdvantageBaseline::AllActions`, one component of `mask_len`
+    /// values), `len × mask_len` each, empty unless [`Self::enable_all_actions`]: π_old(b|s) of
+    /// every value when acting, the reward every value would have earned (scaled like
+    /// `rewards`), and Â(s, b) = r(s, b) − Σ_c π_old(c|s)·r(s, c).
+    pub action_probs: Vec<f32>,
+    pub action_rewards: Vec<f32>,
+    pub action_advantages: Vec<f32>,
     pub last_values: Vec<f32>,
     pub advantages: Vec<f32>,
     pub returns: Vec<f32>,
@@ -54,6 +61,9 @@ pub struct Minibatch {
     pub old_values: Vec<f32>,
     pub advantages: Vec<f32>,
     pub returns: Vec<f32>,
+    /// All-action rows (`len × mask_len`), empty otherwise: π_old(b|s) and Â(s, b).
+    pub old_probs: Vec<f32>,
+    pub action_advantages: Vec<f32>,
 }
 
 impl RolloutBuffer {
@@ -76,6 +86,9 @@ impl RolloutBuffer {
             final_values: vec![0.0; n],
             discounts: vec![f64::NAN; n],
             baseline_rewards: vec![f32::NAN; n],
+            action_probs: Vec::new(),
+            action_rewards: Vec::new(),
+            action_advantages: Vec::new(),
             last_values: vec![0.0; n_envs],
             advantages: vec![0.0; n],
             returns: vec![0.0; n],
@@ -87,6 +100,19 @@ impl RolloutBuffer {
 
     pub fn len(&self) -> usize {
         self.n_steps * self.n_envs
+    }
+
+    /// Allocates the all-action columns (one component of `mask_len` values).
+    pub fn enable_all_actions(&mut self) {
+        assert_eq!(self.n_components, 1, "all-action advantages need a one-component action space");
+        let n = self.len() * self.mask_len;
+        self.action_probs = vec![0.0; n];
+        self.action_rewards = vec![0.0; n];
+        self.action_advantages = vec![0.0; n];
+    }
+
+    pub fn all_actions(&self) -> bool {
+        !self.action_probs.is_empty()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -139,6 +165,25 @@ impl RolloutBuffer {
         }
     }
 
+    /// Fills the all-action advantages Â(s, b) = r(s, b) − Σ_c π_old(c|s)·r(s, c) (zero where
+    /// π_old(b|s) = 0, i.e. forbidden values) and sets each row's sampled advantage to Â at the
+    /// action taken (what the diagnostics read; the update uses all of them). The returns (the
+    /// critic's targets) are left as GAE computed them.
+    pub fn apply_all_action_advantages(&mut self) {
+        assert!(self.finished, "apply_all_action_advantages: compute_gae first");
+        assert!(self.all_actions(), "apply_all_action_advantages: enable_all_actions first");
+        let m = self.mask_len;
+        for j in 0..self.len() {
+            let rows = j * m..(j + 1) * m;
+            let (p, r) = (&self.action_probs[rows.clone()], &self.action_rewards[rows.clone()]);
+            let expected: f64 = p.iter().zip(r).map(|(&p, &r)| f64::from(p) * f64::from(r)).sum();
+            for ((a, &p), &r) in self.action_advantages[rows].iter_mut().zip(p).zip(r) {
+                *a = if p > 0.0 { (f64::from(r) - expected) as f32 } else { 0.0 };
+            }
+            self.advantages[j] = self.action_advantages[j * m + self.actions[j]];
+        }
+    }
+
     /// Copies the transitions at `indices` into `out`, normalising the advantages over this
     /// minibatch when asked (the sample std, as `torch.Tensor.std`).
     pub fn gather(&self, indices: &[usize], normalize_advantage: bool, out: &mut Minibatch) {
@@ -150,6 +195,8 @@ impl RolloutBuffer {
         out.obs.clear();
         out.illegal.clear();
         out.actions.clear();
+        out.old_probs.clear();
+        out.action_advantages.clear();
         for &j in indices {
             out.obs.extend_from_slice(&self.obs[j * d..(j + 1) * d]);
             out.illegal.extend(self.masks[j * m..(j + 1) * m].iter().map(|&legal| !legal));
@@ -158,6 +205,30 @@ impl RolloutBuffer {
             out.old_values.push(self.values[j]);
             out.advantages.push(self.advantages[j]);
             out.returns.push(self.returns[j]);
+            if self.all_actions() {
+                out.old_probs.extend_from_slice(&self.action_probs[j * m..(j + 1) * m]);
+                out.action_advantages.extend_from_slice(&self.action_advantages[j * m..(j + 1) * m]);
+            }
+        }
+        if self.all_actions() {
+            if normalize_advantage {
+                // Σ_b π_old(b|s)·Â(s, b) = 0 in every state, so only the scale is normalised: by
+                // the root of the policy-weighted mean square, the all-action counterpart of the
+                // sampled advantages' std.
+                let n = indices.len() as f64;
+                let mean_square = out
+                    .old_probs
+                    .iter()
+                    .zip(&out.action_advantages)
+                    .map(|(&p, &a)| f64::from(p) * f64::from(a).powi(2))
+                    .sum::<f64>()
+                    / n;
+                let scale = 1.0 / (mean_square.sqrt() + ADVANTAGE_EPSILON);
+                for a in &mut out.action_advantages {
+                    *a = (f64::from(*a) * scale) as f32;
+                }
+            }
+            return;
         }
         if normalize_advantage && indices.len() > 1 {
             let n = indices.len() as f64;
@@ -194,6 +265,37 @@ mod tests {
         assert!((mb.advantages[1] + std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-6);
         b.gather(&[0, 3], false, &mut mb);
         assert_eq!(mb.advantages, vec![1.0, 5.0]);
+    }
+
+    #[test]
+    fn all_action_advantages_subtract_the_policy_weighted_mean_reward_and_normalise_by_its_scale() {
+        // 1 step × 2 envs, one component with 3 values; env 1 forbids value 2.
+        let mut b = RolloutBuffer::new(1, 2, 1, 3, 1);
+        b.enable_all_actions();
+        b.actions.copy_from_slice(&[2, 0]);
+        b.action_probs.copy_from_slice(&[0.5, 0.25, 0.25, 0.5, 0.5, 0.0]);
+        b.action_rewards.copy_from_slice(&[1.0, 2.0, 5.0, -1.0, 3.0, 0.0]);
+        b.recorded = 1;
+        b.compute_gae(0.0, 0.95);
+        b.apply_all_action_advantages();
+        // Env 0: Σ π·r = 0.5 + 0.5 + 1.25 = 2.25 → Â = (−1.25, −0.25, 2.75).
+        // Env 1: Σ π·r = −0.5 + 1.5 = 1 → Â = (−2, 2, 0) (the forbidden value stays 0).
+        let want = [-1.25, -0.25, 2.75, -2.0, 2.0, 0.0];
+        for (g, w) in b.action_advantages.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{:?}", b.action_advantages);
+        }
+        // The sampled rows' advantages are Â at the action taken (value 2, value 0).
+        assert_eq!(b.advantages, vec![2.75, -2.0]);
+        // Normalised: Σ π·Â² = 0.5·1.5625 + 0.25·0.0625 + 0.25·7.5625 = 2.6875 (env 0) and
+        // 0.5·4 + 0.5·4 = 4 (env 1); mean 3.34375, root 1.828592 → Â / 1.828592.
+        let mut mb = Minibatch::default();
+        b.gather(&[0, 1], true, &mut mb);
+        assert_eq!(mb.old_probs, b.action_probs);
+        for (g, w) in mb.action_advantages.iter().zip(want) {
+            assert!((f64::from(*g) - f64::from(w) / 3.34375f64.sqrt()).abs() < 1e-6, "{:?}", mb.action_advantages);
+        }
+        b.gather(&[1], false, &mut mb);
+        assert_eq!(mb.action_advantages, vec![-2.0, 2.0, 0.0]);
     }
 
     #[test]

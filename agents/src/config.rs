@@ -115,6 +115,36 @@ pub struct PpoConfig {
     /// same state under the same randomness (self-critical; see [`AdvantageBaseline`]).
     #[serde(skip_serializing_if = "AdvantageBaseline::is_critic")]
     pub advantage: AdvantageBaseline,
+    /// What `max_grad_norm` bounds: the norm of all gradients together (SB3, CleanRL: the
+    /// default) or the actor's and the critic's separately (see [`GradClip`]).
+    #[serde(skip_serializing_if = "GradClip::is_global")]
+    pub grad_clip: GradClip,
+}
+
+/// How the gradient norm is clipped.
+///
+/// `Global` is PyTorch's `clip_grad_norm_` over actor and critic together, as SB3 and CleanRL do
+/// it. With one-step rewards that are rare and large (a request that starts while the link is
+/// down: the one-slot reward of the wrong plan is hundreds of times the typical one), the samples
+/// that carry the policy's signal are exactly those where the critic is most wrong, so the
+/// critic's gradient dominates the global norm in those minibatches and the clip scales the
+/// actor's gradient down with it: the actor learns from the ordinary minibatches only. Measured on
+/// the subway scenario (docs/agents.md): with the critic's loss weight set to 0 the flat policy
+/// learns the phone in tunnels; with the global clip it converges to cloud-only. `PerNetwork`
+/// clips the actor's and the critic's gradients each to `max_grad_norm` (they share no
+/// parameters), so a critic error no longer silences the actor.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum GradClip {
+    #[default]
+    Global,
+    PerNetwork,
+}
+
+impl GradClip {
+    pub fn is_global(&self) -> bool {
+        *self == GradClip::Global
+    }
 }
 
 /// The baseline of the policy-gradient advantage.
@@ -131,17 +161,40 @@ pub struct PpoConfig {
 /// which in the partition scenarios dwarfs the differences between plans. It needs γ = 0 (the
 /// advantage is one step's reward); the critic is still trained and logged. Costs one extra
 /// environment step per sample (two per sample for a hierarchy).
+///
+/// `AllActions` goes one step further for a one-component (discrete) action space: before each
+/// step the environment is probed with *every* legal value under the same randomness
+/// (`VecEnv::counterfactual_action_rewards`), so the one-step reward r(s, b) of each value b is
+/// known exactly, and the update maximises the clipped surrogate in expectation over the old
+/// policy, Σ_b π_old(b|s)·min(ρ_b·Â_b, clip(ρ_b, 1 ± ε)·Â_b) with Â_b = r(s, b) − Σ_c π_old(c|s)·r(s, c),
+/// instead of its one-sample estimate at the sampled action. This is the expected policy gradient
+/// (Ciosek & Whiteson, "Expected Policy Gradients", AAAI 2018; Allen et al., "Mean Actor-Critic",
+/// 2017) with exact one-step action values from the simulator in place of a learned Q. It exists
+/// for scenarios where the plan matters only in rare slots with large effects (a request that
+/// starts while the link is down): a sampled estimate sees the right plan in such a slot about once
+/// per rollout, and PPO's clip caps what that one sample moves, while the exact expectation sees it
+/// in every such slot. Needs γ = 0; costs one environment step per legal value per sample.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum AdvantageBaseline {
     #[default]
     Critic,
     SelfCritical,
+    AllActions,
 }
 
 impl AdvantageBaseline {
     pub fn is_critic(&self) -> bool {
         *self == AdvantageBaseline::Critic
+    }
+
+    /// The config spelling (`advantage = "…"`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AdvantageBaseline::Critic => "critic",
+            AdvantageBaseline::SelfCritical => "self-critical",
+            AdvantageBaseline::AllActions => "all-actions",
+        }
     }
 }
 
@@ -207,6 +260,7 @@ impl Default for PpoConfig {
             clip_reward: DEFAULT_CLIP_REWARD,
             temperature: None,
             advantage: AdvantageBaseline::Critic,
+            grad_clip: GradClip::Global,
         }
     }
 }
@@ -261,11 +315,14 @@ impl PpoConfig {
         }
         positive("learning_rate", self.learning_rate, "Adam step size")?;
         in_range("gamma", self.gamma, 0.0, 1.0, "discount factor")?;
-        if self.advantage == AdvantageBaseline::SelfCritical && self.gamma != 0.0 {
+        if !self.advantage.is_critic() && self.gamma != 0.0 {
             return Err(InvalidField::new(
                 "gamma",
                 self.gamma,
-                "must be 0 with advantage = \"self-critical\" (its baseline is one step's reward)",
+                format!(
+                    "must be 0 with advantage = \"{}\" (its advantage is one step's reward)",
+                    self.advantage.name()
+                ),
             ));
         }
         in_range("gae_lambda", self.gae_lambda, 0.0, 1.0, "GAE λ")?;

@@ -11,7 +11,10 @@
 //! functions for acting (one host transfer of the logits per step, sampling with our own seeded
 //! RNG, never burn's global RNG).
 
-use burn::tensor::{Bool, Int, Tensor, activation::log_softmax};
+use burn::tensor::{
+    Bool, Int, Tensor,
+    activation::{log_softmax, softmax},
+};
 use rand::{Rng, RngExt};
 
 /// Logit given to masked-out values (SB3-contrib `MaskableCategorical`: −1e8).
@@ -61,6 +64,13 @@ pub fn masked_log_prob_entropy(
         total.expect("an action space has at least one component")
     };
     (log_prob.reshape([batch]), entropy.reshape([batch]))
+}
+
+/// Probabilities of every value of a one-component masked distribution, `[batch, n]` (forbidden
+/// values exactly 0).
+pub fn masked_probs(logits: Tensor<2>, illegal: Tensor<2, Bool>, nvec: &[usize]) -> Tensor<2> {
+    assert_eq!(nvec.len(), 1, "all-value probabilities need a one-component action space");
+    softmax(logits.mask_fill(illegal, MASKED_LOGIT), 1)
 }
 
 /// How the host picks a value within one component.
@@ -157,6 +167,18 @@ pub fn masked_log_prob_entropy_host(
         offset += n;
     }
     Ok((log_prob, entropy))
+}
+
+/// Host reference of [`masked_probs`] for one row of one component: writes π(b) into `out`
+/// (0 where the mask forbids b; all 0 when nothing is legal, which acting has refused already).
+pub fn masked_probs_host(logits: &[f32], mask: &[bool], out: &mut [f32]) {
+    let Some((max, sum)) = max_and_sum_exp(logits, mask) else {
+        out.fill(0.0);
+        return;
+    };
+    for ((o, &l), &legal) in out.iter_mut().zip(logits).zip(mask) {
+        *o = if legal { ((f64::from(l) - max).exp() / sum) as f32 } else { 0.0 };
+    }
 }
 
 /// Max legal logit and Σ exp(l − max) over legal values; `None` when nothing is legal.

@@ -23,6 +23,7 @@ use crate::ppo::{ActionChoice, ConditionalMask, PolicyShape, Ppo, PpoError, PpoS
 use crate::ppo::{StepOutcome, UpdateStats};
 use crate::{AdvantageBaseline, PpoConfig};
 use splitwise_env::api::Env;
+use splitwise_env::validate::InvalidField;
 use splitwise_env::vector::VecEnv;
 use std::time::Instant;
 
@@ -72,6 +73,15 @@ impl Hppo {
                 "the levels must share one rollout: high n_envs {} n_steps {}, low n_envs {} n_steps {}",
                 config.high.n_envs, config.high.n_steps, config.low.n_envs, config.low.n_steps
             )));
+        }
+        for (level, c) in [("high", &config.high), ("low", &config.low)] {
+            if c.advantage == AdvantageBaseline::AllActions {
+                return Err(PpoError::Config(InvalidField::new(
+                    format!("{level}.advantage"),
+                    "all-actions",
+                    "is for a flat one-component action space; a hierarchy's levels allow \"critic\" or \"self-critical\"",
+                )));
+            }
         }
         Ok(Self {
             high: Ppo::new_learner(config.high, high, seed, 0)?,

@@ -25,7 +25,7 @@ pub mod ppo;
 pub mod ppo_step;
 pub mod surrogate;
 
-pub use config::{AdvantageBaseline, Annealing, PpoConfig, Temperature};
+pub use config::{AdvantageBaseline, Annealing, GradClip, PpoConfig, Temperature};
 pub use evaluate::evaluate;
 pub use hppo::{Hppo, HppoConfig, HppoState};
 pub use learner::{Acts, Learner, LearnerConfig, LearnerState};

@@ -10,6 +10,27 @@ pub fn clipped_surrogate(ratio: Tensor<1>, advantages: Tensor<1>, clip_range: f6
     unclipped.min_pair(clipped)
 }
 
+/// The clipped surrogate in expectation over the old policy, per state (to be maximised):
+/// Σ_b π_old(b)·min(ρ_b·Â_b, clip(ρ_b, 1 − ε, 1 + ε)·Â_b) with ρ_b = π(b)/π_old(b), written as
+/// Σ_b min(π(b)·Â_b, clip(π(b), (1 − ε)·π_old(b), (1 + ε)·π_old(b))·Â_b) so that values with
+/// π_old(b) = 0 (forbidden) add exactly 0 and no ratio divides by 0. `probs`, `old_probs`,
+/// `advantages`: `[batch, n]`; returns `[batch]`. The all-action advantage's objective
+/// (`AdvantageBaseline::AllActions`); [`clipped_surrogate`] at the sampled action is its
+/// one-sample estimate.
+pub fn expected_clipped_surrogate(
+    probs: Tensor<2>,
+    old_probs: Tensor<2>,
+    advantages: Tensor<2>,
+    clip_range: f64,
+) -> Tensor<1> {
+    let [batch, _] = probs.dims();
+    let unclipped = probs.clone().mul(advantages.clone());
+    let low = old_probs.clone().mul_scalar(1.0 - clip_range);
+    let high = old_probs.mul_scalar(1.0 + clip_range);
+    let clipped = probs.max_pair(low).min_pair(high).mul(advantages);
+    unclipped.min_pair(clipped).sum_dim(1).reshape([batch])
+}
+
 /// Mean squared error of the value head against the GAE returns (SB3 scaling: no ½), or, with a
 /// value clip c, the PPO2/CleanRL pessimistic form
 /// mean(max((V − R)², (V_old + clip(V − V_old, ±c) − R)²)). Returns a one-element tensor.
@@ -94,6 +115,29 @@ mod tests {
         }
         // Four of the six ratios are outside [0.8, 1.2].
         assert!((host(clip_fraction(ratio, 0.2))[0] - 4.0 / 6.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn expected_clipped_surrogate_hand_values() {
+        // Two states, three values, ε = 0.2.
+        // State 0: π_old = (0.5, 0.5, 0), π = (0.7, 0.3, 0), Â = (+1, −1, 0):
+        //   value 0: ρ = 1.4, min(0.7·1, clip(0.7, 0.4, 0.6)·1 = 0.6) = 0.6 (gain capped)
+        //   value 1: ρ = 0.6, min(0.3·(−1), clip(0.3, 0.4, 0.6)·(−1) = −0.4) = −0.4 (gain capped)
+        //   value 2: forbidden, 0 → 0.6 − 0.4 = 0.2.
+        // State 1: π_old = (0.2, 0.3, 0.5), π = (0.21, 0.29, 0.5), Â = (2, 0, −0.8):
+        //   inside the clip everywhere: 0.42 + 0 − 0.4 = 0.02.
+        let m = |v: &[f32]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [2, 3]), &Device::flex());
+        let got = host(expected_clipped_surrogate(
+            m(&[0.7, 0.3, 0.0, 0.21, 0.29, 0.5]),
+            m(&[0.5, 0.5, 0.0, 0.2, 0.3, 0.5]),
+            m(&[1.0, -1.0, 0.0, 2.0, 0.0, -0.8]),
+            0.2,
+        ));
+        assert!((got[0] - 0.2).abs() < 1e-6 && (got[1] - 0.02).abs() < 1e-6, "{got:?}");
+        // Its expectation form agrees with clipped_surrogate at each value weighted by π_old:
+        // state 1 value 0: π_old·min(ρ·Â, clip(ρ)·Â) = 0.2·(1.05·2) = 0.42.
+        let one = host(clipped_surrogate(t(&[1.05]), t(&[2.0]), 0.2))[0];
+        assert!((0.2 * one - 0.42).abs() < 1e-6);
     }
 
     #[test]

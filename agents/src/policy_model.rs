@@ -5,8 +5,8 @@
 //! value loss, the entropy bonus, gradient clipping and the Adam step exist once
 //! ([`crate::ppo_step`]).
 
-use crate::distribution::masked_log_prob_entropy;
-use crate::network::ActorCritic;
+use crate::distribution::{masked_log_prob_entropy, masked_probs};
+use crate::network::{Actor, ActorCritic, Critic};
 use burn::module::Module;
 use burn::tensor::{Bool, Int, Tensor};
 
@@ -27,6 +27,16 @@ pub struct PolicyBatch {
     pub len: usize,
     /// The softmax temperature the actions were drawn at (1: none); the logits are divided by it.
     pub temperature: f32,
+    /// All-action advantages (`AdvantageBaseline::AllActions`, one component): the update
+    /// maximises the clipped surrogate in expectation over the old policy instead of at the
+    /// sampled action.
+    pub all_actions: Option<AllActionBatch>,
+}
+
+/// π_old(b|s) and Â(s, b) for every value b, `[len, n]` each.
+pub struct AllActionBatch {
+    pub old_probs: Tensor<2>,
+    pub advantages: Tensor<2>,
 }
 
 /// The current policy's view of a minibatch's actions, `[len]` each.
@@ -34,6 +44,8 @@ pub struct ActionEvaluation {
     pub log_probs: Tensor<1>,
     pub entropy: Tensor<1>,
     pub values: Tensor<1>,
+    /// π(b|s) of every value, `[len, n]`, when the batch asks for all actions (one component).
+    pub probs: Option<Tensor<2>>,
 }
 
 /// A policy and its critic as one module (one optimizer, one global gradient norm), able to
@@ -42,16 +54,25 @@ pub trait PolicyModel: Module {
     /// log π(a|s), the policy's entropy at s, and V(s), for the batch's observations and actions;
     /// `nvec` gives the multi-discrete components' sizes.
     fn evaluate_actions(&self, batch: &PolicyBatch, nvec: &[usize]) -> ActionEvaluation;
+
+    /// The actor and the critic as separate modules (they share no parameters), for clipping
+    /// their gradient norms separately (`GradClip::PerNetwork`).
+    fn actor_and_critic(&self) -> (&Actor, &Critic);
 }
 
 impl PolicyModel for ActorCritic {
+    fn actor_and_critic(&self) -> (&Actor, &Critic) {
+        (&self.actor, &self.critic)
+    }
+
     fn evaluate_actions(&self, batch: &PolicyBatch, nvec: &[usize]) -> ActionEvaluation {
         let mut logits = self.actor.forward(batch.obs.clone());
         if batch.temperature != 1.0 {
             logits = logits.div_scalar(batch.temperature);
         }
+        let probs = batch.all_actions.as_ref().map(|_| masked_probs(logits.clone(), batch.illegal.clone(), nvec));
         let (log_probs, entropy) = masked_log_prob_entropy(logits, batch.illegal.clone(), batch.actions.clone(), nvec);
         let values = self.critic.forward(batch.obs.clone()).reshape([batch.len]);
-        ActionEvaluation { log_probs, entropy, values }
+        ActionEvaluation { log_probs, entropy, values, probs }
     }
 }

@@ -14,11 +14,11 @@
 
 use crate::buffer::{Minibatch, RolloutBuffer};
 use crate::config::{AdvantageBaseline, PpoConfig};
-use crate::distribution::{EmptyMask, Pick, pick_component};
+use crate::distribution::{EmptyMask, Pick, masked_probs_host, pick_component};
 use crate::loss::explained_variance;
 use crate::network::{Actor, ActorCritic};
 use crate::normalize::{ObsNormalizer, RewardScaler};
-use crate::policy_model::PolicyBatch;
+use crate::policy_model::{AllActionBatch, PolicyBatch};
 use crate::ppo_step::{MinibatchStats, StepParams, ppo_gradient_step};
 use burn::module::Module;
 use burn::optim::{AdamConfig, ModuleOptimizer};
@@ -299,13 +299,27 @@ impl Ppo {
             &train_device,
         );
         let policy = model.valid();
-        let buffer = RolloutBuffer::new(
+        let mut buffer = RolloutBuffer::new(
             config.n_steps,
             config.n_envs,
             shape.input_dim(),
             shape.mask_len(),
             shape.n_components(),
         );
+        if config.advantage == AdvantageBaseline::AllActions {
+            if shape.n_components() != 1 {
+                return Err(PpoError::Config(InvalidField::new(
+                    "advantage",
+                    "all-actions",
+                    format!(
+                        "needs a one-component (discrete) action space; this policy has {} components \
+                         (use \"self-critical\", or the layer-split action mode)",
+                        shape.n_components()
+                    ),
+                )));
+            }
+            buffer.enable_all_actions();
+        }
         Ok(Self {
             optimizer: adam(&config),
             obs_normalizer: ObsNormalizer::new(shape.obs_dim, config.clip_obs),
@@ -589,6 +603,9 @@ impl Ppo {
             )?;
             b.log_probs[j] = log_prob as f32;
             b.values[j] = row[m];
+            if b.all_actions() {
+                masked_probs_host(&row[..m], &b.masks[j * m..(j + 1) * m], &mut b.action_probs[j * m..(j + 1) * m]);
+            }
         }
         b.acted += 1;
         Ok(&b.actions[rows.start * k..rows.end * k])
@@ -657,6 +674,18 @@ impl Ppo {
         self.progress.global_step += n as u64;
     }
 
+    /// Stores every action value's reward for the step just recorded (`n_envs × mask_len`, raw),
+    /// scaled like the rewards (after the step's own rewards updated the scaler, as the
+    /// self-critical baseline is).
+    fn record_action_rewards(&mut self, raw: &[f64]) {
+        let m = self.shape.mask_len();
+        let b = &mut self.buffer;
+        let rows = (b.recorded - 1) * self.config.n_envs * m..b.recorded * self.config.n_envs * m;
+        for (out, &r) in b.action_rewards[rows].iter_mut().zip(raw) {
+            *out = if self.config.normalize_reward { self.reward_scaler.scale(r) } else { r as f32 };
+        }
+    }
+
     /// Closes a full rollout: V(next raw observations) of every member, then GAE.
     pub fn finish_rollout(&mut self, next_obs: &[f32]) {
         let mut input = vec![0.0f32; next_obs.len()];
@@ -664,8 +693,10 @@ impl Ppo {
         let values = critic_values(&self.policy, &self.infer_device, input, self.shape.input_dim());
         self.buffer.last_values.copy_from_slice(&values);
         self.buffer.compute_gae(self.config.gamma, self.config.gae_lambda);
-        if self.config.advantage == AdvantageBaseline::SelfCritical {
-            self.buffer.apply_baseline_rewards();
+        match self.config.advantage {
+            AdvantageBaseline::SelfCritical => self.buffer.apply_baseline_rewards(),
+            AdvantageBaseline::AllActions => self.buffer.apply_all_action_advantages(),
+            AdvantageBaseline::Critic => {}
         }
     }
 
@@ -690,8 +721,10 @@ impl Ppo {
         let mut episodes = Vec::new();
         let (mut env_time_s, mut policy_time_s) = (0.0, 0.0);
         let self_critical = self.config.advantage == AdvantageBaseline::SelfCritical;
+        let all_actions = self.config.advantage == AdvantageBaseline::AllActions;
         let n = self.config.n_envs;
         let (mut greedy, mut baseline) = (vec![0; n * self.shape.n_components()], vec![0.0; n]);
+        let mut action_rewards = vec![0.0; if all_actions { n * self.shape.mask_len() } else { 0 }];
         for _ in 0..self.config.n_steps {
             let start = Instant::now();
             let members = venv.members();
@@ -702,6 +735,9 @@ impl Ppo {
             let acted = Instant::now();
             if self_critical {
                 venv.counterfactual_rewards(&greedy, &mut baseline)?;
+            }
+            if all_actions {
+                venv.counterfactual_action_rewards(&mut action_rewards)?;
             }
             venv.step(actions)?;
             let stepped = Instant::now();
@@ -715,6 +751,9 @@ impl Ppo {
                 truncated: venv.truncated(),
                 final_obs: &final_obs,
             });
+            if all_actions {
+                self.record_action_rewards(&action_rewards);
+            }
             episodes.extend_from_slice(venv.finished());
             env_time_s += (stepped - acted).as_secs_f64();
             policy_time_s += (acted - start).as_secs_f64() + stepped.elapsed().as_secs_f64();
@@ -811,6 +850,10 @@ impl Ppo {
             returns: vector(&mb.returns),
             len: b,
             temperature,
+            all_actions: (!mb.old_probs.is_empty()).then(|| AllActionBatch {
+                old_probs: Tensor::<2>::from_data(TensorData::new(mb.old_probs.clone(), [b, m]), dev),
+                advantages: Tensor::<2>::from_data(TensorData::new(mb.action_advantages.clone(), [b, m]), dev),
+            }),
         };
         let params = StepParams {
             learning_rate,
@@ -819,6 +862,7 @@ impl Ppo {
             vf_coef: c.vf_coef,
             ent_coef: c.ent_coef,
             max_grad_norm: c.max_grad_norm,
+            grad_clip: c.grad_clip,
         };
         let (model, stats) =
             ppo_gradient_step(self.model.clone(), &mut self.optimizer, batch, &self.shape.nvec, &params);

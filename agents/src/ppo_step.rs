@@ -3,8 +3,9 @@
 //! entropy bonus → backward → global gradient-norm clip → Adam step. Flat PPO and every level of
 //! a hierarchical agent call this one function.
 
+use crate::config::GradClip;
 use crate::grad_clip::{clip_factor, global_grad_sum_squares, scale_grads};
-use crate::loss::{approx_kl, clip_fraction, clipped_surrogate, value_loss};
+use crate::loss::{approx_kl, clip_fraction, clipped_surrogate, expected_clipped_surrogate, value_loss};
 use crate::policy_model::{PolicyBatch, PolicyModel};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
@@ -18,6 +19,7 @@ pub struct StepParams {
     pub vf_coef: f64,
     pub ent_coef: f64,
     pub max_grad_norm: f64,
+    pub grad_clip: GradClip,
 }
 
 /// What one step measured (losses before the step; the gradient norm before clipping).
@@ -54,8 +56,15 @@ pub fn ppo_gradient_step<M: PolicyModel>(
     // Probability ratio ρ = π(a|s)/π_old(a|s), through log-probabilities.
     let log_ratio = evaluation.log_probs - batch.old_log_probs;
     let ratio = log_ratio.clone().exp();
-    // Clipped surrogate objective, negated into a loss.
-    let policy_loss = clipped_surrogate(ratio.clone(), batch.advantages, p.clip_range).mean().neg();
+    // Clipped surrogate objective, negated into a loss: at the sampled action, or in expectation
+    // over the old policy when the batch carries every action's advantage.
+    let policy_loss = match (batch.all_actions, evaluation.probs) {
+        (Some(all), Some(probs)) => {
+            expected_clipped_surrogate(probs, all.old_probs, all.advantages, p.clip_range).mean().neg()
+        }
+        (None, _) => clipped_surrogate(ratio.clone(), batch.advantages, p.clip_range).mean().neg(),
+        (Some(_), None) => panic!("an all-action batch needs a policy model that returns every action's probability"),
+    };
     // Value loss.
     let value_loss = value_loss(evaluation.values, batch.old_values, batch.returns, p.clip_range_vf);
     // Entropy bonus.
@@ -68,13 +77,39 @@ pub fn ppo_gradient_step<M: PolicyModel>(
     let kl = approx_kl(log_ratio.detach());
     let clipped = clip_fraction(ratio.detach(), p.clip_range);
     let mut parts = vec![policy_loss.inner(), value_loss.inner(), entropy.inner(), kl.inner(), clipped.inner()];
-    parts.extend(global_grad_sum_squares(&model, &grads));
+    let device = parts[0].device();
+    let zero = || Tensor::<1>::zeros([1], &device);
+    match p.grad_clip {
+        GradClip::Global => parts.push(global_grad_sum_squares(&model, &grads).unwrap_or_else(zero)),
+        GradClip::PerNetwork => {
+            let (actor, critic) = model.actor_and_critic();
+            parts.push(global_grad_sum_squares(actor, &grads).unwrap_or_else(zero));
+            parts.push(global_grad_sum_squares(critic, &grads).unwrap_or_else(zero));
+        }
+    }
     let host: Vec<f32> = Tensor::cat(parts, 0).into_data().try_into_vec::<f32>().expect("losses are f32");
-    let grad_norm = host.get(5).map_or(0.0, |&s| f64::from(s).sqrt());
+    let norms: Vec<f64> = host[5..].iter().map(|&s| f64::from(s).sqrt()).collect();
+    let grad_norm = match p.grad_clip {
+        GradClip::Global => norms[0],
+        GradClip::PerNetwork => norms[0].hypot(norms[1]),
+    };
 
-    // Global gradient-norm clip.
-    if let Some(factor) = clip_factor(grad_norm, p.max_grad_norm) {
-        scale_grads(&model, &mut grads, factor);
+    // Gradient-norm clip: of everything together, or of the actor and the critic each.
+    match p.grad_clip {
+        GradClip::Global => {
+            if let Some(factor) = clip_factor(grad_norm, p.max_grad_norm) {
+                scale_grads(&model, &mut grads, factor);
+            }
+        }
+        GradClip::PerNetwork => {
+            let (actor, critic) = model.actor_and_critic();
+            if let Some(factor) = clip_factor(norms[0], p.max_grad_norm) {
+                scale_grads(actor, &mut grads, factor);
+            }
+            if let Some(factor) = clip_factor(norms[1], p.max_grad_norm) {
+                scale_grads(critic, &mut grads, factor);
+            }
+        }
     }
     // Adam step.
     let model = optimizer.step(p.learning_rate, model, grads);

@@ -69,3 +69,33 @@ fn learners_built_from_one_seed_have_their_own_weights_and_streams() {
     assert_eq!(rng(&first), rng(&learner0));
     assert_ne!(rng(&learner0), rng(&learner1));
 }
+
+/// `grad_clip = "per-network"` clips the actor's gradient by its own norm, so the actor's step
+/// does not depend on the critic's loss at all: after an update it is where a learner that gives
+/// the critic no weight (`vf_coef = 0`, global clip) puts it. With the global clip (the SB3
+/// default) a larger critic loss shrinks the actor's step. (The critic's error is what scales
+/// the actor away under rare, large rewards: docs/agents.md.)
+#[test]
+fn per_network_clipping_makes_the_actors_step_independent_of_the_critics_loss() {
+    use splitwise_agents::GradClip;
+    let actor_after_one_update = |grad_clip: GradClip, vf_coef: f64| {
+        // A small bound, so that every variant's clip is active (the actor's norm alone is ~0.14).
+        let config = PpoConfig { grad_clip, vf_coef, max_grad_norm: 0.05, ..PpoConfig::cartpole_zoo() };
+        let mut venv = VecEnv::new((0..config.n_envs).map(|_| CartPole::new()).collect());
+        venv.reset(derive_seed(3, 1));
+        let mut ppo = Ppo::new(config, PolicyShape::of(venv.spec()), 3).unwrap();
+        ppo.collect_rollout(&mut venv).unwrap();
+        let u = ppo.update();
+        assert!(u.grad_norm > 0.05, "the clip must be active for the comparison to mean anything: {}", u.grad_norm);
+        let params = ppo.parameter_values();
+        // The actor's tensors come first (ActorCritic visits the actor, then the critic), as
+        // many as the critic's for these equal hidden sizes.
+        params[..params.len() / 2].concat()
+    };
+    let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-6 * (1.0 + x.abs()));
+    let per_network = actor_after_one_update(GradClip::PerNetwork, 0.5);
+    let no_critic = actor_after_one_update(GradClip::Global, 0.0);
+    let global = actor_after_one_update(GradClip::Global, 0.5);
+    assert!(close(&per_network, &no_critic), "per-network clipping: the actor's step depends on the critic");
+    assert!(!close(&global, &no_critic), "global clipping: the critic's loss should shrink the actor's step");
+}
