@@ -23,7 +23,9 @@ pub const DEFAULT_EPISODES: u32 = 10;
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
     /// Scenario file (configs/*.toml) or training config (its resolved scenario); repeat the
-    /// flag for a table per scenario.
+    /// flag for a table per scenario. A training config on ALS's environment or CartPole is
+    /// evaluated on its own by whole-episode returns (random, best-fixed, fixed-split:N on ALS,
+    /// ckpt:PATH of any agent kind, `mbrl` included).
     #[arg(long, required = true)]
     pub config: Vec<PathBuf>,
     /// Comma-separated policy specs `[label=]name[:arg]`: cloud-only, edge-only, random,
@@ -96,6 +98,21 @@ pub fn load_input(path: &Path) -> Result<ScenarioInput> {
     } else {
         Ok(ScenarioInput { source, source_kind: SourceKind::ScenarioFile, scenario: scenario_file::load(path)? })
     }
+}
+
+/// The resolved training config at `path` when it trains on an environment without a partition
+/// scenario; `None` for scenario files and partition training configs.
+fn episodic_config(path: &Path) -> Result<Option<config::ResolvedTrainConfig>> {
+    let text =
+        crate::scenario_file::read_text(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    let is_training = toml::from_str::<toml::Table>(&text)
+        .map(|t| t.contains_key("agent") || t.contains_key("training"))
+        .unwrap_or(false);
+    if !is_training {
+        return Ok(None);
+    }
+    let resolved = config::parse(&text, path)?;
+    Ok(resolved.scenario.is_none().then_some(resolved))
 }
 
 /// The report role of a parsed spec.
@@ -179,6 +196,13 @@ pub fn cloud_only_note(scenario: &splitwise_env::scenario::Scenario) -> Option<S
 pub fn run(args: &EvalArgs) -> Result<()> {
     if args.config.is_empty() {
         bail!("--config needs a scenario file or a training config");
+    }
+    // A training config on an environment without a partition scenario (ALS's, CartPole) is
+    // evaluated by whole-episode returns instead.
+    for path in &args.config {
+        if let Some(resolved) = episodic_config(path)? {
+            return crate::eval_episodic::run(args, &resolved, command_line());
+        }
     }
     // Refused before any work: an --out that is not ours to replace.
     report::check_output_dir(&args.out)?;

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod eval;
+pub mod eval_episodic;
 pub mod export;
 pub mod held_out;
 pub mod limits;

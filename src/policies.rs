@@ -72,35 +72,43 @@ impl CheckpointPolicy {
     }
 
     pub fn load(path: &Path, label: &str, env_spec: &EnvSpec) -> Result<Self> {
-        let dir = checkpoint::resolve(path)?;
-        let files = checkpoint::load(&dir)?;
-        let m = &files.metadata;
-        if m.observation_fingerprint != env_spec.observation.fingerprint() {
-            bail!(
-                "checkpoint {} was trained on observation layout {} ({}), this environment has {} ({}); \
-                 policies of another layout cannot be evaluated here: retrain with this build",
-                dir.display(),
-                m.observation_layout,
-                m.observation_fingerprint,
-                env_spec.observation.layout,
-                env_spec.observation.fingerprint()
-            );
-        }
-        let agent = load_agent(&files, &dir, None)?;
-        let shape = PolicyShape::of(env_spec);
-        if agent.env_shape() != shape {
-            bail!(
-                "checkpoint {} acts in {} with action components {:?}; this environment is {} with {:?} \
-                 (evaluate it on the scenario and action mode it was trained on)",
-                dir.display(),
-                m.env_id,
-                agent.env_shape().nvec,
-                env_spec.id,
-                shape.nvec
-            );
-        }
-        Ok(Self { label: label.to_string(), agent, actions: vec![0; shape.nvec.len()] })
+        let agent = load_learner(path, env_spec)?;
+        let n = agent.env_shape().n_components();
+        Ok(Self { label: label.to_string(), agent, actions: vec![0; n] })
     }
+}
+
+/// Loads a checkpoint's learner (any registered agent kind) for an environment with `env_spec`,
+/// refusing one trained on another observation layout or action space before any work.
+pub fn load_learner(path: &Path, env_spec: &EnvSpec) -> Result<Learner> {
+    let dir = checkpoint::resolve(path)?;
+    let files = checkpoint::load(&dir)?;
+    let m = &files.metadata;
+    if m.observation_fingerprint != env_spec.observation.fingerprint() {
+        bail!(
+            "checkpoint {} was trained on observation layout {} ({}), this environment has {} ({}); \
+             policies of another layout cannot be evaluated here: retrain with this build",
+            dir.display(),
+            m.observation_layout,
+            m.observation_fingerprint,
+            env_spec.observation.layout,
+            env_spec.observation.fingerprint()
+        );
+    }
+    let agent = load_agent(&files, &dir, None)?;
+    let shape = PolicyShape::of(env_spec);
+    if agent.env_shape() != shape {
+        bail!(
+            "checkpoint {} acts in {} with action components {:?}; this environment is {} with {:?} \
+             (evaluate it on the scenario and action mode it was trained on)",
+            dir.display(),
+            m.env_id,
+            agent.env_shape().nvec,
+            env_spec.id,
+            shape.nvec
+        );
+    }
+    Ok(agent)
 }
 
 impl Policy for CheckpointPolicy {

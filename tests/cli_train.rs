@@ -531,6 +531,41 @@ fn model_based_rl_trains_resumes_exactly_and_exports_through_the_registry() {
     }
     export(dir.path(), &ckpt, "p.onnx");
     assert!(dir.path().join("p.onnx").is_file());
+    // `splitwise eval` evaluates the checkpoint on whole real episodes next to the references.
+    let eval = |policies: &str, extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_splitwise"))
+            .current_dir(dir.path())
+            .args(["eval", "--config", config.to_str().unwrap(), "--policies", policies, "--episodes", "8"])
+            .args(["--out", "ev"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let spec = format!("mbrl=ckpt:{},fixed-split:1", ckpt.display());
+    let out = eval(&spec, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("ev/metrics.json")).unwrap()).unwrap();
+    let rows = metrics["rows"].as_array().unwrap();
+    let labels: Vec<&str> = rows.iter().map(|r| r["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["mbrl", "fixed-split:1", "random", "best-fixed"]);
+    assert_eq!(rows[0]["episode_return"]["n"], 8);
+    assert_eq!(rows[0]["episode_length"]["mean"], 5.0);
+    // Layer 1 from a start in 3–6: the start's evaluation and the change's, then none.
+    assert_eq!(rows[1]["expensive_evaluations"]["mean"], 2.0);
+    assert_eq!(rows[2]["normalised_score"], 0.0);
+    assert_eq!(rows[3]["normalised_score"], 1.0);
+    assert!(rows[3]["chosen"].as_str().unwrap().starts_with("fixed-split:"), "{rows:?}");
+    assert!(std::fs::read_to_string(dir.path().join("ev/report.md")).unwrap().contains("| mbrl |"));
+    let refused = |policies: &str, extra: &[&str]| {
+        let out = eval(policies, extra);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let e = refused("neurosurgeon", &[]);
+    assert!(e.contains("neurosurgeon") && e.contains("partition scenario"), "{e}");
+    let e = refused("random", &["--slots", "10"]);
+    assert!(e.contains("--slots"), "{e}");
 }
 
 #[test]

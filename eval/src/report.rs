@@ -946,10 +946,42 @@ pub struct Written {
     pub plots: Vec<String>,
 }
 
-/// Writes the whole output folder: everything goes to a hidden sibling folder first, with
-/// `report.md` last, and the folder is renamed into place at the end (an earlier evaluation
-/// output there is replaced), so an interrupted run never leaves a complete-looking report.
+/// Writes the whole output folder (see [`write_folder_atomically`]), `report.md` last.
 pub fn write_outputs(eval: &Evaluation, header: &Header, out: &Path) -> Result<Written> {
+    let mut all_plots = Vec::new();
+    write_folder_atomically(out, |tmp| {
+        write_requests_csv(eval, &tmp.join("per_request.csv"))?;
+        write_slots_csv(eval, &tmp.join("per_slot.csv"))?;
+        std::fs::write(tmp.join("metrics.json"), metrics_json(eval, header)?)
+            .with_context(|| format!("writing {}", tmp.join("metrics.json").display()))?;
+        let mut used = Vec::new();
+        let mut per_scenario = Vec::new();
+        for s in &eval.scenarios {
+            let mut folder = folder_name(&s.name);
+            let base = folder.clone();
+            let mut k = 2;
+            while used.contains(&folder) {
+                folder = format!("{base}-{k}");
+                k += 1;
+            }
+            used.push(folder.clone());
+            let rel = PathBuf::from("plots").join(&folder);
+            let (rows, _) = rows(s);
+            let files = plots::write_scenario_plots(s, &rows, &tmp.join(&rel))?;
+            let files: Vec<String> = files.iter().map(|f| format!("plots/{folder}/{f}")).collect();
+            all_plots.extend(files.iter().cloned());
+            per_scenario.push(files);
+        }
+        std::fs::write(tmp.join("report.md"), markdown(eval, header, &per_scenario))
+            .with_context(|| format!("writing {}", tmp.join("report.md").display()))
+    })?;
+    Ok(Written { dir: out.to_path_buf(), plots: all_plots })
+}
+
+/// Fills a hidden sibling folder of `out` with `fill` and renames it into place at the end (an
+/// earlier evaluation output there is replaced), so an interrupted run never leaves a
+/// complete-looking report. `out` is checked with [`check_output_dir`] before and after.
+pub fn write_folder_atomically(out: &Path, fill: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     check_output_dir(out)?;
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -962,31 +994,7 @@ pub fn write_outputs(eval: &Evaluation, header: &Header, out: &Path) -> Result<W
         std::fs::remove_dir_all(&tmp).with_context(|| format!("cannot remove {}", tmp.display()))?;
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    write_requests_csv(eval, &tmp.join("per_request.csv"))?;
-    write_slots_csv(eval, &tmp.join("per_slot.csv"))?;
-    std::fs::write(tmp.join("metrics.json"), metrics_json(eval, header)?)
-        .with_context(|| format!("writing {}", tmp.join("metrics.json").display()))?;
-    let mut used = Vec::new();
-    let mut all_plots = Vec::new();
-    let mut per_scenario = Vec::new();
-    for s in &eval.scenarios {
-        let mut folder = folder_name(&s.name);
-        let base = folder.clone();
-        let mut k = 2;
-        while used.contains(&folder) {
-            folder = format!("{base}-{k}");
-            k += 1;
-        }
-        used.push(folder.clone());
-        let rel = PathBuf::from("plots").join(&folder);
-        let (rows, _) = rows(s);
-        let files = plots::write_scenario_plots(s, &rows, &tmp.join(&rel))?;
-        let files: Vec<String> = files.iter().map(|f| format!("plots/{folder}/{f}")).collect();
-        all_plots.extend(files.iter().cloned());
-        per_scenario.push(files);
-    }
-    std::fs::write(tmp.join("report.md"), markdown(eval, header, &per_scenario))
-        .with_context(|| format!("writing {}", tmp.join("report.md").display()))?;
+    fill(&tmp)?;
     check_output_dir(out)?;
     if out.exists() {
         let old = parent.join(format!(".{name}.old-{}", std::process::id()));
@@ -996,7 +1004,7 @@ pub fn write_outputs(eval: &Evaluation, header: &Header, out: &Path) -> Result<W
     } else {
         std::fs::rename(&tmp, out).with_context(|| format!("cannot move the report into {}", out.display()))?;
     }
-    Ok(Written { dir: out.to_path_buf(), plots: all_plots })
+    Ok(())
 }
 
 #[cfg(test)]
