@@ -487,14 +487,35 @@ fn a_measured_quality_csv_is_read_and_inlined_into_the_run() {
 
 /// `configs/mbrl-als.toml` with a shorter run (20 iterations of 8 real steps).
 fn short_mbrl_config(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(repo("configs/mbrl-als.toml"))
-        .unwrap()
-        .replace("total_steps = 400", "total_steps = 160")
-        .replace("eval_every_steps = 40", "eval_every_steps = 80");
-    assert!(text.contains("total_steps = 160") && text.contains("eval_every_steps = 80"), "{text}");
-    let config = dir.join("mbrl.toml");
+    shipped_config_with(
+        dir,
+        "mbrl-als.toml",
+        "mbrl.toml",
+        &[("total_steps = 400", "total_steps = 160"), ("eval_every_steps = 40", "eval_every_steps = 80")],
+    )
+}
+
+/// The shipped `configs/<shipped>` with each `(from, to)` replaced (each `from` must be in it),
+/// written to `dir/<name>`.
+fn shipped_config_with(dir: &Path, shipped: &str, name: &str, replacements: &[(&str, &str)]) -> PathBuf {
+    let mut text = std::fs::read_to_string(repo(&format!("configs/{shipped}"))).unwrap();
+    for (from, to) in replacements {
+        assert!(text.contains(from), "{from} not in configs/{shipped}");
+        text = text.replace(from, to);
+    }
+    let config = dir.join(name);
     std::fs::write(&config, text).unwrap();
     config
+}
+
+/// The last logged value of `tag` in `scalars` (as [`logged`] returns them).
+fn last_of(scalars: &[(i64, String, u32)], tag: &str) -> f32 {
+    scalars
+        .iter()
+        .rev()
+        .find(|(_, t, _)| t == tag)
+        .map(|(_, _, v)| f32::from_bits(*v))
+        .unwrap_or_else(|| panic!("{tag} not logged"))
 }
 
 /// Model-based RL goes through the same commands as PPO: its run logs the surrogate's fit and
@@ -509,11 +530,7 @@ fn model_based_rl_trains_resumes_exactly_and_exports_through_the_registry() {
     ok(train(dir.path(), &["--config", config.to_str().unwrap(), "--run-name", "m"]));
     let run = dir.path().join("checkpoints/m");
     let scalars = logged(&run);
-    let last = |tag: &str| {
-        scalars.iter().rev().find(|(_, t, _)| t == tag).map(|(_, _, v)| f32::from_bits(*v)).unwrap_or_else(|| {
-            panic!("{tag} not logged");
-        })
-    };
+    let last = |tag: &str| last_of(&scalars, tag);
     // 160 real steps: the first step of each episode and every split change is an evaluation.
     let spent = last("mbrl/expensive_evaluations");
     assert!((16.0..=160.0).contains(&spent), "{spent}");
@@ -568,6 +585,65 @@ fn model_based_rl_trains_resumes_exactly_and_exports_through_the_registry() {
     assert!(e.contains("--slots"), "{e}");
 }
 
+/// The shipped partition MBRL config, shrunk to seconds: 2 envs, 64-slot episodes, 4 iterations
+/// of 8 real vector steps and one 32-step model rollout.
+fn short_partition_mbrl_config(dir: &Path) -> PathBuf {
+    let scenario = format!("scenario_file = {:?}", repo("configs/jetson-llama7b-lte.toml"));
+    shipped_config_with(
+        dir,
+        "mbrl-jetson-layer-split.toml",
+        "mbrl-partition.toml",
+        &[
+            ("episode_slots = 500", "episode_slots = 64"),
+            ("real_steps = 32", "real_steps = 8"),
+            ("model_updates = 2", "model_updates = 1"),
+            ("n_envs = 8", "n_envs = 2"),
+            ("n_steps = 256", "n_steps = 32"),
+            ("batch_size = 256", "batch_size = 32"),
+            ("n_epochs = 10", "n_epochs = 2"),
+            ("total_steps = 18_688", "total_steps = 64"),
+            ("checkpoint_every_steps = 3_072", "checkpoint_every_steps = 32"),
+            ("eval_every_steps = 3_072", "eval_every_steps = 32"),
+            ("eval_episodes = 16", "eval_episodes = 2"),
+            ("scenario_file = \"jetson-llama7b-lte.toml\"", &scenario),
+        ],
+    )
+}
+
+/// MBRL on a partition scenario: the accuracy loss is the expensive component, counted on the
+/// real steps only; the run resumes bit for bit, and `eval` takes its checkpoint next to the
+/// baselines.
+#[test]
+fn model_based_rl_trains_on_a_partition_scenario_with_the_accuracy_loss_as_its_expensive_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = short_partition_mbrl_config(dir.path());
+    assert_exact_resume(&config, 32, 64);
+    let args = ["--config", config.to_str().unwrap(), "--run-name", "m", "--final-report-episodes", "0"];
+    ok(train(dir.path(), &args));
+    let run = dir.path().join("checkpoints/m");
+    let scalars = logged(&run);
+    let last = |tag: &str| last_of(&scalars, tag);
+    assert_eq!(last("mbrl/real_steps"), 64.0);
+    // One 2 × 32-step model rollout per iteration, except in iterations before the real scenario
+    // made two measurements (real steps only): here the first request starts late.
+    let model_steps = last("mbrl/model_steps");
+    assert!(model_steps % 64.0 == 0.0 && (64.0..=4.0 * 64.0).contains(&model_steps), "{model_steps}");
+    // A random layer-split policy on the Jetson crosses the link in most slots that start a request.
+    assert!(last("mbrl/expensive_evaluations") > 0.0);
+    assert!(last("surrogate/samples") > 0.0);
+    let ckpt = run.join("step_64");
+    assert_eq!(checkpoint::load(&ckpt).unwrap().metadata.agent_kind, "mbrl");
+    let out = Command::new(env!("CARGO_BIN_EXE_splitwise"))
+        .current_dir(dir.path())
+        .args(["eval", "--config", config.to_str().unwrap(), "--episodes", "1", "--slots", "32", "--no-headroom"])
+        .args(["--policies", &format!("mbrl=ckpt:{},cloud-only", ckpt.display()), "--out", "ev"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = std::fs::read_to_string(dir.path().join("ev/report.md")).unwrap();
+    assert!(report.contains("mbrl"), "{report}");
+}
+
 #[test]
 fn model_based_rl_on_an_environment_without_an_expensive_component_is_refused_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
@@ -578,7 +654,7 @@ fn model_based_rl_on_an_environment_without_an_expensive_component_is_refused_be
     let config = dir.path().join("cartpole-mbrl.toml");
     std::fs::write(&config, text).unwrap();
     let e = err(train(dir.path(), &["--config", config.to_str().unwrap(), "--run-name", "c"]));
-    assert!(e.contains("no expensive reward component") && e.contains("als"), "{e}");
+    assert!(e.contains("no expensive reward component") && e.contains("als, partition"), "{e}");
     assert!(!dir.path().join("checkpoints/c").exists(), "a run folder was left behind");
 }
 

@@ -130,7 +130,7 @@ fn expensive_ops<E: Env>(env: &E) -> Result<ExpensiveOps<E>, PpoError> {
     E::expensive().ok_or_else(|| {
         PpoError::ModelBased(format!(
             "environment {} has no expensive reward component for a model-based learner to model \
-             (model-based RL runs on environments that have one: als)",
+             (model-based RL runs on environments that have one: als, partition)",
             env.spec().id
         ))
     })

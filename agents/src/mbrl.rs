@@ -62,8 +62,6 @@ pub enum MbrlError {
     Ppo(#[from] PpoError),
     #[error(transparent)]
     Surrogate(#[from] SurrogateError),
-    #[error("the real environment made no measurement yet: nothing to fit the surrogate on")]
-    NoData,
 }
 
 /// What the agent has spent so far.
@@ -82,7 +80,9 @@ pub struct Spent {
 pub struct IterationStats {
     pub spent: Spent,
     pub samples: usize,
-    pub fit: FitReport,
+    /// The refit, or `None` for an iteration before the real environment made two measurements
+    /// (it took real steps only: nothing to fit, no policy update).
+    pub fit: Option<FitReport>,
     pub updates: Vec<UpdateStats>,
 }
 
@@ -219,6 +219,7 @@ impl Mbrl {
         let mut actions = vec![0; n * self.ppo.shape().n_components()];
         let mut episodes = Vec::new();
         let (mut env_time_s, mut policy_time_s) = (0.0, 0.0);
+        let mut values = Vec::new();
         for _ in 0..self.config.real_steps {
             let start = Instant::now();
             let members = real.members();
@@ -237,9 +238,9 @@ impl Mbrl {
             policy_time_s += (acted - start).as_secs_f64();
             for info in real.infos() {
                 self.spent.expensive_evaluations += u64::from((ops.evaluations)(info));
-                if let Some(value) = (ops.measurement)(info, &mut self.inputs) {
-                    self.targets.push(value as f32);
-                }
+                values.clear();
+                (ops.measurements)(info, &mut self.inputs, &mut values);
+                self.targets.extend(values.iter().map(|&v| v as f32));
             }
             self.spent.real_steps += n as u64;
             episodes.extend_from_slice(real.finished());
@@ -258,14 +259,22 @@ impl Mbrl {
     /// rollouts and updates on a model environment built from `real`'s members with the
     /// surrogate in place of the measurement, reset with a seed derived from the run's seed and
     /// the iteration (so an iteration needs no model-environment state from the one before: a
-    /// checkpoint between iterations resumes exactly).
+    /// checkpoint between iterations resumes exactly). Until the real environment has made two
+    /// measurements there is nothing to fit, and the iteration ends after its real steps (a
+    /// partition scenario whose first requests wait for weight loads, or take plans that cross
+    /// nothing, measures nothing in its first steps).
     pub fn model_phase<E: Env>(
         &mut self,
         real: &VecEnv<E>,
         ops: &ExpensiveOps<E>,
     ) -> Result<IterationStats, MbrlError> {
         if self.targets.len() < 2 {
-            return Err(MbrlError::NoData);
+            return Ok(IterationStats {
+                spent: self.spent,
+                samples: self.targets.len(),
+                fit: None,
+                updates: Vec::new(),
+            });
         }
         let fit = self.surrogate().fit(&self.inputs, &self.targets)?;
         self.last_fit = Some(fit);
@@ -280,7 +289,7 @@ impl Mbrl {
             updates.push(self.ppo.update());
         }
         self.iterations += 1;
-        Ok(IterationStats { spent: self.spent, samples: self.targets.len(), fit, updates })
+        Ok(IterationStats { spent: self.spent, samples: self.targets.len(), fit: Some(fit), updates })
     }
 
     pub fn export_state(&self) -> Result<MbrlState, MbrlError> {

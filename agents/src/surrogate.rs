@@ -105,20 +105,32 @@ impl ReluMlp {
     }
 }
 
-/// What one fit measured, in the target's own units.
+/// What one fit measured, in the target's own units. JSON has no NaN: serde_json writes a NaN
+/// (a fit that held nothing out) as `null`, which reads back as NaN here, so a checkpoint taken
+/// after a fit on fewer than 5 samples resumes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FitReport {
     pub n_train: usize,
     pub n_holdout: usize,
     /// Root-mean-square error of the ensemble mean on the training split after the fit.
+    #[serde(deserialize_with = "nan_from_null")]
     pub train_rmse: f64,
     /// On the held-out samples (NaN when none were held out).
+    #[serde(deserialize_with = "nan_from_null")]
     pub holdout_rmse: f64,
+    #[serde(deserialize_with = "nan_from_null")]
     pub holdout_mae: f64,
     /// The held-out RMSE of always predicting the training split's mean: what "no model" scores.
+    #[serde(deserialize_with = "nan_from_null")]
     pub holdout_rmse_of_mean: f64,
     /// Mean ensemble standard deviation on the held-out samples (0 with one member).
+    #[serde(deserialize_with = "nan_from_null")]
     pub holdout_disagreement: f64,
+}
+
+/// A number, or `null` (how serde_json writes a non-finite one) as NaN.
+fn nan_from_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// Predictions: the ensemble's mean and its members' standard deviation, per row.
@@ -452,6 +464,16 @@ fn rmse(pred: &[f32], target: &[f32]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fit_that_held_nothing_out_round_trips_through_json() {
+        let r = FitReport { n_train: 3, train_rmse: 0.5, holdout_rmse: f64::NAN, ..FitReport::default() };
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains("\"holdout_rmse\":null"), "{text}");
+        let back: FitReport = serde_json::from_str(&text).unwrap();
+        assert!(back.holdout_rmse.is_nan());
+        assert_eq!((back.n_train, back.train_rmse), (3, 0.5));
+    }
 
     #[test]
     fn bad_configs_and_data_are_refused() {

@@ -223,11 +223,11 @@ impl ExpensiveReward for AlsEnv {
     /// A step that evaluated q reports the evaluation at its own (noise, split); an episode's
     /// initial evaluation (charged to its first step, at the initial split) is counted but not
     /// reported when the first step also moved the split.
-    fn measurement(info: &AlsInfo, inputs: &mut Vec<f32>) -> Option<f64> {
-        (info.expensive_evaluations > 0).then(|| {
+    fn measurements(info: &AlsInfo, inputs: &mut Vec<f32>, values: &mut Vec<f64>) {
+        if info.expensive_evaluations > 0 {
             inputs.extend([info.noise_level as f32, info.split_layer as f32]);
-            info.quality
-        })
+            values.push(info.quality);
+        }
     }
 
     fn evaluations(info: &AlsInfo) -> u32 {

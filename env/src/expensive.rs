@@ -17,9 +17,11 @@ pub trait ComponentModel: Send + Sync + Debug {
 pub trait ExpensiveReward: Env + Sized {
     /// Number of the component model's inputs.
     fn component_inputs(&self) -> usize;
-    /// The measurement the step with `info` made, if any: its inputs appended to `inputs`, and
-    /// the measured value.
-    fn measurement(info: &Self::Info, inputs: &mut Vec<f32>) -> Option<f64>;
+    /// The measurements the step with `info` made (none, one or several): each one's inputs
+    /// appended to `inputs` ([`Self::component_inputs`] values per measurement) and its measured
+    /// value to `values`. A step may keep fewer than it counts in [`Self::evaluations`] (a
+    /// bounded record); those were still spent.
+    fn measurements(info: &Self::Info, inputs: &mut Vec<f32>, values: &mut Vec<f64>);
     /// How many evaluations of the expensive component the step with `info` made.
     fn evaluations(info: &Self::Info) -> u32;
     /// The same environment (same configuration, fresh state) with `model` in place of the
@@ -33,7 +35,7 @@ pub trait ExpensiveReward: Env + Sized {
 /// being written once per environment type.
 pub struct ExpensiveOps<E: Env> {
     pub component_inputs: fn(&E) -> usize,
-    pub measurement: fn(&E::Info, &mut Vec<f32>) -> Option<f64>,
+    pub measurements: fn(&E::Info, &mut Vec<f32>, &mut Vec<f64>),
     pub evaluations: fn(&E::Info) -> u32,
     pub with_component_model: fn(&E, Arc<dyn ComponentModel>) -> E,
 }
@@ -43,7 +45,7 @@ impl<E: ExpensiveReward> ExpensiveOps<E> {
     pub fn of() -> Self {
         Self {
             component_inputs: E::component_inputs,
-            measurement: E::measurement,
+            measurements: E::measurements,
             evaluations: E::evaluations,
             with_component_model: E::with_component_model,
         }

@@ -4,6 +4,7 @@
 //! This crate has no burn dependency and does no file IO: traces and configs arrive as text.
 
 pub mod accuracy;
+pub mod accuracy_measurement;
 pub mod als;
 pub mod api;
 pub mod background;

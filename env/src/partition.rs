@@ -18,10 +18,12 @@
 //! does not fit is never executed: it is an error, or, with `actions.infeasible = "repair"`,
 //! repaired deterministically ([`PartitionEnv::repair`]) and flagged in the step info.
 
+use crate::accuracy_measurement::{AccuracyMeasurement, MAX_KEPT_MEASUREMENTS};
 use crate::api::{Env, EnvError, EnvSpec, StepMetrics, Transition, check_action};
 use crate::conditions::{mean_view, slot_view};
 use crate::cost::PlanProfile;
 use crate::exogenous::{ExoSlot, ExoState};
+use crate::expensive::{ComponentModel, ExpensiveOps};
 use crate::failure::GeState;
 use crate::lyapunov::{RewardTerms, SlotOutcome, VirtualQueues, reward};
 use crate::observation::{self, FEATURES, log_mbps};
@@ -124,6 +126,12 @@ pub struct StepInfo {
     pub crossing_failure_probability: f64,
     /// Edge memory available to the model in the slot (the executed plan fits in it).
     pub edge_memory_available_bytes: f64,
+    /// Evaluations of the expensive component, the accuracy loss: one per crossing of every
+    /// request started in the slot ([`crate::accuracy_measurement`]).
+    pub expensive_evaluations: u32,
+    /// The first [`MAX_KEPT_MEASUREMENTS`] of those evaluations, inputs and value (the rest are
+    /// counted, not kept: a bounded, copyable step info).
+    pub accuracy_measurements: [AccuracyMeasurement; MAX_KEPT_MEASUREMENTS],
     pub reward: RewardTerms,
 }
 
@@ -145,6 +153,7 @@ impl StepMetrics for StepInfo {
         visit("edge_share", self.plan.edge_share);
         visit("repaired", f64::from(u8::from(self.repaired)));
         visit("rate_bps", self.rate_bps);
+        visit("expensive_evaluations", f64::from(self.expensive_evaluations));
         self.reward.visit_scalars(visit);
     }
 }
@@ -280,6 +289,9 @@ pub struct PartitionEnv {
     /// Re-seeds every request's failure draws when non-zero (a look-ahead that knows the future
     /// conditions but not the coin flips: [`Self::set_request_salt`]).
     request_salt: u64,
+    /// Stands in for the accuracy-loss formula when set (a model-based agent's surrogate;
+    /// [`crate::accuracy_measurement`]). Configuration, not state.
+    accuracy_model: Option<Arc<dyn ComponentModel>>,
 }
 
 /// Slot conditions of the scenario for the service walk.
@@ -352,7 +364,17 @@ impl PartitionEnv {
             state,
             scratch,
             request_salt: 0,
+            accuracy_model: None,
         }
+    }
+
+    /// The same environment (same scenario and action mode, fresh state) with `model` in place
+    /// of the accuracy-loss formula: its inputs are (boundary precision bits, relative depth of
+    /// the crossing, the request's mean erasure rate), its value the crossing's accuracy loss.
+    pub fn with_accuracy_model(&self, model: Arc<dyn ComponentModel>) -> Self {
+        let mut env = Self::new(self.scenario.clone());
+        env.accuracy_model = Some(model);
+        env
     }
 
     /// The plan an episode starts from (and whose weights are resident): the smallest plan the
@@ -874,12 +896,21 @@ impl PartitionEnv {
             st.servers_free_s[server] = end;
             let latency_s = end - req.arrival_s;
             let bits = st.plan.precision.bits();
-            let accuracy_loss: f64 = scratch
-                .profile
-                .tensor_crossing_depths
-                .iter()
-                .map(|&d| sc.accuracy.crossing_loss(bits, d, out.mean_erasure_rate))
-                .sum();
+            // The expensive component (a measured perplexity in practice): each crossing's
+            // accuracy loss is one evaluation, of the formula or of the model standing in for it.
+            let mut accuracy_loss = 0.0;
+            for &d in &scratch.profile.tensor_crossing_depths {
+                let inputs = AccuracyMeasurement::inputs(bits, d, out.mean_erasure_rate);
+                let loss = match &self.accuracy_model {
+                    Some(model) => model.value(&inputs),
+                    None => sc.accuracy.crossing_loss(bits, d, out.mean_erasure_rate),
+                };
+                if let Some(kept) = info.accuracy_measurements.get_mut(info.expensive_evaluations as usize) {
+                    *kept = AccuracyMeasurement { inputs, loss };
+                }
+                info.expensive_evaluations += 1;
+                accuracy_loss += loss;
+            }
             let cloud_cost = out.cloud_gpu_s * sc.config.cloud_load.cost_per_gpu_s_usd();
             let sla_violated = req.deadline_s.is_some_and(|d| latency_s > d);
             info.started += 1;
@@ -1122,6 +1153,11 @@ impl Residency {
 impl Env for PartitionEnv {
     type Info = StepInfo;
     type State = PartitionState;
+
+    /// The accuracy loss is the expensive component ([`crate::accuracy_measurement`]).
+    fn expensive() -> Option<ExpensiveOps<Self>> {
+        Some(ExpensiveOps::of())
+    }
 
     fn spec(&self) -> &EnvSpec {
         &self.spec
