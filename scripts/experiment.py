@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """The learned-agent experiment (issue 12), driven by scripts/experiment.sh.
 
-Trains flat PPO (configs/ppo-jetson-layer-split.toml's agent, layer-split action) and H-PPO
-(configs/hppo-jetson.toml's agent, hierarchical action) on every scenario with the same agent
-config shape and env-step budget, several training seeds each; evaluates every trained `best/`
+Trains flat PPO (configs/ppo-jetson-layer-split.toml's agent, layer-split action), H-PPO
+(configs/hppo-jetson.toml's agent, hierarchical action) and model-based RL
+(configs/mbrl-jetson-layer-split.toml: flat PPO's agent trained on the scenario with a learned
+surrogate of its expensive component, the accuracy loss) on every scenario with the same agent
+config shape and budget (MBRL: as many policy steps on the model as the others take real steps,
+and a 16th of them on the real scenario), several training seeds each; evaluates every trained `best/`
 checkpoint next to the baselines and the clairvoyant bound on held-out episodes; and writes the
 "Learned policies" section of RESULTS.md (between its markers) plus training-curve SVGs.
 
@@ -26,7 +29,10 @@ import time
 AGENTS = {
     "ppo": "configs/ppo-jetson-layer-split.toml",
     "hppo": "configs/hppo-jetson.toml",
+    "mbrl": "configs/mbrl-jetson-layer-split.toml",
 }
+# Scenarios MBRL trains on (--mbrl-scenarios; default: every scenario of the run).
+MBRL_SCENARIOS = []
 BASELINES = "cloud-only,edge-only,static-best,neurosurgeon,failover,dpp-one-slot,best-fixed,clairvoyant"
 HELD_OUT_SEED = 7919
 MARK_BEGIN = "<!-- experiment:begin (scripts/experiment.sh writes this section) -->"
@@ -49,7 +55,9 @@ def run_config(root, out, agent, scenario, steps):
     scenario_path = os.path.abspath(os.path.join(root, "configs", f"{scenario}.toml"))
     text = re.sub(r'(?m)^scenario_file = ".*"$', f'scenario_file = "{scenario_path}"', text, count=1)
     if steps:
-        text = re.sub(r"(?m)^total_steps = .*$", f"total_steps = {steps}", text, count=1)
+        # MBRL's total_steps counts real steps: the same share of the budget as its config's.
+        real = round(steps * real_share(text)) if 'kind = "mbrl"' in text else steps
+        text = re.sub(r"(?m)^total_steps = .*$", f"total_steps = {real}", text, count=1)
     text += f'\n[logging]\ncheckpoints_dir = "{os.path.abspath(os.path.join(out, "checkpoints"))}"\nprogress = "never"\n'
     path = os.path.join(out, "configs", f"{agent}-{scenario}.toml")
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -57,6 +65,40 @@ def run_config(root, out, agent, scenario, steps):
         f.write(text)
     os.replace(path + ".tmp", path)
     return path
+
+
+def real_share(text):
+    """An mbrl config's real steps per policy (model) step: real_steps / (model_updates · n_steps)."""
+    field = lambda k: int(re.search(rf"(?m)^{k} = (\d+)", text).group(1))  # noqa: E731
+    return field("real_steps") / (field("model_updates") * field("n_steps"))
+
+
+def expensive_evaluations(tb):
+    """Expensive evaluations a run spent in training: MBRL's running total, or the sum over
+    rollouts of the env's per-step mean (`env/expensive_evaluations`) times the rollout's steps;
+    None when the run did not log them (runs trained before the partition env counted them)."""
+    if tb.get("mbrl/expensive_evaluations"):
+        return tb["mbrl/expensive_evaluations"][-1][1]
+    per_step = tb.get("env/expensive_evaluations")
+    if not per_step:
+        return None
+    total, prev = 0.0, 0
+    for step, v in per_step:
+        total += v * (step - prev)
+        prev = step
+    return total
+
+
+def agents_on(scenario):
+    """The agents trained on `scenario`."""
+    return [a for a in AGENTS if a != "mbrl" or scenario in MBRL_SCENARIOS]
+
+
+def step_scale(out, agent, scenario):
+    """Policy steps per logged step: MBRL logs against its real steps, the others against env steps."""
+    if agent != "mbrl":
+        return 1.0
+    return 1.0 / real_share(open(os.path.join(out, "configs", f"{agent}-{scenario}.toml")).read())
 
 
 def run_name(agent, scenario, seed):
@@ -100,6 +142,20 @@ def evaluate(binary, out, config, agent, scenario, seeds, episodes):
         rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
     if rc != 0:
         raise RuntimeError(f"eval {agent} {scenario}: exited {rc} (log: {out}/logs/eval-{agent}-{scenario}.log)")
+    return dest, False
+
+
+def evaluate_random(binary, out, config, scenario, episodes):
+    """The random policy on the held-out episodes (the normalised score's zero)."""
+    dest = os.path.join(out, "eval", f"random-{scenario}")
+    if os.path.exists(os.path.join(dest, "metrics.json")):
+        return dest, True
+    cmd = [binary, "eval", "--config", config, "--policies", "random", "--no-headroom", "--episodes", str(episodes),
+           "--seed", str(HELD_OUT_SEED), "--out", dest]
+    with open(os.path.join(out, "logs", f"eval-random-{scenario}.log"), "w") as log:
+        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        raise RuntimeError(f"eval random {scenario}: exited {rc} (log: {out}/logs/eval-random-{scenario}.log)")
     return dest, False
 
 
@@ -266,11 +322,14 @@ def stat(rows, label, key):
 
 
 def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, figures_dir):
-    lines = [MARK_BEGIN, "## Learned policies (flat PPO and H-PPO)\n",
+    lines = [MARK_BEGIN, "## Learned policies (flat PPO, H-PPO and model-based RL)\n",
              f"Regenerated by `{command}` (this section only; `scripts/results.sh` writes the rest).",
-             f"- Each agent trains with one config shape on every scenario (`{AGENTS['ppo']}`, `{AGENTS['hppo']}`: "
-             f"the agent sections; only `scenario_file` changes), {steps_per_run} env steps, training seeds "
-             f"{', '.join(map(str, seeds))}; flat PPO acts in the layer-split space, H-PPO in the hierarchical one.",
+             f"- Each agent trains with one config shape on every scenario (`{AGENTS['ppo']}`, `{AGENTS['hppo']}`, "
+             f"`{AGENTS['mbrl']}`: the agent sections; only `scenario_file` changes), {steps_per_run} env steps, "
+             f"training seeds {', '.join(map(str, seeds))}; flat PPO and MBRL act in the layer-split space, H-PPO in "
+             "the hierarchical one. MBRL's policy takes those steps on the scenario with a learned surrogate in place "
+             "of the accuracy loss (the expensive component: one evaluation per crossing of every started request) "
+             "and a 16th as many on the real scenario, where every evaluation is counted.",
              f"- Evaluation: each run's `best/` checkpoint (chosen on its own evaluation episodes) on {episodes} "
              f"held-out episodes (seed {HELD_OUT_SEED}, never a training or selection seed), next to the baselines "
              "and the clairvoyant bound of the same action space.",
@@ -282,7 +341,7 @@ def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, fig
              "| scenario | agent | Δ + V·p per seed | mean | best static | best causal | bound | headroom | capture (mean over seeds) | beats best static | beats best causal | mean latency (s) | P95 (s) | energy/req (J) | accuracy loss |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for scenario in scenarios:
-        for agent in AGENTS:
+        for agent in agents_on(scenario):
             dest = os.path.join(out, "eval", f"{agent}-{scenario}")
             if not os.path.exists(os.path.join(dest, "metrics.json")):
                 lines.append(f"| `{scenario}` | {agent} | missing | | | | | | | | | | | | |")
@@ -313,36 +372,50 @@ def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, fig
     # Throughput, and when the held-out capture first reached 0.6 (logged at each periodic
     # evaluation; only where the headroom is ≥ 5 %).
     lines.append("### Training throughput and time to 60 % capture\n")
-    lines.append("Env steps per second over the whole run (`charts/sps`: collection, updates, periodic "
+    lines.append("MBRL's steps in this table are its real steps (its policy takes 16 model steps per real one). "
+                 "Env steps per second over the whole run (`charts/sps`: collection, updates, periodic "
                  "evaluations and held-out comparisons; two runs at a time, each nearly single-threaded, so "
                  "other work on the machine slows them), and the first periodic evaluation whose held-out capture was ≥ 0.6.\n")
-    lines.append("| scenario | agent | steps/s per seed | wall s per seed | first step with capture ≥ 0.6, per seed |")
-    lines.append("|---|---|---|---|---|")
+    lines.append("Expensive evaluations: accuracy-loss evaluations spent in training on the real scenario (the "
+                 "agent's own probes of other actions are not counted for any agent, and evaluation episodes for "
+                 "none); – where a run predates the count.\n")
+    lines.append("| scenario | agent | steps/s per seed | wall s per seed | first step with capture ≥ 0.6, per seed "
+                 "| expensive evaluations in training (mean over seeds) |")
+    lines.append("|---|---|---|---|---|---|")
     for scenario in scenarios:
-        for agent in AGENTS:
-            sps, walls, firsts = [], [], []
+        for agent in agents_on(scenario):
+            sps, walls, firsts, spent = [], [], [], []
             for s in seeds:
                 name = run_name(agent, scenario, s)
                 tb = scalars(os.path.join(out, "checkpoints", name))
+                spent.append(expensive_evaluations(tb))
                 sps.append(tb.get("charts/sps", [(0, float("nan"))])[-1][1])
                 done = os.path.join(out, "logs", name + ".done")
                 walls.append(json.load(open(done))["seconds"] if os.path.exists(done) else float("nan"))
                 caps = tb.get("held_out/capture", [])
                 hit = next((step for step, c in caps if c >= 0.6), None)
                 firsts.append("no headroom" if not caps else (f"{hit:,}" if hit is not None else "never"))
+            spent_cell = f"{mean(spent):,.0f}" if all(x is not None for x in spent) else "–"
             lines.append(f"| `{scenario}` | {agent} | {', '.join(fmt(x, 0) for x in sps)} | "
-                         f"{', '.join(fmt(x, 0) for x in walls)} | {', '.join(firsts)} |")
+                         f"{', '.join(fmt(x, 0) for x in walls)} | {', '.join(firsts)} | {spent_cell} |")
     lines.append("")
+    lines += sample_efficiency(out, scenarios, seeds)
     # Curves: mean over seeds, both agents on the same budget.
     lines.append("### Training curves (mean over seeds)\n")
     os.makedirs(figures_dir, exist_ok=True)
-    colours = {"ppo": "#1f77b4", "hppo": "#d62728"}
+    colours = {"ppo": "#1f77b4", "hppo": "#d62728", "mbrl": "#ff7f0e"}
     for scenario in scenarios:
-        runs = {a: [scalars(os.path.join(out, "checkpoints", run_name(a, scenario, s))) for s in seeds] for a in AGENTS}
+        runs = {a: [scalars(os.path.join(out, "checkpoints", run_name(a, scenario, s))) for s in seeds]
+                for a in agents_on(scenario)}
+        # On one axis of policy steps (MBRL logs against real steps).
+        for a in runs:
+            k = step_scale(out, a, scenario)
+            if k != 1.0:
+                runs[a] = [{tag: [(step * k, v) for step, v in pts] for tag, pts in r.items()} for r in runs[a]]
         figs = []
         for tag, ylabel in CURVES:
             series = [(a, colours[a], binned_mean([r.get(tag, []) for r in runs[a]], 30 if not tag.startswith("held") else 100))
-                      for a in AGENTS]
+                      for a in runs]
             hl = []
             if tag == "held_out/dpp_trained":
                 ref = [r.get("held_out/dpp_best_static", []) for r in runs["ppo"] if r.get("held_out/dpp_best_static")]
@@ -358,6 +431,61 @@ def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, fig
         lines.append(" ".join(figs) + "\n")
     lines.append(MARK_END)
     return "\n".join(lines)
+
+
+def spent_at(tb, step):
+    """Expensive evaluations a run had spent by `step` (see `expensive_evaluations`)."""
+    if tb.get("mbrl/expensive_evaluations"):
+        return next((v for s, v in tb["mbrl/expensive_evaluations"] if s >= step), float("nan"))
+    total, prev = 0.0, 0
+    for s, v in tb.get("env/expensive_evaluations", []):
+        if s > step:
+            break
+        total += v * (s - prev)
+        prev = s
+    return total
+
+
+def sample_efficiency(out, scenarios, seeds):
+    """Issue 13's measure on the scenarios with headroom: the expensive evaluations and real steps
+    each run had spent at its first periodic held-out check with a normalised score of 0.95,
+    score = (D_random − D)/(D_random − D_PPO) on the held-out Δ + V·p, D_PPO flat PPO's reported
+    result (its `best/` checkpoints, mean over seeds), D_random the random policy's."""
+    lines = ["### Sample efficiency: expensive evaluations to a normalised score of 0.95\n",
+             "On the scenarios with ≥ 5 % headroom: score = (D_random − D)/(D_random − D_PPO) on the held-out "
+             "Δ + V·p (the periodic checks of `held_out/dpp_trained`, the same 10 episodes as the table above), "
+             "D_PPO flat PPO's result above (mean over seeds), D_random the random policy's "
+             "(`splitwise eval --policies random`); each run at its first check with a score ≥ 0.95. MBRL's "
+             "real steps are a 16th of its policy steps. A random plan per slot pays weight loads and stalls in "
+             "most slots, so D_random is far above every static plan and a score of 0.95 can be worse than the "
+             "best static plan's (on the Jetson, cloud-only scores 0.99): read it beside the capture above.\n",
+             "| scenario | D_random | D_PPO | agent | expensive evaluations to 0.95, per seed | real steps then, per seed |",
+             "|---|---|---|---|---|---|"]
+    any_row = False
+    for scenario in scenarios:
+        rnd = os.path.join(out, "eval", f"random-{scenario}", "metrics.json")
+        ppo = os.path.join(out, "eval", f"ppo-{scenario}")
+        if not os.path.exists(rnd) or not os.path.exists(os.path.join(ppo, "metrics.json")):
+            continue
+        d_random = json.load(open(rnd))["scenarios"][0]["rows"][0]["metrics"]["drift_plus_penalty"]["mean"]
+        sc, rows = load_eval(ppo)
+        h = sc.get("headroom") or {}
+        s_ref, c_ref = dpp(rows, h.get("best_static")), dpp(rows, h.get("clairvoyant"))
+        d_ppo = mean([dpp(rows, f"ppo-s{x}") for x in seeds])
+        if not (math.isfinite(s_ref) and s_ref and (s_ref - c_ref) / abs(s_ref) >= 0.05) or d_random <= d_ppo:
+            continue
+        for agent in [a for a in ("ppo", "mbrl") if a in agents_on(scenario)]:
+            cells_e, cells_s = [], []
+            for seed in seeds:
+                tb = scalars(os.path.join(out, "checkpoints", run_name(agent, scenario, seed)))
+                hit = next((step for step, d in tb.get("held_out/dpp_trained", [])
+                            if (d_random - d) / (d_random - d_ppo) >= 0.95), None)
+                cells_e.append("never" if hit is None else f"{spent_at(tb, hit):,.0f}")
+                cells_s.append("–" if hit is None else f"{hit:,}")
+            lines.append(f"| `{scenario}` | {fmt(d_random)} | {fmt(d_ppo)} | {agent} | {', '.join(cells_e)} | "
+                         f"{', '.join(cells_s)} |")
+            any_row = True
+    return lines + [""] if any_row else []
 
 
 def record_wall(out, seconds, did_work):
@@ -397,15 +525,18 @@ def main():
     ap.add_argument("--results", default="RESULTS.md")
     ap.add_argument("--figures", default="docs/figures/experiment")
     ap.add_argument("--command", default="scripts/experiment.sh")
+    ap.add_argument("--mbrl-scenarios", default=None, help="scenarios MBRL trains on (default: all of them)")
     ap.add_argument("scenarios", nargs="+")
     a = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     seeds = [int(s) for s in a.seeds.split()]
     os.makedirs(os.path.join(a.out, "logs"), exist_ok=True)
     start = time.time()
-    configs = {(ag, sc): run_config(root, a.out, ag, sc, a.steps) for ag in AGENTS for sc in a.scenarios}
+    global MBRL_SCENARIOS
+    MBRL_SCENARIOS = a.scenarios if a.mbrl_scenarios is None else a.mbrl_scenarios.split()
+    configs = {(ag, sc): run_config(root, a.out, ag, sc, a.steps) for sc in a.scenarios for ag in agents_on(sc)}
     # Longest jobs first (H-PPO), so the pool ends together.
-    jobs = [(ag, sc, s) for ag in reversed(list(AGENTS)) for sc in a.scenarios for s in seeds]
+    jobs = [(ag, sc, s) for ag in reversed(list(AGENTS)) for sc in a.scenarios for s in seeds if ag in agents_on(sc)]
     with concurrent.futures.ThreadPoolExecutor(a.jobs) as pool:
         futures = [pool.submit(train, a.binary, a.out, configs[(ag, sc)], ag, sc, s) for ag, sc, s in jobs]
         did_work = False
@@ -414,7 +545,9 @@ def main():
             did_work |= not cached
             print(f"trained {name} in {secs:.0f} s{' (earlier)' if cached else ''}", flush=True)
         futures = [pool.submit(evaluate, a.binary, a.out, configs[(ag, sc)], ag, sc, seeds, a.episodes)
-                   for ag in AGENTS for sc in a.scenarios]
+                   for sc in a.scenarios for ag in agents_on(sc)]
+        futures += [pool.submit(evaluate_random, a.binary, a.out, configs[("ppo", sc)], sc, a.episodes)
+                    for sc in a.scenarios]
         for f in concurrent.futures.as_completed(futures):
             dest, cached = f.result()
             did_work |= not cached

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The learned-agent experiment (issue 12): flat PPO and H-PPO, one config shape each, on every
-# shipped scenario with 3 training seeds; each trained policy evaluated on held-out episodes next
-# to the baselines and the clairvoyant bound; writes the "Learned policies" section of RESULTS.md
+# The learned-agent experiment (issues 12, 13): flat PPO, H-PPO and model-based RL, one config
+# shape each, on every shipped scenario (MBRL_SCENARIOS: MBRL's, all by default) with 3 training
+# seeds; each trained policy evaluated on held-out episodes next to the baselines and the
+# clairvoyant bound; writes the "Learned policies" section of RESULTS.md
 # and its training curves (docs/figures/experiment/*.svg).
 #
-#   scripts/experiment.sh                          # everything (≈ 1 h on 2 cores; see RESULTS.md)
+#   scripts/experiment.sh                          # everything (≈ 2 h on 2 cores; see RESULTS.md)
 #   SCENARIOS=jetson-llama7b-lte SEEDS="0" scripts/experiment.sh   # one scenario, one seed
 #   STEPS=1000000 SCENARIOS=jetson-llama7b-lte OUT=runs/exp-1m RESULTS=runs/exp-1m/results \
 #     FIGURES=runs/exp-1m/figures scripts/experiment.sh          # a larger budget, kept aside
@@ -26,4 +27,5 @@ cargo build --release --locked --quiet
 BIN="${CARGO_TARGET_DIR:-target}/release/splitwise"
 python3 scripts/experiment.py --binary "$BIN" --out "$OUT" --seeds "$SEEDS" --jobs "$JOBS" \
   --episodes "$EPISODES" --steps "$STEPS" --results "$RESULTS" --figures "$FIGURES" \
+  --mbrl-scenarios "${MBRL_SCENARIOS:-$SCENARIOS}" \
   --command "scripts/experiment.sh (SEEDS=\"$SEEDS\" EPISODES=$EPISODES STEPS=$STEPS)" $SCENARIOS
