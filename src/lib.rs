@@ -11,6 +11,7 @@ pub mod export;
 pub mod held_out;
 pub mod limits;
 pub mod logging;
+pub mod metrics_jsonl;
 pub mod policies;
 pub mod scenario_file;
 pub mod simulate;

@@ -77,14 +77,19 @@ impl EnvMetrics {
     }
 }
 
-/// Writes a batch of scalars at one step.
+/// Writes a batch of scalars at one step to TensorBoard, and to the metrics JSON lines when the
+/// run writes them (`--metrics-jsonl`).
 pub fn log_scalars<'a>(
     tb: &mut EventWriter,
+    mut jsonl: Option<&mut crate::metrics_jsonl::MetricsJsonl>,
     step: u64,
     scalars: impl IntoIterator<Item = (&'a str, f64)>,
 ) -> Result<()> {
     for (tag, value) in scalars {
         tb.add_scalar(tag, value, step)?;
+        if let Some(j) = jsonl.as_deref_mut() {
+            j.record(step, [(tag, value)])?;
+        }
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ use crate::agents;
 use crate::checkpoint::{self, CHECKPOINT_FORMAT_VERSION, CONFIG_FILE, CheckpointFiles, Metadata};
 use crate::config::{self, EnvSection, ResolvedTrainConfig};
 use crate::logging::{EnvMetrics, Progress, log_scalars};
+use crate::metrics_jsonl::MetricsJsonl;
 use crate::tensorboard::{self, EventWriter};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -69,6 +70,11 @@ pub struct TrainArgs {
     /// its capture of the headroom and the `splitwise eval` command for the full report (0: skip).
     #[arg(long, default_value_t = FINAL_REPORT_EPISODES, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub final_report_episodes: u32,
+    /// Also write every logged scalar as JSON lines to this file, one object per training round
+    /// (`step`, `wall_time` and the TensorBoard tags), for tools that follow a run; a resumed run
+    /// continues its file, a fresh run refuses one that already holds lines.
+    #[arg(long)]
+    pub metrics_jsonl: Option<PathBuf>,
 }
 
 /// Held-out episodes of the periodic and end-of-training comparisons. 10, as in the full report:
@@ -259,6 +265,9 @@ pub fn train(args: &TrainArgs) -> Result<TrainOutcome> {
         check_run_name(name)?;
     }
     let cfg = config::load(&args.config)?;
+    if let (Some(path), None) = (&args.metrics_jsonl, &args.resume) {
+        crate::metrics_jsonl::check_fresh(path)?;
+    }
     let start = match args.resume.as_deref() {
         Some(p) => open_resume(p, &cfg, args)?,
         None => Start::Fresh,
@@ -556,6 +565,8 @@ fn train_on<E: TrainEnv>(
     };
 
     let mut tb = EventWriter::create(&run_dir.join("tensorboard"))?;
+    let mut jsonl =
+        args.metrics_jsonl.as_deref().map(|p| MetricsJsonl::open(p, agent.progress().global_step)).transpose()?;
     let mut eval_venv = VecEnv::new((0..training.eval_episodes.max(1)).map(|_| make_env()).collect());
     let stop_at = args.stop_at_step.unwrap_or(training.total_steps).min(training.total_steps);
     let start_step = agent.progress().global_step;
@@ -627,7 +638,7 @@ fn train_on<E: TrainEnv>(
         }
         agent.visit_learner_scalars(&mut |k, v| scalars.push((k.to_string(), v)));
         scalars.extend(metrics.scalars());
-        log_scalars(&mut tb, step, scalars.iter().map(|(k, v)| (k.as_str(), *v)))?;
+        log_scalars(&mut tb, jsonl.as_mut(), step, scalars.iter().map(|(k, v)| (k.as_str(), *v)))?;
         checkpoint::crash_point("scalars-logged");
         progress.update(step, sps, mean(state.recent_returns.iter().copied()));
 
@@ -636,12 +647,12 @@ fn train_on<E: TrainEnv>(
         if step >= state.next_eval_step {
             let records = evaluate(&agent, &mut eval_venv, 1, derive_seed(state.seed, EVAL_SEED_INDEX))?;
             let r = mean(records.iter().map(|e| e.episode_return)).unwrap_or(f64::NAN);
-            log_scalars(&mut tb, step, [("charts/eval_return", r)])?;
+            log_scalars(&mut tb, jsonl.as_mut(), step, [("charts/eval_return", r)])?;
             eval_return = Some(r);
             // The policy against the scenario's references on held-out episodes (issue 11, item 3).
             if let Some(h) = held_out.as_mut() {
                 let comparison = h.compare(&agent.export_state()?)?;
-                log_scalars(&mut tb, step, comparison.scalars())?;
+                log_scalars(&mut tb, jsonl.as_mut(), step, comparison.scalars())?;
                 progress.println(&comparison.line(step));
             }
             while state.next_eval_step <= step {
@@ -656,6 +667,9 @@ fn train_on<E: TrainEnv>(
             // Everything logged up to this step is on disk before a checkpoint says the step
             // is done: a resume from it logs only later steps.
             tb.sync()?;
+            if let Some(j) = jsonl.as_mut() {
+                j.sync()?;
+            }
             while state.next_checkpoint_step <= step {
                 state.next_checkpoint_step += training.checkpoint_every_steps;
             }
@@ -671,6 +685,9 @@ fn train_on<E: TrainEnv>(
             }
         }
         tb.flush()?;
+        if let Some(j) = jsonl.as_mut() {
+            j.end_round()?;
+        }
         checkpoint::crash_point("update-done");
     }
     progress.finish();

@@ -140,6 +140,68 @@ fn assert_exact_resume(config: &Path, half: u64, total: u64) {
     assert_eq!(la, lb, "logged values differ after resume");
 }
 
+/// The `--metrics-jsonl` lines as (step, tag, f32 bits), sorted, wall-clock keys left out like
+/// [`logged`]'s.
+fn jsonl_scalars(path: &Path) -> Vec<(i64, String, u32)> {
+    let mut out = Vec::new();
+    for line in std::fs::read_to_string(path).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let step = v["step"].as_i64().unwrap();
+        for (tag, value) in v.as_object().unwrap() {
+            if tag == "step"
+                || tag == "wall_time"
+                || tag == "charts/sps"
+                || tag.starts_with("time/")
+                || tag.contains("/time/")
+            {
+                continue;
+            }
+            out.push((step, tag.clone(), (value.as_f64().unwrap_or(f64::NAN) as f32).to_bits()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `--metrics-jsonl` carries every TensorBoard scalar (same steps, tags and values), one line per
+/// round; a run stopped and resumed writes the same lines as one straight run; a fresh run
+/// refuses a file that already holds lines.
+#[test]
+fn metrics_json_lines_mirror_tensorboard_and_survive_a_resume() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = repo("configs/smoke.toml");
+    let config = config.to_str().unwrap();
+    let quiet = ["--final-report-episodes", "0"];
+    let (ma, mb) = (a.path().join("m.jsonl"), b.path().join("m.jsonl"));
+    ok(train(
+        a.path(),
+        &[&["--config", config, "--run-name", "r", "--metrics-jsonl", ma.to_str().unwrap()][..], &quiet].concat(),
+    ));
+    let straight = jsonl_scalars(&ma);
+    assert_eq!(straight, logged(&a.path().join("checkpoints/r")), "the JSON lines differ from TensorBoard's scalars");
+    let rounds = std::fs::read_to_string(&ma).unwrap().lines().count();
+    assert_eq!(rounds, 256 / 64, "one line per round of 2 envs × 32 steps");
+    let e = err(train(a.path(), &["--config", config, "--run-name", "r2", "--metrics-jsonl", ma.to_str().unwrap()]));
+    assert!(e.contains("already holds metrics"), "{e}");
+    assert!(!a.path().join("checkpoints/r2").exists(), "a run folder was left behind");
+    let mb_arg = mb.to_str().unwrap();
+    ok(train(
+        b.path(),
+        &[&["--config", config, "--run-name", "r", "--stop-at-step", "128", "--metrics-jsonl", mb_arg][..], &quiet]
+            .concat(),
+    ));
+    // Lines a killed run wrote after its checkpoint are dropped on resume (a torn one too).
+    let mut text = std::fs::read_to_string(&mb).unwrap();
+    text.push_str("{\"step\":192,\"charts/episodic_return\":-1.0}\n{\"step\":2");
+    std::fs::write(&mb, text).unwrap();
+    let run = b.path().join("checkpoints/r");
+    ok(train(
+        b.path(),
+        &[&["--config", config, "--resume", run.to_str().unwrap(), "--metrics-jsonl", mb_arg][..], &quiet].concat(),
+    ));
+    assert_eq!(jsonl_scalars(&mb), straight, "a resumed run's JSON lines differ from a straight run's");
+}
+
 #[test]
 fn resume_is_bit_identical_on_the_partition_env() {
     assert_exact_resume(&repo("configs/smoke.toml"), 128, 256);
