@@ -125,10 +125,24 @@ def train(binary, out, config, agent, scenario, seed):
     return name, seconds, False
 
 
-def evaluate(binary, out, config, agent, scenario, seeds, episodes):
-    dest = os.path.join(out, "eval", f"{agent}-{scenario}")
+def run_eval(binary, out, config, label, scenario, policies, episodes, extra=()):
+    """`splitwise eval` of `policies` on the held-out episodes into out/eval/<label>-<scenario>
+    (reused when it is there)."""
+    dest = os.path.join(out, "eval", f"{label}-{scenario}")
     if os.path.exists(os.path.join(dest, "metrics.json")):
         return dest, True
+    cmd = [binary, "eval", "--config", config, "--policies", policies, *extra, "--episodes", str(episodes),
+           "--seed", str(HELD_OUT_SEED), "--out", dest]
+    log_path = os.path.join(out, "logs", f"eval-{label}-{scenario}.log")
+    with open(log_path, "w") as log:
+        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        raise RuntimeError(f"eval {label} {scenario}: exited {rc} (log: {log_path})")
+    return dest, False
+
+
+def evaluate(binary, out, config, agent, scenario, seeds, episodes):
+    """The agent's seeds (their `best/` checkpoints) next to the baselines and the bound."""
     def checkpoint(seed):
         # `best/` exists once a periodic evaluation ran; a run too short for one has only step_N/.
         run_dir = os.path.join(out, "checkpoints", run_name(agent, scenario, seed))
@@ -136,27 +150,12 @@ def evaluate(binary, out, config, agent, scenario, seeds, episodes):
         return best if os.path.isdir(best) else run_dir
 
     ckpts = ",".join(f"{agent}-s{s}=ckpt:{checkpoint(s)}" for s in seeds)
-    cmd = [binary, "eval", "--config", config, "--policies", f"{ckpts},{BASELINES}", "--episodes", str(episodes),
-           "--seed", str(HELD_OUT_SEED), "--out", dest]
-    with open(os.path.join(out, "logs", f"eval-{agent}-{scenario}.log"), "w") as log:
-        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
-    if rc != 0:
-        raise RuntimeError(f"eval {agent} {scenario}: exited {rc} (log: {out}/logs/eval-{agent}-{scenario}.log)")
-    return dest, False
+    return run_eval(binary, out, config, agent, scenario, f"{ckpts},{BASELINES}", episodes)
 
 
 def evaluate_random(binary, out, config, scenario, episodes):
     """The random policy on the held-out episodes (the normalised score's zero)."""
-    dest = os.path.join(out, "eval", f"random-{scenario}")
-    if os.path.exists(os.path.join(dest, "metrics.json")):
-        return dest, True
-    cmd = [binary, "eval", "--config", config, "--policies", "random", "--no-headroom", "--episodes", str(episodes),
-           "--seed", str(HELD_OUT_SEED), "--out", dest]
-    with open(os.path.join(out, "logs", f"eval-random-{scenario}.log"), "w") as log:
-        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
-    if rc != 0:
-        raise RuntimeError(f"eval random {scenario}: exited {rc} (log: {out}/logs/eval-random-{scenario}.log)")
-    return dest, False
+    return run_eval(binary, out, config, "random", scenario, "random", episodes, extra=["--no-headroom"])
 
 
 # ----- TensorBoard event files --------------------------------------------------------------------
