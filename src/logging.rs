@@ -94,27 +94,41 @@ pub fn log_scalars<'a>(
     Ok(())
 }
 
+/// A human-readable line: on stdout, or on stderr when stdout carries metrics lines.
+pub fn say(to_stderr: bool, line: &str) {
+    if to_stderr {
+        eprintln!("{line}");
+    } else {
+        println!("{line}");
+    }
+}
+
 /// The progress bar: steps, SPS and the recent mean return.
 pub struct Progress {
     bar: ProgressBar,
+    to_stderr: bool,
 }
 
 impl Progress {
-    pub fn new(total_steps: u64, start_step: u64, mode: ProgressMode) -> Self {
+    /// `to_stderr`: the bar and its lines go to stderr (stdout carries metrics lines).
+    pub fn new(total_steps: u64, start_step: u64, mode: ProgressMode, to_stderr: bool) -> Self {
         let visible = match mode {
             ProgressMode::Always => true,
             ProgressMode::Never => false,
+            ProgressMode::Auto if to_stderr => std::io::stderr().is_terminal(),
             ProgressMode::Auto => std::io::stdout().is_terminal(),
         };
-        let bar = ProgressBar::with_draw_target(
-            Some(total_steps),
-            if visible { ProgressDrawTarget::stdout() } else { ProgressDrawTarget::hidden() },
-        );
+        let target = match (visible, to_stderr) {
+            (false, _) => ProgressDrawTarget::hidden(),
+            (true, true) => ProgressDrawTarget::stderr(),
+            (true, false) => ProgressDrawTarget::stdout(),
+        };
+        let bar = ProgressBar::with_draw_target(Some(total_steps), target);
         let style = ProgressStyle::with_template("{bar:30} {pos}/{len} steps ({elapsed} < {eta}) {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar());
         bar.set_style(style);
         bar.set_position(start_step);
-        Self { bar }
+        Self { bar, to_stderr }
     }
 
     pub fn update(&self, step: u64, sps: f64, recent_return: Option<f64>) {
@@ -127,10 +141,10 @@ impl Progress {
         self.bar.finish();
     }
 
-    /// A line on stdout above the bar (or plain, when the bar is hidden).
+    /// A line above the bar (or plain, when the bar is hidden), on stdout or stderr with it.
     pub fn println(&self, line: &str) {
         if self.bar.is_hidden() {
-            println!("{line}");
+            say(self.to_stderr, line);
         } else {
             self.bar.println(line);
         }

@@ -10,7 +10,8 @@
 //! epoch; every other key is a TensorBoard tag with its value (`null` where the value is not
 //! finite). Each line is flushed when written and synced with the checkpoint that covers it. A
 //! resumed run first drops the lines after its checkpoint's step (they are logged again), like
-//! the TensorBoard events; a fresh run refuses a file that already holds lines.
+//! the TensorBoard events; a fresh run refuses a file that already holds lines. `-` writes the
+//! lines to stdout instead (the run's human-readable lines and progress bar then go to stderr).
 //!
 //! Written by hand over serde_json (keys in sorted order): a line per round needs nothing more.
 
@@ -19,15 +20,47 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+/// The `--metrics-jsonl` value that means stdout.
+pub const STDOUT: &str = "-";
+
+/// Whether `--metrics-jsonl` sends the lines to stdout.
+pub fn is_stdout(path: Option<&Path>) -> bool {
+    path.is_some_and(|p| p.as_os_str() == STDOUT)
+}
+
 pub struct MetricsJsonl {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: BufWriter<Sink>,
     pending: Option<(u64, serde_json::Map<String, serde_json::Value>)>,
+}
+
+/// Where the lines go.
+enum Sink {
+    File(File),
+    Stdout(std::io::Stdout),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::File(f) => f.write(buf),
+            Sink::Stdout(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::File(f) => f.flush(),
+            Sink::Stdout(s) => s.flush(),
+        }
+    }
 }
 
 /// Refuses, before a fresh run does any work, a metrics file that already holds lines (a fresh
 /// run never appends to or overwrites another run's metrics).
 pub fn check_fresh(path: &Path) -> Result<()> {
+    if is_stdout(Some(path)) {
+        return Ok(());
+    }
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => bail!("--metrics-jsonl {}: is a folder; give a file path", path.display()),
         Ok(m) if m.len() > 0 => bail!(
@@ -44,6 +77,13 @@ impl MetricsJsonl {
     /// stopped before its next checkpoint) are dropped first, through a rewrite renamed into
     /// place, so the file never loses the lines it keeps.
     pub fn open(path: &Path, step: u64) -> Result<Self> {
+        if is_stdout(Some(path)) {
+            return Ok(Self {
+                path: path.to_path_buf(),
+                out: BufWriter::new(Sink::Stdout(std::io::stdout())),
+                pending: None,
+            });
+        }
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("--metrics-jsonl {}: cannot create {}", path.display(), parent.display()))?;
@@ -67,7 +107,7 @@ impl MetricsJsonl {
             .append(true)
             .open(path)
             .with_context(|| format!("--metrics-jsonl {}: cannot open for writing", path.display()))?;
-        Ok(Self { path: path.to_path_buf(), out: BufWriter::new(file), pending: None })
+        Ok(Self { path: path.to_path_buf(), out: BufWriter::new(Sink::File(file)), pending: None })
     }
 
     /// Adds scalars of `step` to the line being built (written by [`Self::end_round`]).
@@ -102,7 +142,10 @@ impl MetricsJsonl {
     /// Everything written so far is on disk (called before a checkpoint says its step is done).
     pub fn sync(&mut self) -> Result<()> {
         self.end_round()?;
-        self.out.get_ref().sync_all().with_context(|| format!("syncing {}", self.path.display()))
+        match self.out.get_ref() {
+            Sink::File(f) => f.sync_all().with_context(|| format!("syncing {}", self.path.display())),
+            Sink::Stdout(_) => Ok(()),
+        }
     }
 }
 

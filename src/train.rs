@@ -15,7 +15,7 @@
 use crate::agents;
 use crate::checkpoint::{self, CHECKPOINT_FORMAT_VERSION, CONFIG_FILE, CheckpointFiles, Metadata};
 use crate::config::{self, EnvSection, ResolvedTrainConfig};
-use crate::logging::{EnvMetrics, Progress, log_scalars};
+use crate::logging::{EnvMetrics, Progress, log_scalars, say};
 use crate::metrics_jsonl::MetricsJsonl;
 use crate::tensorboard::{self, EventWriter};
 use anyhow::{Context, Result, bail};
@@ -72,7 +72,8 @@ pub struct TrainArgs {
     pub final_report_episodes: u32,
     /// Also write every logged scalar as JSON lines to this file, one object per training round
     /// (`step`, `wall_time` and the TensorBoard tags), for tools that follow a run; a resumed run
-    /// continues its file, a fresh run refuses one that already holds lines.
+    /// continues its file, a fresh run refuses one that already holds lines. `-`: to stdout (the
+    /// human-readable lines then go to stderr).
     #[arg(long)]
     pub metrics_jsonl: Option<PathBuf>,
 }
@@ -145,23 +146,27 @@ impl TrainEnv for PartitionEnv {
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let out = train(args)?;
+    let to_stderr = crate::metrics_jsonl::is_stdout(args.metrics_jsonl.as_deref());
     if let Some(note) = &out.finished_before {
-        println!("{note}");
+        say(to_stderr, note);
         return Ok(());
     }
-    println!(
-        "trained to step {} | run {} | last checkpoint {} | best eval return {}",
-        out.final_step,
-        out.run_dir.display(),
-        out.last_checkpoint.display(),
-        out.best_eval_return.map_or_else(|| "-".to_string(), |r| format!("{r:.3}"))
+    say(
+        to_stderr,
+        &format!(
+            "trained to step {} | run {} | last checkpoint {} | best eval return {}",
+            out.final_step,
+            out.run_dir.display(),
+            out.last_checkpoint.display(),
+            out.best_eval_return.map_or_else(|| "-".to_string(), |r| format!("{r:.3}"))
+        ),
     );
     if args.final_report_episodes > 0 && args.stop_at_step.is_none() {
         // A comparison that cannot run (e.g. a CartPole run) never fails the training.
         match final_report(&out, args.final_report_episodes) {
-            Ok(Some(text)) => println!("{text}"),
+            Ok(Some(text)) => say(to_stderr, &text),
             Ok(None) => {}
-            Err(e) => println!("note: the end-of-training comparison did not run: {e:#}"),
+            Err(e) => say(to_stderr, &format!("note: the end-of-training comparison did not run: {e:#}")),
         }
     }
     Ok(())
@@ -478,9 +483,13 @@ fn train_on<E: TrainEnv>(
             let mut state = r.trainer;
             let step = agent.progress().global_step;
             if !r.changes.is_empty() {
-                println!("resuming {} with a changed config (recorded in its trainer state):", r.dir.display());
+                let to_stderr = crate::metrics_jsonl::is_stdout(args.metrics_jsonl.as_deref());
+                say(
+                    to_stderr,
+                    &format!("resuming {} with a changed config (recorded in its trainer state):", r.dir.display()),
+                );
                 for c in &r.changes {
-                    println!("  {c}");
+                    say(to_stderr, &format!("  {c}"));
                 }
                 state.config_changes.push(ConfigChange { step, changes: r.changes.clone() });
             }
@@ -570,7 +579,12 @@ fn train_on<E: TrainEnv>(
     let mut eval_venv = VecEnv::new((0..training.eval_episodes.max(1)).map(|_| make_env()).collect());
     let stop_at = args.stop_at_step.unwrap_or(training.total_steps).min(training.total_steps);
     let start_step = agent.progress().global_step;
-    let progress = Progress::new(training.total_steps, start_step, cfg.config.logging.progress);
+    let progress = Progress::new(
+        training.total_steps,
+        start_step,
+        cfg.config.logging.progress,
+        crate::metrics_jsonl::is_stdout(args.metrics_jsonl.as_deref()),
+    );
     let started = Instant::now();
     let wall_before = state.wall_time_s;
     let mut metrics = EnvMetrics::default();

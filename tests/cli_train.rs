@@ -200,6 +200,16 @@ fn metrics_json_lines_mirror_tensorboard_and_survive_a_resume() {
         &[&["--config", config, "--resume", run.to_str().unwrap(), "--metrics-jsonl", mb_arg][..], &quiet].concat(),
     ));
     assert_eq!(jsonl_scalars(&mb), straight, "a resumed run's JSON lines differ from a straight run's");
+    // `-`: the lines on stdout, nothing else there; the run's own lines go to stderr.
+    let c = tempfile::tempdir().unwrap();
+    let out = train(c.path(), &["--config", config, "--metrics-jsonl", "-"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "train failed: {stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(lines.iter().all(|l| l["step"].is_u64()));
+    assert!(stderr.contains("trained to step 256") && stderr.contains("held-out comparison"), "{stderr}");
 }
 
 #[test]
