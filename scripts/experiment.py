@@ -73,20 +73,25 @@ def real_share(text):
     return field("real_steps") / (field("model_updates") * field("n_steps"))
 
 
-def expensive_evaluations(tb):
-    """Expensive evaluations a run spent in training: MBRL's running total, or the sum over
-    rollouts of the env's per-step mean (`env/expensive_evaluations`) times the rollout's steps;
-    None when the run did not log them (runs trained before the partition env counted them)."""
+def spent_by_step(tb):
+    """{logged step: expensive evaluations spent by then}: MBRL's running total, or the running
+    sum over rounds of the env's per-step mean (`env/expensive_evaluations`) times the round's
+    steps; empty when the run did not log them (runs trained before the partition env counted
+    them)."""
     if tb.get("mbrl/expensive_evaluations"):
-        return tb["mbrl/expensive_evaluations"][-1][1]
-    per_step = tb.get("env/expensive_evaluations")
-    if not per_step:
-        return None
-    total, prev = 0.0, 0
-    for step, v in per_step:
-        total += v * (step - prev)
+        return dict(tb["mbrl/expensive_evaluations"])
+    spent, total, prev = {}, 0.0, 0
+    for step, per_step in tb.get("env/expensive_evaluations", []):
+        total += per_step * (step - prev)
         prev = step
-    return total
+        spent[step] = total
+    return spent
+
+
+def expensive_evaluations(tb):
+    """Expensive evaluations a run spent in training, or None when it did not log them."""
+    spent = spent_by_step(tb)
+    return spent[max(spent)] if spent else None
 
 
 def agents_on(scenario):
@@ -432,19 +437,6 @@ def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, fig
     return "\n".join(lines)
 
 
-def spent_at(tb, step):
-    """Expensive evaluations a run had spent by `step` (see `expensive_evaluations`)."""
-    if tb.get("mbrl/expensive_evaluations"):
-        return next((v for s, v in tb["mbrl/expensive_evaluations"] if s >= step), float("nan"))
-    total, prev = 0.0, 0
-    for s, v in tb.get("env/expensive_evaluations", []):
-        if s > step:
-            break
-        total += v * (s - prev)
-        prev = s
-    return total
-
-
 def sample_efficiency(out, scenarios, seeds):
     """Issue 13's measure on the scenarios with headroom: the expensive evaluations and real steps
     each run had spent at its first periodic held-out check with a normalised score of 0.95,
@@ -479,7 +471,7 @@ def sample_efficiency(out, scenarios, seeds):
                 tb = scalars(os.path.join(out, "checkpoints", run_name(agent, scenario, seed)))
                 hit = next((step for step, d in tb.get("held_out/dpp_trained", [])
                             if (d_random - d) / (d_random - d_ppo) >= 0.95), None)
-                cells_e.append("never" if hit is None else f"{spent_at(tb, hit):,.0f}")
+                cells_e.append("never" if hit is None else f"{spent_by_step(tb).get(hit, float('nan')):,.0f}")
                 cells_s.append("–" if hit is None else f"{hit:,}")
             lines.append(f"| `{scenario}` | {fmt(d_random)} | {fmt(d_ppo)} | {agent} | {', '.join(cells_e)} | "
                          f"{', '.join(cells_s)} |")

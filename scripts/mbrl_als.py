@@ -23,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from experiment import record_wall, scalars, svg_chart  # noqa: E402  (the TensorBoard reader and charts, one copy)
+from experiment import record_wall, scalars, spent_by_step, svg_chart  # noqa: E402  (the TensorBoard reader, charts and evaluation counts, one copy)
 import math  # noqa: E402
 
 MARK_BEGIN = "<!-- mbrl-als:begin (scripts/mbrl_als.sh writes this section) -->"
@@ -61,19 +61,11 @@ def train(binary, out, agent, config, seed):
     return run
 
 
-def curve(run, agent):
-    """[(expensive evaluations spent, eval return)] at each evaluation."""
+def curve(run):
+    """[(expensive evaluations spent, eval return, step)] at each evaluation."""
     s = scalars(run)
-    evals = s.get("charts/eval_return", [])
-    if agent == "mbrl":
-        spent = dict(s.get("mbrl/expensive_evaluations", []))
-    else:
-        spent, total, prev = {}, 0.0, 0
-        for step, per_step in s.get("env/expensive_evaluations", []):
-            total += per_step * (step - prev)
-            prev = step
-            spent[step] = total
-    return [(spent.get(step, float("nan")), r, step) for step, r in evals]
+    spent = spent_by_step(s)
+    return [(spent.get(step, float("nan")), r, step) for step, r in s.get("charts/eval_return", [])]
 
 
 def random_return(binary, out):
@@ -119,7 +111,7 @@ def main():
     for agent, config in AGENTS:
         for seed in seeds:
             did_work |= not os.path.exists(os.path.join(a.out, "checkpoints", f"{agent}-s{seed}", "done"))
-            curves[(agent, seed)] = curve(train(a.binary, a.out, agent, config, seed), agent)
+            curves[(agent, seed)] = curve(train(a.binary, a.out, agent, config, seed))
     r_random = random_return(a.binary, a.out)
     seconds = record_wall(a.out, time.time() - start, did_work)
     finals = [c[-1][1] for (agent, _), c in curves.items() if agent == "ppo" and c]
