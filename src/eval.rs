@@ -80,29 +80,26 @@ pub fn with_headroom(policies: &str, no_headroom: bool) -> String {
 /// Loads `--config`: a training config (it has `[agent]`/`[training]`) contributes its resolved
 /// scenario, anything else is read as a scenario file.
 pub fn load_input(path: &Path) -> Result<ScenarioInput> {
-    let text =
-        crate::scenario_file::read_text(path).with_context(|| format!("cannot read config {}", path.display()))?;
-    let is_training = toml::from_str::<toml::Table>(&text)
-        .map(|t| t.contains_key("agent") || t.contains_key("training"))
-        .unwrap_or(false);
     let source = path.display().to_string();
-    if is_training {
-        let resolved = config::parse(&text, path)?;
-        let scenario = resolved.scenario.ok_or_else(|| {
-            anyhow!(
-                "{source}: this training config trains on {}; `eval` needs a partition scenario",
-                resolved.config.env.describe()
-            )
-        })?;
-        Ok(ScenarioInput { source, source_kind: SourceKind::TrainingConfig, scenario })
-    } else {
-        Ok(ScenarioInput { source, source_kind: SourceKind::ScenarioFile, scenario: scenario_file::load(path)? })
+    match training_config(path)? {
+        Some(resolved) => {
+            let scenario = resolved.scenario.ok_or_else(|| {
+                anyhow!(
+                    "{source}: this training config trains on {}; `eval` needs a partition scenario",
+                    resolved.config.env.describe()
+                )
+            })?;
+            Ok(ScenarioInput { source, source_kind: SourceKind::TrainingConfig, scenario })
+        }
+        None => {
+            Ok(ScenarioInput { source, source_kind: SourceKind::ScenarioFile, scenario: scenario_file::load(path)? })
+        }
     }
 }
 
-/// The resolved training config at `path` when it trains on an environment without a partition
-/// scenario; `None` for scenario files and partition training configs.
-fn episodic_config(path: &Path) -> Result<Option<config::ResolvedTrainConfig>> {
+/// The resolved training config at `path` (a file with `[agent]` or `[training]`); `None` for a
+/// scenario file.
+fn training_config(path: &Path) -> Result<Option<config::ResolvedTrainConfig>> {
     let text =
         crate::scenario_file::read_text(path).with_context(|| format!("cannot read config {}", path.display()))?;
     let is_training = toml::from_str::<toml::Table>(&text)
@@ -111,8 +108,13 @@ fn episodic_config(path: &Path) -> Result<Option<config::ResolvedTrainConfig>> {
     if !is_training {
         return Ok(None);
     }
-    let resolved = config::parse(&text, path)?;
-    Ok(resolved.scenario.is_none().then_some(resolved))
+    Ok(Some(config::parse(&text, path)?))
+}
+
+/// The resolved training config at `path` when it trains on an environment without a partition
+/// scenario; `None` for scenario files and partition training configs.
+fn episodic_config(path: &Path) -> Result<Option<config::ResolvedTrainConfig>> {
+    Ok(training_config(path)?.filter(|resolved| resolved.scenario.is_none()))
 }
 
 /// The report role of a parsed spec.

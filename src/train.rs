@@ -78,6 +78,14 @@ pub struct TrainArgs {
     pub metrics_jsonl: Option<PathBuf>,
 }
 
+impl TrainArgs {
+    /// The run's human-readable lines and progress bar go to stderr: stdout carries the metrics
+    /// lines (`--metrics-jsonl -`).
+    pub fn human_to_stderr(&self) -> bool {
+        crate::metrics_jsonl::is_stdout(self.metrics_jsonl.as_deref())
+    }
+}
+
 /// Held-out episodes of the periodic and end-of-training comparisons. 10, as in the full report:
 /// with 3, a Jetson policy scored 6.05 against the best static plan's 8.35 (it "beat" it) and
 /// 12.63 against 9.32 on 10 (it loses), because a few long outages carry most of the headroom
@@ -146,7 +154,7 @@ impl TrainEnv for PartitionEnv {
 
 pub fn run(args: &TrainArgs) -> Result<()> {
     let out = train(args)?;
-    let to_stderr = crate::metrics_jsonl::is_stdout(args.metrics_jsonl.as_deref());
+    let to_stderr = args.human_to_stderr();
     if let Some(note) = &out.finished_before {
         say(to_stderr, note);
         return Ok(());
@@ -483,13 +491,12 @@ fn train_on<E: TrainEnv>(
             let mut state = r.trainer;
             let step = agent.progress().global_step;
             if !r.changes.is_empty() {
-                let to_stderr = crate::metrics_jsonl::is_stdout(args.metrics_jsonl.as_deref());
                 say(
-                    to_stderr,
+                    args.human_to_stderr(),
                     &format!("resuming {} with a changed config (recorded in its trainer state):", r.dir.display()),
                 );
                 for c in &r.changes {
-                    say(to_stderr, &format!("  {c}"));
+                    say(args.human_to_stderr(), &format!("  {c}"));
                 }
                 state.config_changes.push(ConfigChange { step, changes: r.changes.clone() });
             }
@@ -579,12 +586,7 @@ fn train_on<E: TrainEnv>(
     let mut eval_venv = VecEnv::new((0..training.eval_episodes.max(1)).map(|_| make_env()).collect());
     let stop_at = args.stop_at_step.unwrap_or(training.total_steps).min(training.total_steps);
     let start_step = agent.progress().global_step;
-    let progress = Progress::new(
-        training.total_steps,
-        start_step,
-        cfg.config.logging.progress,
-        crate::metrics_jsonl::is_stdout(args.metrics_jsonl.as_deref()),
-    );
+    let progress = Progress::new(training.total_steps, start_step, cfg.config.logging.progress, args.human_to_stderr());
     let started = Instant::now();
     let wall_before = state.wall_time_s;
     let mut metrics = EnvMetrics::default();
