@@ -9,7 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use splitwise_agents::{HppoConfig, LearnerConfig, MbrlConfig, PpoConfig};
 use splitwise_env::als::{AlsConfig, QualityTable};
-use splitwise_env::scenario::{ActionMode, InfeasibleAction, Scenario, ScenarioConfig};
+use splitwise_env::scenario::{Scenario, ScenarioConfig, ScenarioOverrides};
 use splitwise_env::validate::{InvalidField, Validation};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,46 +61,6 @@ impl EnvSection {
             EnvSection::Cartpole => "CartPole",
             EnvSection::Partition { .. } => "a partition scenario",
             EnvSection::Als(_) => "the ALS environment",
-        }
-    }
-}
-
-/// Scenario fields a training config commonly changes.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScenarioOverrides {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<ActionMode>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub infeasible: Option<InfeasibleAction>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub episode_slots: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub window_layers: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub head_step: Option<u32>,
-}
-
-impl ScenarioOverrides {
-    fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-
-    fn apply(&self, c: &mut ScenarioConfig) {
-        if let Some(v) = self.mode {
-            c.actions.mode = v;
-        }
-        if let Some(v) = self.infeasible {
-            c.actions.infeasible = v;
-        }
-        if let Some(v) = self.episode_slots {
-            c.serving.episode_slots = v;
-        }
-        if let Some(v) = self.window_layers {
-            c.actions.window_layers = v;
-        }
-        if let Some(v) = self.head_step {
-            c.actions.head_step = v;
         }
     }
 }

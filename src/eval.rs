@@ -8,11 +8,10 @@
 use crate::{config, policies, scenario_file};
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use splitwise_env::policy::{PolicyKind, PolicySpec};
-use splitwise_eval::baselines;
+use splitwise_eval::policy_specs;
 use splitwise_eval::report::{self, Header};
 use splitwise_eval::runner::{
-    self, DEFAULT_TRACE_EPISODES, EvalConfig, Evaluation, PolicyEntry, PolicyRole, ScenarioInput, SourceKind,
+    self, DEFAULT_TRACE_EPISODES, EvalConfig, Evaluation, PolicyEntry, ScenarioInput, SourceKind,
 };
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -58,24 +57,7 @@ pub struct EvalArgs {
     pub no_headroom: bool,
 }
 
-/// The headroom rows every evaluation gets unless `--no-headroom` (or already listed).
-pub const HEADROOM_SPECS: [&str; 2] = ["best-fixed", "clairvoyant"];
-
-/// `--policies` with the headroom rows appended when missing.
-pub fn with_headroom(policies: &str, no_headroom: bool) -> String {
-    let mut text = policies.to_string();
-    if no_headroom {
-        return text;
-    }
-    let listed: Vec<&str> = policies.split(',').map(|s| s.split_once('=').map_or(s, |(_, b)| b).trim()).collect();
-    for spec in HEADROOM_SPECS {
-        if !listed.iter().any(|l| l.split(':').next() == Some(spec)) {
-            text.push(',');
-            text.push_str(spec);
-        }
-    }
-    text
-}
+pub use splitwise_eval::policy_specs::{HEADROOM_SPECS, role, with_headroom};
 
 /// Loads `--config`: a training config (it has `[agent]`/`[training]`) contributes its resolved
 /// scenario, anything else is read as a scenario file.
@@ -117,44 +99,10 @@ fn episodic_config(path: &Path) -> Result<Option<config::ResolvedTrainConfig>> {
     Ok(training_config(path)?.filter(|resolved| resolved.scenario.is_none()))
 }
 
-/// The report role of a parsed spec.
-pub fn role(spec: &PolicySpec) -> PolicyRole {
-    match &spec.kind {
-        PolicyKind::CloudOnly => PolicyRole { cloud_only: true, static_plan: true, ..PolicyRole::default() },
-        PolicyKind::EdgeOnly | PolicyKind::FixedSplit { .. } => {
-            PolicyRole { static_plan: true, ..PolicyRole::default() }
-        }
-        PolicyKind::Named { name, .. } => PolicyRole {
-            oracle: baselines::is_oracle(name),
-            layer_wise: baselines::is_layer_wise(name),
-            cloud_only: false,
-            static_plan: baselines::is_static(name),
-            clairvoyant: baselines::is_clairvoyant(name),
-            learned: false,
-        },
-        PolicyKind::Checkpoint { .. } => PolicyRole { learned: true, ..PolicyRole::default() },
-        PolicyKind::Random => PolicyRole::default(),
-    }
-}
-
-/// Parses `--policies` into runner entries whose factories build through [`policies`].
+/// Parses `--policies` into runner entries (the eval crate's specs, checkpoints through
+/// [`policies`]).
 pub fn entries(text: &str) -> Result<Vec<PolicyEntry>> {
-    let specs = PolicySpec::parse_list(text, &policies::extra_names())?;
-    let texts: Vec<&str> = text.split(',').map(str::trim).collect();
-    Ok(specs
-        .into_iter()
-        .zip(texts)
-        .map(|(spec, spec_text)| {
-            let role = role(&spec);
-            let label = spec.label.clone();
-            PolicyEntry {
-                label,
-                spec: spec_text.to_string(),
-                role,
-                factory: Box::new(move |ctx| policies::build_spec(&spec, ctx.seed, ctx.scenario, ctx.env_spec)),
-            }
-        })
-        .collect())
+    policy_specs::entries(text, Some(policies::checkpoint_loader()))
 }
 
 /// The command line, quoted where needed, for the report header.

@@ -5,9 +5,13 @@
 //! experiment ever needs more.
 
 use splitwise_agents::PpoConfig;
-use splitwise_env::scenario::{Scenario, ScenarioConfig};
 use splitwise_env::validate::{InvalidField, Validation};
-use splitwise_env::workload::ArrivalConfig;
+// The scenario bounds live beside the scenario-file loader in the eval crate (the Python
+// bindings load scenario files too); re-exported so the app names every bound in one place.
+pub use splitwise_eval::scenario_limits::{
+    MAX_ARRIVAL_RATE_PER_S, MAX_OBSERVATION_HISTORY, MAX_QUEUE_CAPACITY, MIN_TRACE_RATE_BPS, at_most, check_scenario,
+    check_scenario_config,
+};
 
 /// Parallel environments of one learner. Each is a full simulator; RL Zoo presets use ≤ 64.
 pub const MAX_N_ENVS: usize = 1024;
@@ -24,27 +28,10 @@ pub const MAX_EVAL_EPISODES: usize = 1000;
 /// Env steps of one training run (≈ 300 years of 1 s slots).
 pub const MAX_TOTAL_STEPS: u64 = 10_000_000_000;
 
-/// Mean arrival rate (requests/s, any regime): an edge device serving an LLM sees a few per
-/// second; 1,000/s would queue ~10^3 requests per slot in the simulator's per-request state.
-pub const MAX_ARRIVAL_RATE_PER_S: f64 = 1000.0;
-/// Lowest link rate a trace may replay (bit/s). Transfers are integrated over the trace, so a
-/// rate of 0 never completes one (the exogenous look-ahead then grows without bound) and 1 bit/s
-/// needs hours of look-ahead per transfer; GSM data is 9.6 kbit/s. Outages belong to
-/// `link.failures` (Gilbert–Elliott) or the regimes.
-pub const MIN_TRACE_RATE_BPS: f64 = 1e3;
-/// Requests the admission queue may hold.
-pub const MAX_QUEUE_CAPACITY: usize = 1_000_000;
-/// Slots of history in the observation (3 features each).
-pub const MAX_OBSERVATION_HISTORY: u32 = 1000;
-
 /// Command-line bounds (clap ranges) shared by the commands.
 pub const MAX_EVAL_EPISODES_CLI: u32 = 100_000;
 pub const MAX_SLOTS_CLI: u64 = 100_000_000;
 pub const MAX_SIMULATE_STEPS: u64 = 1_000_000_000;
-
-fn at_most<T: PartialOrd + std::fmt::Display>(field: &str, value: T, max: T, why: &str) -> Validation {
-    if value <= max { Ok(()) } else { Err(InvalidField::new(field, value, format!("must be <= {max} ({why})"))) }
-}
 
 /// The learner's sizes (field paths relative to `[agent]`).
 pub fn check_agent(p: &PpoConfig) -> Validation {
@@ -77,49 +64,4 @@ pub fn check_agent(p: &PpoConfig) -> Validation {
 pub fn check_training(total_steps: u64, eval_episodes: usize) -> Validation {
     at_most("total_steps", total_steps, MAX_TOTAL_STEPS, "env steps of one run")?;
     at_most("eval_episodes", eval_episodes, MAX_EVAL_EPISODES, "one environment per evaluation episode")
-}
-
-/// Scenario bounds on the file's own fields (paths from the scenario's root).
-pub fn check_scenario_config(c: &ScenarioConfig) -> Validation {
-    let rate = |field: &str, v: f64| at_most(field, v, MAX_ARRIVAL_RATE_PER_S, "requests/s an edge device serves");
-    match &c.workload.arrivals {
-        ArrivalConfig::Constant { rate_per_s } => rate("workload.arrivals.rate_per_s", *rate_per_s)?,
-        ArrivalConfig::Markov { rates_per_s, .. } => {
-            for (i, r) in rates_per_s.iter().enumerate() {
-                rate(&format!("workload.arrivals.rates_per_s[{i}]"), *r)?;
-            }
-        }
-        ArrivalConfig::Diurnal { mean_rate_per_s, .. } => rate("workload.arrivals.mean_rate_per_s", *mean_rate_per_s)?,
-        ArrivalConfig::Periodic { interval_s, .. } => {
-            if interval_s.is_nan() || *interval_s < 1.0 / MAX_ARRIVAL_RATE_PER_S {
-                return Err(InvalidField::new(
-                    "workload.arrivals.interval_s",
-                    interval_s,
-                    format!(
-                        "must be >= {} s (at most {MAX_ARRIVAL_RATE_PER_S} requests/s)",
-                        1.0 / MAX_ARRIVAL_RATE_PER_S
-                    ),
-                ));
-            }
-        }
-        ArrivalConfig::Trace { .. } => {} // checked on the resolved series
-    }
-    at_most("workload.queue_capacity", c.workload.queue_capacity, MAX_QUEUE_CAPACITY, "requests waiting")?;
-    at_most("observation.history", c.observation.history, MAX_OBSERVATION_HISTORY, "slots of history")?;
-    Ok(())
-}
-
-/// Bounds only the resolved scenario knows (trace contents).
-pub fn check_scenario(s: &Scenario) -> Validation {
-    let mean = s.arrivals.mean_rate_per_s();
-    if matches!(s.config.workload.arrivals, ArrivalConfig::Trace { .. })
-        && (mean.is_nan() || mean > MAX_ARRIVAL_RATE_PER_S)
-    {
-        return Err(InvalidField::new(
-            "workload.arrivals.path",
-            format!("a trace with mean rate {mean} requests/s"),
-            format!("the mean rate must be <= {MAX_ARRIVAL_RATE_PER_S} requests/s"),
-        ));
-    }
-    Ok(())
 }

@@ -11,7 +11,7 @@ use splitwise_agents::{ActionChoice, Acts, Learner, PolicyShape};
 use splitwise_env::api::{Env, EnvSpec};
 use splitwise_env::policy::{Decision, DecisionContext, Policy, PolicyKind, PolicySpec};
 use splitwise_env::scenario::Scenario;
-use splitwise_eval::baselines;
+use splitwise_eval::{baselines, policy_specs};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -32,29 +32,22 @@ pub fn build_spec(
     scenario: &Arc<Scenario>,
     env_spec: &EnvSpec,
 ) -> Result<Box<dyn Policy>> {
-    // The split is clamped at run time to what fits the edge memory, never to the model: a
-    // layer beyond the model is a typo, not a plan.
-    if let PolicyKind::FixedSplit { layer, .. } = spec.kind {
-        let n = scenario.arch.n_layers;
-        if layer > n {
-            bail!(
-                "policy {}: fixed-split layer {layer} is outside 0..={n} (layers on the edge; the scenario's \
-                 model {} has {n})",
-                spec.label,
-                scenario.config.name
-            );
-        }
-    }
-    if let Some(p) = spec.build_trivial(seed) {
+    if let Some(p) = policy_specs::build(spec, seed, scenario)? {
         return Ok(p);
     }
     match &spec.kind {
-        PolicyKind::Named { name, arg } => Ok(baselines::build(name, arg.as_deref(), seed, scenario)?),
         PolicyKind::Checkpoint { path } => {
             Ok(Box::new(CheckpointPolicy::load(Path::new(path), &spec.label, env_spec)?))
         }
         other => bail!("policy {other:?} cannot be built by this command"),
     }
+}
+
+/// The eval crate's checkpoint loader: `ckpt:PATH` through [`CheckpointPolicy::load`].
+pub fn checkpoint_loader() -> policy_specs::CheckpointLoader {
+    std::sync::Arc::new(|path: &str, label: &str, env_spec: &EnvSpec| -> Result<Box<dyn Policy>> {
+        Ok(Box::new(CheckpointPolicy::load(Path::new(path), label, env_spec)?))
+    })
 }
 
 /// A trained checkpoint (any registered agent kind) acting deterministically.

@@ -178,6 +178,47 @@ impl Default for ObservationConfig {
     }
 }
 
+/// Scenario fields a training config commonly changes (`[env.overrides]`; the Python
+/// bindings take the same names as keyword arguments).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioOverrides {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ActionMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub infeasible: Option<InfeasibleAction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episode_slots: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_layers: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_step: Option<u32>,
+}
+
+impl ScenarioOverrides {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    pub fn apply(&self, c: &mut ScenarioConfig) {
+        if let Some(v) = self.mode {
+            c.actions.mode = v;
+        }
+        if let Some(v) = self.infeasible {
+            c.actions.infeasible = v;
+        }
+        if let Some(v) = self.episode_slots {
+            c.serving.episode_slots = v;
+        }
+        if let Some(v) = self.window_layers {
+            c.actions.window_layers = v;
+        }
+        if let Some(v) = self.head_step {
+            c.actions.head_step = v;
+        }
+    }
+}
+
 /// The whole scenario file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -4,5 +4,8 @@
 pub mod baselines;
 pub mod headroom;
 pub mod plots;
+pub mod policy_specs;
 pub mod report;
 pub mod runner;
+pub mod scenario_file;
+pub mod scenario_limits;
