@@ -344,7 +344,9 @@ impl PartitionEnv {
         let edge_only_profile = PlanProfile::new(&edge_only, &sc.costs);
         let edge_only_bytes = sc.memory.plan_bytes(&edge_only);
         let initial = Self::initial_plan(sc);
-        let state = Self::fresh_state(sc, 0, &initial);
+        let mut state = Self::fresh_state(sc, 0, &initial);
+        // The API contract: step before the first reset is an error (`EnvError::NeedsReset`).
+        state.needs_reset = true;
         let scratch = Scratch {
             profile: PlanProfile::new(&initial, &sc.costs),
             costs: RequestCosts::default(),
