@@ -13,8 +13,9 @@ pub use splitwise_eval::scenario_limits::{
     check_scenario_config,
 };
 
-/// Parallel environments of one learner. Each is a full simulator; RL Zoo presets use ≤ 64.
-pub const MAX_N_ENVS: usize = 1024;
+/// Parallel environments of one learner (the vector env's bound, shared with the Python
+/// bindings).
+pub use splitwise_env::vector::MAX_MEMBERS as MAX_N_ENVS;
 /// Samples in one rollout (`n_steps × n_envs`). The buffer holds observations, masks, actions,
 /// log-probs, values and advantages per sample (≈ 0.5 kB at our observation sizes): 2^20
 /// samples ≈ 0.5 GB. SB3 defaults use 2,048.

@@ -8,6 +8,10 @@ use crate::api::{Env, EnvError, EnvSpec};
 use crate::rng::derive_seed;
 use serde::{Deserialize, Serialize};
 
+/// The most members a vector env built from user input may have (a config's `n_envs`, the
+/// Python bindings' `num_envs`). Each is a full simulator; RL Zoo presets use ≤ 64.
+pub const MAX_MEMBERS: usize = 1024;
+
 /// An episode that ended during the last `step`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EpisodeRecord {
@@ -100,10 +104,16 @@ impl<E: Env> VecEnv<E> {
 
     /// Resets every member; member `i` gets seed `derive_seed(seed, i)`.
     pub fn reset(&mut self, seed: u64) {
+        self.reset_with(Some(seed));
+    }
+
+    /// [`Self::reset`], or with `None` every member continues from its own episode stream (as a
+    /// lone env's `reset(None)`; the Python bindings' `reset(seed=None)`).
+    pub fn reset_with(&mut self, seed: Option<u64>) {
         let (d, m) = (self.spec.observation.dim(), self.spec.action.mask_len());
         for (i, env) in self.envs.iter_mut().enumerate() {
             self.infos[i] = env.reset_into(
-                Some(derive_seed(seed, i as u64)),
+                seed.map(|s| derive_seed(s, i as u64)),
                 &mut self.obs[i * d..(i + 1) * d],
                 &mut self.masks[i * m..(i + 1) * m],
             );
