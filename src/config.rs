@@ -358,6 +358,17 @@ pub fn load(path: &Path) -> Result<ResolvedTrainConfig> {
     parse(&text, path)
 }
 
+/// [`load`] with `--set KEY=VALUE` changes applied before validation ([`crate::config_set`]).
+pub fn load_with_sets(path: &Path, sets: &[String]) -> Result<ResolvedTrainConfig> {
+    if sets.is_empty() {
+        return load(path);
+    }
+    let text =
+        crate::scenario_file::read_text(path).with_context(|| format!("cannot read config {}", path.display()))?;
+    let changed = crate::config_set::apply(&text, path, sets)?;
+    parse(&changed, path).with_context(|| format!("with --set {}", sets.join(" --set ")))
+}
+
 /// Validates and resolves config text read from `origin`.
 pub fn parse(text: &str, origin: &Path) -> Result<ResolvedTrainConfig> {
     let mut config: TrainConfig = toml::from_str(text).map_err(|e| field_error(text, origin, e))?;

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod config_set;
 pub mod eval;
 pub mod eval_episodic;
 pub mod export;

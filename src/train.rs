@@ -44,6 +44,11 @@ pub struct TrainArgs {
     /// Training config (configs/*-ppo*.toml, configs/smoke.toml).
     #[arg(long)]
     pub config: PathBuf,
+    /// Change one config field: a dotted path and a TOML value (a bare word is a string), e.g.
+    /// `--set agent.learning_rate=1e-4 --set training.total_steps=50_000`; repeatable. Validated
+    /// like the file; the run folder's config.toml records the values used (hyperparameter sweeps).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
     /// Seed of the run (default: the config's training.seed).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -277,7 +282,7 @@ pub fn train(args: &TrainArgs) -> Result<TrainOutcome> {
     if let Some(name) = &args.run_name {
         check_run_name(name)?;
     }
-    let cfg = config::load(&args.config)?;
+    let cfg = config::load_with_sets(&args.config, &args.set)?;
     if let (Some(path), None) = (&args.metrics_jsonl, &args.resume) {
         crate::metrics_jsonl::check_fresh(path)?;
     }
