@@ -35,4 +35,4 @@ pub mod workload;
 
 pub use api::{Env, EnvError, EnvSpec, Observation, Step, StepMetrics, Transition};
 pub use spaces::{ActionSpace, Feature, ObservationSpace};
-pub use vector::{EpisodeRecord, VecEnv, VecEnvState};
+pub use vector::{Autoreset, EpisodeRecord, VecEnv, VecEnvState};

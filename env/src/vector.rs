@@ -12,6 +12,20 @@ use serde::{Deserialize, Serialize};
 /// Python bindings' `num_envs`). Each is a full simulator; RL Zoo presets use ≤ 64.
 pub const MAX_MEMBERS: usize = 1024;
 
+/// When a member whose episode ended starts its next one (Gymnasium's `AutoresetMode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Autoreset {
+    /// In the step that ends it: the member's row then holds the next episode's first
+    /// observation and [`VecEnv::final_obs`] the last one (SB3's convention; what the learners
+    /// use).
+    #[default]
+    SameStep,
+    /// In the next step, which resets the member instead of stepping it (its action is ignored;
+    /// reward 0, not terminated, not truncated): the row holds the final observation until then
+    /// (Gymnasium 1.x's default, RLlib's expectation).
+    NextStep,
+}
+
 /// An episode that ended during the last `step`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EpisodeRecord {
@@ -38,6 +52,10 @@ pub struct VecEnvState<S> {
     pub masks: Vec<bool>,
     pub episode_returns: Vec<f64>,
     pub episode_lengths: Vec<u64>,
+    /// Members whose reset is due in the next step ([`Autoreset::NextStep`]); empty = none
+    /// (states saved before this field existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_reset: Vec<bool>,
 }
 
 pub struct VecEnv<E: Env> {
@@ -57,6 +75,8 @@ pub struct VecEnv<E: Env> {
     episode_returns: Vec<f64>,
     episode_lengths: Vec<u64>,
     finished: Vec<EpisodeRecord>,
+    autoreset: Autoreset,
+    pending_reset: Vec<bool>,
 }
 
 impl<E: Env> VecEnv<E> {
@@ -81,9 +101,21 @@ impl<E: Env> VecEnv<E> {
             episode_returns: vec![0.0; n],
             episode_lengths: vec![0; n],
             finished: Vec::new(),
+            autoreset: Autoreset::SameStep,
+            pending_reset: vec![false; n],
             envs,
             spec,
         }
+    }
+
+    /// The same vector env resetting finished members as `mode` says.
+    pub fn with_autoreset(mut self, mode: Autoreset) -> Self {
+        self.autoreset = mode;
+        self
+    }
+
+    pub fn autoreset(&self) -> Autoreset {
+        self.autoreset
     }
 
     pub fn spec(&self) -> &EnvSpec {
@@ -123,6 +155,7 @@ impl<E: Env> VecEnv<E> {
         self.has_final_obs.fill(false);
         self.terminated.fill(false);
         self.truncated.fill(false);
+        self.pending_reset.fill(false);
         self.finished.clear();
     }
 
@@ -137,6 +170,16 @@ impl<E: Env> VecEnv<E> {
         for (i, env) in self.envs.iter_mut().enumerate() {
             let obs = &mut self.obs[i * d..(i + 1) * d];
             let mask = &mut self.masks[i * m..(i + 1) * m];
+            if self.pending_reset[i] {
+                // Autoreset::NextStep: this step starts the member's next episode.
+                self.pending_reset[i] = false;
+                self.infos[i] = env.reset_into(None, obs, mask);
+                self.rewards[i] = 0.0;
+                self.terminated[i] = false;
+                self.truncated[i] = false;
+                self.has_final_obs[i] = false;
+                continue;
+            }
             let t = env
                 .step_into(&actions[i * k..(i + 1) * k], obs, mask)
                 .map_err(|error| VecStepError { env_index: i, error })?;
@@ -157,9 +200,14 @@ impl<E: Env> VecEnv<E> {
                 });
                 self.episode_returns[i] = 0.0;
                 self.episode_lengths[i] = 0;
-                // The reset's info is dropped: the step's info (of the final transition) is what
-                // callers log. The final mask is not kept (nothing acts on a final state).
-                env.reset_into(None, obs, mask);
+                match self.autoreset {
+                    // The reset's info is dropped: the step's info (of the final transition) is
+                    // what callers log. The final mask is not kept (nothing acts on a final state).
+                    Autoreset::SameStep => {
+                        env.reset_into(None, obs, mask);
+                    }
+                    Autoreset::NextStep => self.pending_reset[i] = true,
+                }
             }
         }
         Ok(())
@@ -174,6 +222,7 @@ impl<E: Env> VecEnv<E> {
     /// randomness as the sampled action's, `splitwise_agents::AdvantageBaseline::SelfCritical`).
     /// The counterfactual step does not count in episode returns and lengths.
     pub fn counterfactual_rewards(&mut self, actions: &[usize], out: &mut [f64]) -> Result<(), VecStepError> {
+        assert_eq!(self.autoreset, Autoreset::SameStep, "counterfactual rewards need same-step autoreset");
         let k = self.spec.action.n_components();
         assert_eq!(actions.len(), self.envs.len() * k, "actions must be n_envs × n_components");
         assert_eq!(out.len(), self.envs.len(), "one reward per member");
@@ -195,6 +244,7 @@ impl<E: Env> VecEnv<E> {
     /// 0. Used for the all-action advantage (`splitwise_agents::AdvantageBaseline::AllActions`).
     pub fn counterfactual_action_rewards(&mut self, out: &mut [f64]) -> Result<(), VecStepError> {
         assert_eq!(self.spec.action.n_components(), 1, "all-action rewards need a one-component action space");
+        assert_eq!(self.autoreset, Autoreset::SameStep, "counterfactual rewards need same-step autoreset");
         let n = self.spec.action.mask_len();
         assert_eq!(out.len(), self.envs.len() * n, "one reward per member and action value");
         for (i, env) in self.envs.iter_mut().enumerate() {
@@ -256,6 +306,7 @@ impl<E: Env> VecEnv<E> {
             masks: self.masks.clone(),
             episode_returns: self.episode_returns.clone(),
             episode_lengths: self.episode_lengths.clone(),
+            pending_reset: if self.pending_reset.iter().any(|&p| p) { self.pending_reset.clone() } else { Vec::new() },
         }
     }
 
@@ -265,6 +316,7 @@ impl<E: Env> VecEnv<E> {
             || state.masks.len() != self.masks.len()
             || state.episode_returns.len() != self.envs.len()
             || state.episode_lengths.len() != self.envs.len()
+            || !(state.pending_reset.is_empty() || state.pending_reset.len() == self.envs.len())
         {
             return Err(EnvError::StateMismatch(format!(
                 "saved vector env has {} members, this one has {}",
@@ -279,6 +331,10 @@ impl<E: Env> VecEnv<E> {
         self.masks.copy_from_slice(&state.masks);
         self.episode_returns.copy_from_slice(&state.episode_returns);
         self.episode_lengths.copy_from_slice(&state.episode_lengths);
+        self.pending_reset.fill(false);
+        if !state.pending_reset.is_empty() {
+            self.pending_reset.copy_from_slice(&state.pending_reset);
+        }
         self.has_final_obs.fill(false);
         self.finished.clear();
         Ok(())
@@ -341,6 +397,38 @@ mod tests {
             }
         }
         assert!(finished > 0);
+    }
+
+    #[test]
+    fn next_step_autoreset_resets_in_the_following_step_and_ignores_its_action() {
+        let mut same = venv(1);
+        let mut next = venv(1).with_autoreset(Autoreset::NextStep);
+        same.reset(5);
+        next.reset(5);
+        let mut ended = 0;
+        for _ in 0..300 {
+            same.step(&[1]).unwrap();
+            next.step(&[1]).unwrap();
+            assert_eq!(same.rewards(), next.rewards());
+            if same.terminated()[0] {
+                ended += 1;
+                // The row holds the final observation; the next step resets (action ignored).
+                assert_eq!(next.obs(), same.final_obs(0).unwrap());
+                assert!(next.terminated()[0]);
+                let saved = next.save_state();
+                next.step(&[0]).unwrap();
+                assert_eq!(next.obs(), same.obs(), "the next step's observation is the reset's");
+                assert_eq!((next.rewards()[0], next.terminated()[0], next.truncated()[0]), (0.0, false, false));
+                assert!(next.finished().is_empty());
+                // The pending reset survives a save and restore.
+                let mut again = venv(1).with_autoreset(Autoreset::NextStep);
+                again.reset(0);
+                again.restore_state(&saved).unwrap();
+                again.step(&[1]).unwrap();
+                assert_eq!(again.obs(), same.obs());
+            }
+        }
+        assert!(ended > 2);
     }
 
     #[test]
