@@ -759,3 +759,22 @@ fn a_model_based_run_continues_with_changed_hyperparameters_but_not_a_changed_su
     let e = err(resume(&more));
     assert!(e.contains("agent.surrogate.hidden cannot change"), "{e}");
 }
+
+#[test]
+fn set_changes_config_fields_from_the_command_line_and_the_run_records_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = repo("configs/smoke.toml");
+    let smoke = smoke.to_str().unwrap();
+    let sets = ["--set", "agent.n_epochs=3", "--set", "training.total_steps=128", "--set", "name=\"swept\""];
+    let out = ok(train(dir.path(), &[&["--config", smoke, "--final-report-episodes", "0"][..], &sets[..]].concat()));
+    assert!(out.contains("trained to step 128"), "{out}");
+    let saved = std::fs::read_to_string(dir.path().join("checkpoints/swept-seed0/config.toml")).unwrap();
+    assert!(saved.contains("n_epochs = 3") && saved.contains("total_steps = 128"), "{saved}");
+    // Validated like the file: an unknown field and an invalid value name the field and the flag.
+    let e = err(train(dir.path(), &["--config", smoke, "--set", "agent.n_epoch=3"]));
+    assert!(e.contains("n_epoch") && e.contains("with --set agent.n_epoch=3"), "{e}");
+    let e = err(train(dir.path(), &["--config", smoke, "--set", "agent.n_epochs=0"]));
+    assert!(e.contains("agent.n_epochs = 0"), "{e}");
+    let e = err(train(dir.path(), &["--config", smoke, "--set", "agent"]));
+    assert!(e.contains("expected KEY=VALUE"), "{e}");
+}
