@@ -34,7 +34,7 @@ from ._native import (
 from .env import SplitwiseEnv
 from .evaluate import DEFAULT_BASELINES, capture, evaluate
 from .vector import SplitwiseVectorEnv
-from .wrappers import ActionMaskObservation
+from .wrappers import ActionMaskObservation, VectorActionMaskObservation
 
 __version__ = _native.VERSION
 
@@ -52,6 +52,7 @@ __all__ = [
     "SplitwiseError",
     "SplitwiseVectorEnv",
     "StateError",
+    "VectorActionMaskObservation",
     "capture",
     "derive_seed",
     "evaluate",

@@ -65,6 +65,7 @@ class SplitwiseVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._components = len(self.env_spec["nvec"])
+        self._action_shape = (self.num_envs, self._components)
         self._info_names = list(self._native.info_names)
         self._every = np.ones(self.num_envs, dtype=np.bool_)
         self._every.flags.writeable = False  # shared by every step's "_name" masks
@@ -88,7 +89,9 @@ class SplitwiseVectorEnv(VectorEnv):
         return obs, {"action_mask": masks, "_action_mask": self._every}
 
     def step(self, actions):
-        values = np.asarray(actions, dtype=np.int64).reshape(self.num_envs, self._components)
+        values = np.asarray(actions, dtype=np.int64)
+        if values.shape != self._action_shape:
+            values = values.reshape(self._action_shape)
         obs, masks, rewards, terminated, truncated, infos, final_obs, has_final = self._native.step(values)
         self._masks = masks
         # infos is names × members: row j is column `name j` of Gymnasium's info dict.

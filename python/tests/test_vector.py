@@ -118,3 +118,19 @@ def test_next_step_autoreset_is_what_gymnasium_and_rllib_expect():
     n_obs, n_rew, n_term, n_trunc, _ = nxt.step(np.array([0, 0]))  # resets, action ignored
     np.testing.assert_array_equal(n_obs, s_obs)
     assert (n_rew == 0).all() and not n_term.any() and not n_trunc.any()
+
+
+def test_the_vector_dict_observation_follows_rllibs_convention():
+    from gymnasium.vector import AutoresetMode
+
+    from splitwise_gym import VectorActionMaskObservation
+
+    venv = VectorActionMaskObservation(
+        SplitwiseVectorEnv("pi5-gpt2xl-wifi", num_envs=3, mode="layer-split", autoreset_mode=AutoresetMode.NEXT_STEP)
+    )
+    obs, _ = venv.reset(seed=0)
+    assert obs in venv.observation_space
+    assert obs["observations"].shape == (3, venv.single_observation_space["observations"].shape[0])
+    np.testing.assert_array_equal(obs["action_mask"] > 0.5, venv.unwrapped.action_masks())
+    obs, *_ = venv.step(venv.unwrapped.action_masks().argmax(axis=1))
+    assert obs["action_mask"].dtype == np.float32 and obs in venv.observation_space
