@@ -13,7 +13,7 @@ space; infeasible plans are repaired as in the bindings' default) is stepped:
 - for CartPole also Gymnasium's ``CartPole-v1`` under ``SyncVectorEnv`` and its numpy-vectorised
   ``CartPoleVectorEnv`` (``vectorization_mode="vector_entry_point"``).
 
-Each is timed ``--repeats`` times; the median is reported. Overhead = vector / rust − 1.
+Each is timed ``--repeats`` times, interleaved (one of each per repeat); the median is reported. Overhead = vector / rust − 1.
 
     python scripts/bench_python_bindings.py --steps 20000   # JSON on stdout, a table on stderr
 """
@@ -53,9 +53,8 @@ def bench_env(name: str, kind: str, scenario: str | None, options: dict, steps: 
     opts = json.dumps({"infeasible": "repair", **options}) if kind == "partition" else (json.dumps(options) if options else None)
 
     def rust():
-        return _native.bench_rust_vector(kind, N, 0, actions, scenario=scenario, options=opts)
-
-    rust_s = statistics.median(rust() for _ in range(repeats))
+        t = _native.bench_rust_vector(kind, N, 0, actions, scenario=scenario, options=opts)
+        return t
 
     def native():
         venv.reset(seed=0)
@@ -68,12 +67,6 @@ def bench_env(name: str, kind: str, scenario: str | None, options: dict, steps: 
         for t in range(steps):
             venv.step(actions[t])
 
-    sync = gym.vector.SyncVectorEnv(
-        [lambda: SplitwiseEnv(scenario, kind=kind, **options) for _ in range(N)],
-        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
-    )
-    flat = actions[:, :, 0] if len(nvec) == 1 else actions
-
     nocopy = SplitwiseVectorEnv(scenario, num_envs=N, kind=kind, copy=False, **options)
 
     def vector_nocopy():
@@ -81,19 +74,36 @@ def bench_env(name: str, kind: str, scenario: str | None, options: dict, steps: 
         for t in range(steps):
             nocopy.step(actions[t])
 
+    sync = gym.vector.SyncVectorEnv(
+        [lambda: SplitwiseEnv(scenario, kind=kind, **options) for _ in range(N)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    flat = actions[:, :, 0] if len(nvec) == 1 else actions
+
     def sync_run():
         sync.reset(seed=0)
         for t in range(steps):
             sync.step(flat[t])
+
+    # Interleaved: each repeat times every variant once, so a machine that slows down for a while
+    # (a shared 2-vCPU VM) affects them alike; medians over the repeats.
+    samples: dict[str, list[float]] = {"rust_s": [], "native_s": [], "vector_s": [], "vector_nocopy_s": []}
+    for _ in range(repeats):
+        samples["rust_s"].append(rust())
+        for key, fn in [("native_s", native), ("vector_s", vector), ("vector_nocopy_s", vector_nocopy)]:
+            t0 = time.perf_counter()
+            fn()
+            samples[key].append(time.perf_counter() - t0)
+    rust_s = statistics.median(samples["rust_s"])
 
     row = {
         "env": name,
         "steps": steps,
         "members": N,
         "rust_s": rust_s,
-        "native_s": timed(native, repeats),
-        "vector_s": timed(vector, repeats),
-        "vector_nocopy_s": timed(vector_nocopy, repeats),
+        "native_s": statistics.median(samples["native_s"]),
+        "vector_s": statistics.median(samples["vector_s"]),
+        "vector_nocopy_s": statistics.median(samples["vector_nocopy_s"]),
         "sync_s": timed(sync_run, max(1, repeats // 2)),
     }
     if kind == "cartpole":
