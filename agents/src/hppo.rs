@@ -126,6 +126,12 @@ impl Hppo {
         self.high.progress()
     }
 
+    /// Both levels on the same devices ([`Ppo::place`]).
+    pub fn place(&mut self, learn: &burn::tensor::Device, act: &burn::tensor::Device) {
+        self.high.place(learn, act);
+        self.low.place(learn, act);
+    }
+
     /// Every parameter of both levels (high first), as host values.
     pub fn parameter_values(&self) -> Vec<Vec<f32>> {
         let mut v = self.high.parameter_values();

@@ -187,6 +187,15 @@ impl Learner {
         }
     }
 
+    /// Moves the networks: updates on `learn`, acting on `act` (`crate::compute_device`).
+    pub fn place(&mut self, learn: &burn::tensor::Device, act: &burn::tensor::Device) {
+        match self {
+            Learner::Flat(p) => p.place(learn, act),
+            Learner::Hierarchical(h) => h.place(learn, act),
+            Learner::ModelBased(m) => m.place(learn, act),
+        }
+    }
+
     /// Every parameter, as host values (compares weights bit for bit; content checksums).
     pub fn parameter_values(&self) -> Vec<Vec<f32>> {
         match self {

@@ -8,6 +8,7 @@
 //! over any [`policy_model::PolicyModel`]) → the pure maths it calls ([`gae`], [`loss`], [`distribution`], [`grad_clip`], [`normalize`]) → [`network`].
 
 pub mod buffer;
+pub mod compute_device;
 pub mod config;
 pub mod distribution;
 pub mod evaluate;
@@ -25,6 +26,7 @@ pub mod ppo;
 pub mod ppo_step;
 pub mod surrogate;
 
+pub use compute_device::{ComputeDevice, DeviceError};
 pub use config::{AdvantageBaseline, Annealing, GradClip, PpoConfig, Temperature};
 pub use evaluate::evaluate;
 pub use hppo::{Hppo, HppoConfig, HppoState};

@@ -162,6 +162,13 @@ impl Mbrl {
         })
     }
 
+    /// The policy's learner on these devices ([`Ppo::place`]). The surrogate stays on the CPU:
+    /// it fits a few hundred rows at a time, and the model environment queries it one step at a
+    /// time, where a GPU's launch cost exceeds the whole forward pass.
+    pub fn place(&mut self, learn: &burn::tensor::Device, act: &burn::tensor::Device) {
+        self.ppo.place(learn, act);
+    }
+
     /// The model to build the model environment with (`env.with_component_model(mbrl.model())`).
     pub fn model(&self) -> Arc<dyn ComponentModel> {
         self.surrogate.clone()

@@ -252,9 +252,9 @@ pub struct PpoMeta {
 pub struct Ppo {
     config: PpoConfig,
     shape: PolicyShape,
-    /// flex with autodiff: where the model trains.
+    /// The learning device with autodiff: where the model trains (flex until [`Ppo::place`]).
     train_device: Device,
-    /// plain flex: where acting runs.
+    /// Where acting runs (flex until [`Ppo::place`]).
     infer_device: Device,
     model: ActorCritic,
     /// `model.valid()`, refreshed after every update: acting pays no autodiff bookkeeping.
@@ -381,7 +381,7 @@ impl Ppo {
         if let Some(skip) = self.model.actor.context_skip.as_mut() {
             skip.weight = weight;
         }
-        self.policy = self.model.valid();
+        self.refresh_policy();
         Ok(())
     }
 
@@ -803,7 +803,7 @@ impl Ppo {
                 break;
             }
         }
-        self.policy = self.model.valid();
+        self.refresh_policy();
         self.progress.n_updates += 1;
         self.buffer.clear();
         let k = n_minibatches.max(1) as f64;
@@ -868,6 +868,28 @@ impl Ppo {
             ppo_gradient_step(self.model.clone(), &mut self.optimizer, batch, &self.shape.nvec, &params);
         self.model = model;
         stats
+    }
+
+    // ----- devices ------------------------------------------------------------------------------
+
+    /// Moves the networks: updates run on `learn`, acting on `act` (crate::compute_device says
+    /// why training acts on the CPU). The Adam moments follow the parameters at the next update
+    /// (burn moves an optimizer's state to its parameter's device), so a learner restored from a
+    /// checkpoint written on another device continues where it stopped.
+    pub fn place(&mut self, learn: &Device, act: &Device) {
+        self.train_device = learn.clone().autodiff();
+        self.infer_device = act.clone();
+        // `fork`, not `to_device`: the moved parameters stay trainable leaves on the new device.
+        self.model = self.model.clone().fork(&self.train_device);
+        self.refresh_policy();
+    }
+
+    /// The acting copy of the model, after every change of its weights.
+    fn refresh_policy(&mut self) {
+        let policy = self.model.valid();
+        // Same hardware: no copy (the flex-only path stays what it was, bit for bit).
+        self.policy =
+            if self.infer_device == self.train_device { policy } else { policy.to_device(&self.infer_device) };
     }
 
     // ----- state --------------------------------------------------------------------------------
@@ -957,7 +979,7 @@ impl Ppo {
             .from_bytes(Bytes::from_bytes_vec(state.optimizer.clone()))
             .map_err(|e| PpoError::Record(format!("optimizer: {e}")))?;
         self.model = model;
-        self.policy = self.model.valid();
+        self.refresh_policy();
         self.optimizer = optimizer;
         self.obs_normalizer = meta.obs_normalizer.clone();
         self.reward_scaler = meta.reward_scaler.clone();
