@@ -7,7 +7,7 @@
 use crate::scenario_file;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
-use splitwise_agents::{HppoConfig, LearnerConfig, MbrlConfig, PpoConfig};
+use splitwise_agents::{ComputeDevice, HppoConfig, LearnerConfig, MbrlConfig, PpoConfig};
 use splitwise_env::als::{AlsConfig, QualityTable};
 use splitwise_env::scenario::{Scenario, ScenarioConfig, ScenarioOverrides};
 use splitwise_env::validate::{InvalidField, Validation};
@@ -182,6 +182,12 @@ pub struct TrainingSection {
     pub eval_every_steps: u64,
     #[serde(default = "default_eval_episodes")]
     pub eval_episodes: usize,
+    /// Where the updates run: `cpu` (burn's flex backend) or `wgpu` (a GPU; a build with
+    /// `--features wgpu`); `--device` overrides. Acting stays on the CPU either way
+    /// (`splitwise_agents::compute_device` says why). A placement, not a hyperparameter: a run
+    /// may resume on another device.
+    #[serde(default, skip_serializing_if = "ComputeDevice::is_cpu")]
+    pub device: ComputeDevice,
 }
 
 /// Where a run writes, and how it talks.

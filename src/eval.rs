@@ -8,6 +8,7 @@
 use crate::{config, policies, scenario_file};
 use anyhow::{Context, Result, anyhow, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use splitwise_agents::ComputeDevice;
 use splitwise_eval::policy_specs;
 use splitwise_eval::report::{self, Header};
 use splitwise_eval::runner::{
@@ -55,6 +56,10 @@ pub struct EvalArgs {
     /// the slowest row).
     #[arg(long)]
     pub no_headroom: bool,
+    /// Where trained checkpoints (`ckpt:PATH`) act; a checkpoint trained on any device loads on
+    /// any other.
+    #[arg(long, value_parser = crate::device::parser(), default_value = "cpu")]
+    pub device: ComputeDevice,
 }
 
 pub use splitwise_eval::policy_specs::{HEADROOM_SPECS, role, with_headroom};
@@ -101,8 +106,8 @@ fn episodic_config(path: &Path) -> Result<Option<config::ResolvedTrainConfig>> {
 
 /// Parses `--policies` into runner entries (the eval crate's specs, checkpoints through
 /// [`policies`]).
-pub fn entries(text: &str) -> Result<Vec<PolicyEntry>> {
-    policy_specs::entries(text, Some(policies::checkpoint_loader()))
+pub fn entries(text: &str, device: ComputeDevice) -> Result<Vec<PolicyEntry>> {
+    policy_specs::entries(text, Some(policies::checkpoint_loader(device)))
 }
 
 /// The command line, quoted where needed, for the report header.
@@ -115,7 +120,7 @@ fn command_line() -> String {
 
 /// Runs the evaluation (no files written).
 pub fn evaluate(args: &EvalArgs) -> Result<Evaluation> {
-    let entries = entries(&with_headroom(&args.policies, args.no_headroom))?;
+    let entries = entries(&with_headroom(&args.policies, args.no_headroom), args.device)?;
     let inputs = args.config.iter().map(|p| load_input(p)).collect::<Result<Vec<_>>>()?;
     let config =
         EvalConfig { episodes: args.episodes, seed: args.seed, slots: args.slots, trace_episodes: args.trace_episodes };

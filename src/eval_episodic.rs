@@ -163,9 +163,10 @@ fn evaluate<E: Env>(args: &EvalArgs, make: impl Fn() -> E, als: bool) -> Result<
                 let chosen = if als { format!("fixed-split:{}", action[0] + 1) } else { format!("action {action:?}") };
                 (Actor::Fixed(action), Some(chosen))
             }
-            PolicyKind::Checkpoint { path } => {
-                (Actor::Trained(Box::new(policies::load_learner(std::path::Path::new(path), &spec)?)), None)
-            }
+            PolicyKind::Checkpoint { path } => (
+                Actor::Trained(Box::new(policies::load_learner(std::path::Path::new(path), &spec, args.device)?)),
+                None,
+            ),
             _ => bail!(
                 "policy {} (`{spec_text}`): on {} `eval` runs {ALLOWED}; the other baselines need a partition \
                  scenario",
@@ -367,6 +368,7 @@ mod tests {
             trace_episodes: 0,
             out: "unused".into(),
             no_headroom: false,
+            device: splitwise_agents::ComputeDevice::Cpu,
         }
     }
 

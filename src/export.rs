@@ -16,9 +16,11 @@
 
 use crate::checkpoint::{self, CONFIG_FILE, CheckpointFiles};
 use crate::config::{self, EnvSection};
+use crate::device::Acting;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
+use splitwise_agents::ComputeDevice;
 use splitwise_agents::distribution::MASKED_LOGIT;
 use splitwise_agents::export::{
     BATCH_AXIS, CONTEXT_INPUT, Dim, ExportedLevel, MASK_INPUT, OBSERVATION_INPUT, OutputFormat, PolicyLevel,
@@ -72,6 +74,10 @@ pub struct ExportArgs {
     /// What the graph returns.
     #[arg(long, value_enum, default_value_t = FormatArg::Action)]
     pub format: FormatArg,
+    /// Where the checkpoint's networks are loaded before the graph is captured; the ONNX file is
+    /// the same whatever the device (the capture copies the weights to the host).
+    #[arg(long, value_parser = crate::device::parser(), default_value = "cpu")]
+    pub device: ComputeDevice,
 }
 
 /// What an export wrote.
@@ -100,7 +106,8 @@ pub fn export(args: &ExportArgs) -> Result<ExportOutcome> {
     crate::agents::find(&files.metadata.agent_kind)
         .with_context(|| format!("checkpoint {} ({})", dir.display(), checkpoint::METADATA_FILE))?;
     let env = EnvDescription::of_checkpoint(&files, &dir)?;
-    let policy = crate::train::load_agent(&files, &dir, None)?;
+    let mut policy = crate::train::load_agent(&files, &dir, None)?;
+    crate::device::place(&mut policy, args.device, Acting::OnDevice, &format!("checkpoint {}", dir.display()))?;
     let shape = policy.env_shape();
     if shape.obs_dim != env.spec.observation.dim() || shape.nvec != env.spec.action.nvec {
         bail!(

@@ -110,8 +110,11 @@ impl HeldOut {
     /// The references, simulated on the first call.
     pub fn references(&mut self) -> Result<&References> {
         if self.references.is_none() {
-            let prepared =
-                runner::prepare(vec![self.input.clone()], entries(&with_headroom(BASELINES, false))?, self.config())?;
+            let prepared = runner::prepare(
+                vec![self.input.clone()],
+                entries(&with_headroom(BASELINES, false), splitwise_agents::ComputeDevice::Cpu)?,
+                self.config(),
+            )?;
             let evaluation = prepared.run(&mut |_| {})?;
             let s = evaluation.scenarios.first().context("the held-out evaluation ran no scenario")?;
             let (rows, _) = report::rows(s);

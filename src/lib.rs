@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod config_set;
+pub mod device;
 pub mod eval;
 pub mod eval_episodic;
 pub mod export;

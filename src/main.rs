@@ -4,6 +4,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    splitwise::device::default_burn_device_to_cpu();
     let cli = splitwise::cli::Cli::parse();
     match splitwise::cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,9 +5,10 @@
 //! on another observation layout or action space is refused before any work.
 
 use crate::checkpoint;
+use crate::device::Acting;
 use crate::train::load_agent;
 use anyhow::{Result, bail};
-use splitwise_agents::{ActionChoice, Acts, Learner, PolicyShape};
+use splitwise_agents::{ActionChoice, Acts, ComputeDevice, Learner, PolicyShape};
 use splitwise_env::api::{Env, EnvSpec};
 use splitwise_env::policy::{Decision, DecisionContext, Policy, PolicyKind, PolicySpec};
 use splitwise_env::scenario::Scenario;
@@ -37,16 +38,17 @@ pub fn build_spec(
     }
     match &spec.kind {
         PolicyKind::Checkpoint { path } => {
-            Ok(Box::new(CheckpointPolicy::load(Path::new(path), &spec.label, env_spec)?))
+            Ok(Box::new(CheckpointPolicy::load(Path::new(path), &spec.label, env_spec, ComputeDevice::Cpu)?))
         }
         other => bail!("policy {other:?} cannot be built by this command"),
     }
 }
 
-/// The eval crate's checkpoint loader: `ckpt:PATH` through [`CheckpointPolicy::load`].
-pub fn checkpoint_loader() -> policy_specs::CheckpointLoader {
-    std::sync::Arc::new(|path: &str, label: &str, env_spec: &EnvSpec| -> Result<Box<dyn Policy>> {
-        Ok(Box::new(CheckpointPolicy::load(Path::new(path), label, env_spec)?))
+/// The eval crate's checkpoint loader: `ckpt:PATH` through [`CheckpointPolicy::load`], acting
+/// on `device`.
+pub fn checkpoint_loader(device: ComputeDevice) -> policy_specs::CheckpointLoader {
+    std::sync::Arc::new(move |path: &str, label: &str, env_spec: &EnvSpec| -> Result<Box<dyn Policy>> {
+        Ok(Box::new(CheckpointPolicy::load(Path::new(path), label, env_spec, device)?))
     })
 }
 
@@ -64,16 +66,17 @@ impl CheckpointPolicy {
         Self { label: label.to_string(), agent, actions: vec![0; n] }
     }
 
-    pub fn load(path: &Path, label: &str, env_spec: &EnvSpec) -> Result<Self> {
-        let agent = load_learner(path, env_spec)?;
+    pub fn load(path: &Path, label: &str, env_spec: &EnvSpec, device: ComputeDevice) -> Result<Self> {
+        let agent = load_learner(path, env_spec, device)?;
         let n = agent.env_shape().n_components();
         Ok(Self { label: label.to_string(), agent, actions: vec![0; n] })
     }
 }
 
 /// Loads a checkpoint's learner (any registered agent kind) for an environment with `env_spec`,
-/// refusing one trained on another observation layout or action space before any work.
-pub fn load_learner(path: &Path, env_spec: &EnvSpec) -> Result<Learner> {
+/// refusing one trained on another observation layout or action space before any work; its
+/// networks act on `device`.
+pub fn load_learner(path: &Path, env_spec: &EnvSpec, device: ComputeDevice) -> Result<Learner> {
     let dir = checkpoint::resolve(path)?;
     let files = checkpoint::load(&dir)?;
     let m = &files.metadata;
@@ -88,7 +91,8 @@ pub fn load_learner(path: &Path, env_spec: &EnvSpec) -> Result<Learner> {
             env_spec.observation.fingerprint()
         );
     }
-    let agent = load_agent(&files, &dir, None)?;
+    let mut agent = load_agent(&files, &dir, None)?;
+    crate::device::place(&mut agent, device, Acting::OnDevice, &format!("checkpoint {}", dir.display()))?;
     let shape = PolicyShape::of(env_spec);
     if agent.env_shape() != shape {
         bail!(

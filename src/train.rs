@@ -15,12 +15,13 @@
 use crate::agents;
 use crate::checkpoint::{self, CHECKPOINT_FORMAT_VERSION, CONFIG_FILE, CheckpointFiles, Metadata};
 use crate::config::{self, EnvSection, ResolvedTrainConfig};
+use crate::device::Acting;
 use crate::logging::{EnvMetrics, Progress, log_scalars, say};
 use crate::metrics_jsonl::MetricsJsonl;
 use crate::tensorboard::{self, EventWriter};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use splitwise_agents::{Learner, LearnerConfig, LearnerState, PpoState, UpdateStats, evaluate};
+use splitwise_agents::{ComputeDevice, Learner, LearnerConfig, LearnerState, PpoState, UpdateStats, evaluate};
 use splitwise_env::als::AlsEnv;
 use splitwise_env::api::Env;
 use splitwise_env::cartpole::CartPole;
@@ -81,6 +82,10 @@ pub struct TrainArgs {
     /// human-readable lines then go to stderr).
     #[arg(long)]
     pub metrics_jsonl: Option<PathBuf>,
+    /// Where the updates run (default: the config's training.device, else cpu); acting stays on
+    /// the CPU. A run may resume on another device than it started on.
+    #[arg(long, value_parser = crate::device::parser())]
+    pub device: Option<ComputeDevice>,
 }
 
 impl TrainArgs {
@@ -205,6 +210,8 @@ fn final_report(out: &TrainOutcome, episodes: u32) -> Result<Option<String>> {
         trace_episodes: 0,
         out: PathBuf::from("unused"),
         no_headroom: false,
+        // Training acts on the CPU whatever its learning device; so does its comparison.
+        device: ComputeDevice::Cpu,
     };
     let evaluation = crate::eval::evaluate(&args)?;
     let mut text = String::new();
@@ -282,7 +289,12 @@ pub fn train(args: &TrainArgs) -> Result<TrainOutcome> {
     if let Some(name) = &args.run_name {
         check_run_name(name)?;
     }
-    let cfg = config::load_with_sets(&args.config, &args.set)?;
+    let mut cfg = config::load_with_sets(&args.config, &args.set)?;
+    if let Some(device) = args.device {
+        cfg.config.training.device = device;
+    }
+    // Refused before anything is written: a device this build or machine cannot open.
+    crate::device::open(cfg.config.training.device, "train")?;
     if let (Some(path), None) = (&args.metrics_jsonl, &args.resume) {
         crate::metrics_jsonl::check_fresh(path)?;
     }
@@ -353,7 +365,9 @@ fn config_diff(old: &config::TrainConfig, new: &config::TrainConfig) -> Result<V
     let (mut a, mut b) = (Default::default(), Default::default());
     flatten("", &serde_json::to_value(old).context("serialising a config")?, &mut a);
     flatten("", &serde_json::to_value(new).context("serialising a config")?, &mut b);
-    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    // The device is where the run computes, not what it computes: a run resumes on any device.
+    let keys: std::collections::BTreeSet<&String> =
+        a.keys().chain(b.keys()).filter(|k| k.as_str() != "training.device").collect();
     let none = "(unset)".to_string();
     Ok(keys
         .into_iter()
@@ -585,6 +599,7 @@ fn train_on<E: TrainEnv>(
         }
     };
 
+    crate::device::place(&mut agent, training.device, Acting::OnCpu, "train")?;
     let mut tb = EventWriter::create(&run_dir.join("tensorboard"))?;
     let mut jsonl =
         args.metrics_jsonl.as_deref().map(|p| MetricsJsonl::open(p, agent.progress().global_step)).transpose()?;
