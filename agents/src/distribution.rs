@@ -12,7 +12,7 @@
 //! RNG, never burn's global RNG).
 
 use burn::tensor::{
-    Bool, Int, Tensor,
+    Bool, Device, Int, Tensor, TensorData,
     activation::{log_softmax, softmax},
 };
 use rand::{Rng, RngExt};
@@ -49,6 +49,8 @@ pub fn masked_log_prob_entropy(
     };
     let (log_prob, entropy) = if nvec.len() == 1 {
         component(masked, actions)
+    } else if masked.device() != Device::flex() {
+        return padded_log_prob_entropy(masked, actions, nvec);
     } else {
         let mut offset = 0;
         let mut total: Option<(Tensor<2>, Tensor<2>)> = None;
@@ -63,6 +65,35 @@ pub fn masked_log_prob_entropy(
         }
         total.expect("an action space has at least one component")
     };
+    (log_prob.reshape([batch]), entropy.reshape([batch]))
+}
+
+/// The multi-component case of [`masked_log_prob_entropy`] in one reduction instead of one per
+/// component: the masked logits are gathered into `[batch, components, max nvec]`, short
+/// components padded with [`MASKED_LOGIT`] (probability exactly 0, so neither sum changes). Used
+/// off the CPU: burn 0.22.1's kernel fusion (wgpu) panics on the per-component slices
+/// (`burn-cubecl-fusion` `TraceFuser::block_local_input`, measured on the hierarchical action).
+/// The CPU keeps the per-component form, whose results checkpoints and RESULTS.md were made with;
+/// the two agree within f32 rounding (tested).
+pub fn padded_log_prob_entropy(masked: Tensor<2>, actions: Tensor<2, Int>, nvec: &[usize]) -> (Tensor<1>, Tensor<1>) {
+    let [batch, width] = masked.dims();
+    let (k, widest) = (nvec.len(), nvec.iter().copied().max().unwrap_or(1));
+    let device = masked.device();
+    // Column `width` is the padding.
+    let padded = Tensor::cat(vec![masked, Tensor::full([batch, 1], MASKED_LOGIT, &device)], 1);
+    let mut index = Vec::with_capacity(k * widest);
+    let mut offset = 0;
+    for &n in nvec {
+        index.extend((0..widest).map(|j| if j < n { (offset + j) as i64 } else { width as i64 }));
+        offset += n;
+    }
+    let index = Tensor::<1, Int>::from_data(TensorData::new(index, [k * widest]), &device)
+        .reshape([1, k * widest])
+        .expand([batch, k * widest]);
+    let blocks = padded.gather(1, index).reshape([batch, k, widest]);
+    let log_p = log_softmax(blocks, 2);
+    let log_prob = log_p.clone().gather(2, actions.reshape([batch, k, 1])).sum_dim(1);
+    let entropy = log_p.clone().exp().mul(log_p).sum_dim(2).sum_dim(1).neg();
     (log_prob.reshape([batch]), entropy.reshape([batch]))
 }
 
@@ -238,6 +269,22 @@ mod tests {
         assert!((f64::from(ent[0]) - expected_ent).abs() < 1e-6, "{ent:?}");
         let (hlp, hent) = masked_log_prob_entropy_host(&logits, &mask, &[4], &[2]).unwrap();
         assert!((hlp + 2f64.ln()).abs() < 1e-7 && (hent - expected_ent).abs() < 1e-7);
+    }
+
+    #[test]
+    fn the_padded_multi_component_form_agrees_with_the_per_component_one() {
+        // nvec (2, 3, 1, 4) over 3 rows with assorted masks; the padded form is what runs off
+        // the CPU, here on flex against the per-component form.
+        let nvec = [2, 3, 1, 4];
+        let logits: Vec<f32> = (0..30).map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.37).collect();
+        let mask: Vec<bool> = (0..30).map(|i| i % 10 == 5 || i % 3 != 0).collect();
+        let actions = [1, 0, 0, 1, 0, 2, 0, 3, 0, 1, 0, 2];
+        let (l, m, a) = tensors(&logits, &mask, &actions, 3, &nvec);
+        let (lp, ent) = masked_log_prob_entropy(l.clone(), m.clone(), a.clone(), &nvec);
+        let (plp, pent) = padded_log_prob_entropy(l.mask_fill(m, MASKED_LOGIT), a, &nvec);
+        for (x, y) in to_vec(lp).iter().zip(to_vec(plp)).chain(to_vec(ent).iter().zip(to_vec(pent))) {
+            assert!((x - y).abs() <= 1e-6 * x.abs().max(1.0), "{x} vs {y}");
+        }
     }
 
     #[test]
