@@ -15,7 +15,7 @@ pub fn parser() -> impl TypedValueParser<Value = ComputeDevice> {
 
 /// The burn device, or an error that says what to install or rebuild.
 pub fn open(device: ComputeDevice, what: &str) -> Result<Device> {
-    device.open().with_context(|| format!("{what}: cannot use --device {}", device.name()))
+    device.open().with_context(|| format!("{what}: cannot use device {} (--device, training.device)", device.name()))
 }
 
 /// Where a learner acts.
@@ -41,13 +41,14 @@ pub fn place(agent: &mut Learner, device: ComputeDevice, acting: Acting, what: &
     Ok(())
 }
 
-/// In a build with the wgpu backend, burn's `Device::default()` is the GPU, and burn loads an
-/// optimizer's saved moments there before moving them to their parameters' device: resuming a
-/// CPU run would open the GPU (and fail on a machine without one). `BURN_DEVICE=flex` makes the
-/// default the CPU unless the user set it; our own code always names its devices. Call first
-/// thing in `main`, before any thread starts.
+/// In a build with the wgpu backend (enabled through this crate or the agents crate), burn's
+/// `Device::default()` is the GPU, and burn loads an optimizer's saved moments there before
+/// moving them to their parameters' device: resuming a CPU run would open the GPU (and fail on
+/// a machine without one). `BURN_DEVICE=flex` (flex is in every build) makes the default the
+/// CPU unless the user set it; our own code always names its devices. Call first thing in
+/// `main`, before any thread starts.
 pub fn default_burn_device_to_cpu() {
-    if cfg!(feature = "wgpu") && std::env::var_os("BURN_DEVICE").is_none() {
+    if std::env::var_os("BURN_DEVICE").is_none() {
         // SAFETY: called at the start of `main`, while the process has a single thread, so no
         // other thread can read the environment concurrently.
         unsafe { std::env::set_var("BURN_DEVICE", "flex") };

@@ -152,6 +152,8 @@ pub fn run(args: &EvalArgs) -> Result<()> {
     if args.config.is_empty() {
         bail!("--config needs a scenario file or a training config");
     }
+    // Refused before any work: a device this build or machine cannot open.
+    crate::device::open(args.device, "eval")?;
     // A training config on an environment without a partition scenario (ALS's, CartPole) is
     // evaluated by whole-episode returns instead.
     for path in &args.config {

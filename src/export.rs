@@ -74,8 +74,9 @@ pub struct ExportArgs {
     /// What the graph returns.
     #[arg(long, value_enum, default_value_t = FormatArg::Action)]
     pub format: FormatArg,
-    /// Where the checkpoint's networks are loaded before the graph is captured; the ONNX file is
-    /// the same whatever the device (the capture copies the weights to the host).
+    /// Where the checkpoint's networks are loaded before the graph is captured: a check that the
+    /// checkpoint loads there. The ONNX file is the same whatever the device (the capture copies
+    /// the weights to the host).
     #[arg(long, value_parser = crate::device::parser(), default_value = "cpu")]
     pub device: ComputeDevice,
 }
@@ -101,6 +102,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
 /// Exports the policy of `args.checkpoint`.
 pub fn export(args: &ExportArgs) -> Result<ExportOutcome> {
     let format = OutputFormat::from(args.format);
+    crate::device::open(args.device, "export")?;
     let dir = checkpoint::resolve(&args.checkpoint)?;
     let files = checkpoint::load(&dir)?;
     crate::agents::find(&files.metadata.agent_kind)

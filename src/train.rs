@@ -391,7 +391,7 @@ fn open_resume(path: &Path, cfg: &ResolvedTrainConfig, args: &TrainArgs) -> Resu
             let saved_text = std::fs::read_to_string(run_dir.join(CONFIG_FILE))
                 .with_context(|| format!("cannot read {}", run_dir.join(CONFIG_FILE).display()))?;
             let saved = config::parse(&saved_text, &run_dir.join(CONFIG_FILE))?;
-            if saved.config != cfg.config && !args.allow_config_change {
+            if !config_diff(&saved.config, &cfg.config)?.is_empty() && !args.allow_config_change {
                 bail!(
                     "--resume {}: that run folder was started with a different config than {}",
                     run_dir.display(),
@@ -405,6 +405,10 @@ fn open_resume(path: &Path, cfg: &ResolvedTrainConfig, args: &TrainArgs) -> Resu
     let files = checkpoint::load(&dir)?;
     let saved = config::parse(&files.config_toml, &dir.join(CONFIG_FILE))?;
     let diff = config_diff(&saved.config, &cfg.config)?;
+    let (was, now) = (saved.config.training.device, cfg.config.training.device);
+    if was != now {
+        eprintln!("note: {} was trained on device {}; it continues on {}", dir.display(), was.name(), now.name());
+    }
     if !diff.is_empty() && !args.allow_config_change {
         bail!(
             "--resume {}: it was trained with a different config than {} ({}; its resolved config is {}). \

@@ -1,7 +1,7 @@
 //! Where the networks run: burn's flex backend on the CPU (every build) or its wgpu backend on a
 //! GPU (the `wgpu` feature: Vulkan, Metal, DX12, or Mesa's software Vulkan, lavapipe). One
-//! registry, [`ComputeDevice::ALL`], from which the CLI's `--device` values, their help and the
-//! config field's allowed values derive.
+//! registry, [`ALL`], from which the CLI's `--device` values and their help derive (the
+//! config's spelling, serde's lowercase names, is tested to be the registry's).
 //!
 //! A learner is always built on the CPU (its initial weights come from the seed's stream on the
 //! host, so they are the same on every device) and then placed ([`crate::Learner::place`]):
@@ -114,8 +114,13 @@ fn open_wgpu() -> Result<Device, DeviceError> {
     static WGPU: OnceLock<Result<Device, String>> = OnceLock::new();
     WGPU.get_or_init(|| {
         // wgpu reports a missing adapter as an error, but a broken driver or loader can panic
-        // inside it: either way the user gets a message, not an abort.
-        match std::panic::catch_unwind(|| Device::wgpu_options().init()) {
+        // inside it: either way the user gets a message, not an abort (and not the default
+        // hook's panic report before it: the hook is silenced while the device starts).
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let started = std::panic::catch_unwind(|| Device::wgpu_options().init());
+        std::panic::set_hook(hook);
+        match started {
             Ok(Ok(device)) => Ok(device),
             Ok(Err(e)) => Err(e.to_string()),
             Err(panic) => Err(panic
