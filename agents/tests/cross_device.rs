@@ -62,10 +62,11 @@ mod wgpu {
     /// Three updates (60 Adam steps) on wgpu and on flex from the same seed. Both act on flex, so
     /// the first rollout is identical and the later ones are the same unless a sampled action
     /// flips, which a difference of 1e-6 in a probability makes rare. The devices differ only by
-    /// f32 rounding (the GPU sums in another order): the update statistics agree within 1e-3
-    /// relative and every parameter within 1e-3 absolute (the learning rate is 1e-3, so that
-    /// is one Adam step's size: a sign flip of a near-zero gradient in one of 60 steps stays
-    /// inside it). Measured on lavapipe: scripts/wgpu_cross_device.sh prints the values.
+    /// f32 rounding (the GPU sums in another order). Tolerances: the update statistics within
+    /// 1e-3 relative, every parameter within 1e-4 absolute, a tenth of one Adam step at this
+    /// learning rate (1e-3), so a lost or reset optimizer state would fail it. Measured on
+    /// lavapipe (scripts/wgpu_cross_device.sh prints them): statistics within 2.5e-5 relative
+    /// (approx KL; losses within 2.2e-6), parameters within 1.4e-6.
     #[test]
     fn ppo_updates_on_wgpu_track_flex_from_the_same_seed() {
         let gpu = ComputeDevice::Wgpu.open().expect("a wgpu adapter (install mesa-vulkan-drivers for a software one)");
@@ -84,7 +85,7 @@ mod wgpu {
         }
         let diff = max_abs_diff(&cpu, &gpu_weights);
         println!("largest parameter difference after 3 updates: {diff:.3e}");
-        assert!(diff <= 1e-3, "largest parameter difference {diff}");
+        assert!(diff <= 1e-4, "largest parameter difference {diff}");
     }
 
     /// A state written on one device restores on the other with the same parameters, and
@@ -122,6 +123,6 @@ mod wgpu {
         back_on_gpu.collect_rollout(&mut venv_b).unwrap();
         let (a, b) = (on_cpu.update(), back_on_gpu.update());
         assert!(relative(a.policy_loss, b.policy_loss) <= 1e-3, "{} vs {}", a.policy_loss, b.policy_loss);
-        assert!(max_abs_diff(&on_cpu.parameter_values(), &back_on_gpu.parameter_values()) <= 1e-3);
+        assert!(max_abs_diff(&on_cpu.parameter_values(), &back_on_gpu.parameter_values()) <= 1e-4);
     }
 }
