@@ -50,43 +50,46 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// The preset's scenario and PPO config, read from the working directory (a copied binary run
-/// from a checkout) or else from the checkout it was built in.
-fn preset() -> (std::sync::Arc<splitwise_env::scenario::Scenario>, PpoConfig) {
-    let path = if Path::new(CONFIG).is_file() {
-        PathBuf::from(CONFIG)
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(CONFIG)
-    };
-    let cfg = splitwise::config::load(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-    let scenario = cfg.scenario.clone().expect("a partition config");
-    match cfg.config.agent {
-        splitwise::config::AgentSection::Ppo(p) => (scenario, p),
-        _ => panic!("{CONFIG} trains flat PPO"),
+/// The preset's scenario and PPO config, loaded once.
+struct Preset {
+    scenario: std::sync::Arc<splitwise_env::scenario::Scenario>,
+    ppo: PpoConfig,
+}
+
+impl Preset {
+    /// From the working directory (a copied binary run from a checkout), else from the checkout
+    /// it was built in.
+    fn load() -> Result<Self, String> {
+        let path = if Path::new(CONFIG).is_file() {
+            PathBuf::from(CONFIG)
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(CONFIG)
+        };
+        let cfg = splitwise::config::load(&path).map_err(|e| format!("{e:#}"))?;
+        let scenario = cfg.scenario.clone().ok_or_else(|| format!("{}: not a partition config", path.display()))?;
+        match cfg.config.agent {
+            splitwise::config::AgentSection::Ppo(ppo) => Ok(Self { scenario, ppo }),
+            _ => Err(format!("{}: not a flat PPO config", path.display())),
+        }
+    }
+
+    fn venv(&self, n: usize) -> VecEnv<PartitionEnv> {
+        let mut venv = VecEnv::new((0..n).map(|_| PartitionEnv::new(self.scenario.clone())).collect());
+        venv.reset(derive_seed(0, 1));
+        venv
     }
 }
 
-fn venv(n: usize) -> VecEnv<PartitionEnv> {
-    let (scenario, _) = preset();
-    let mut venv = VecEnv::new((0..n).map(|_| PartitionEnv::new(scenario.clone())).collect());
-    venv.reset(derive_seed(0, 1));
-    venv
-}
-
-fn preset_ppo() -> PpoConfig {
-    preset().1
-}
-
 /// Samples per second of PPO updates over batches of `batch` samples on `device`.
-fn update_throughput(device: &Device, batch: usize) -> f64 {
-    let mut config = preset_ppo();
+fn update_throughput(preset: &Preset, device: &Device, batch: usize) -> f64 {
+    let mut config = preset.ppo.clone();
     config.n_envs = N_ENVS;
     config.n_steps = batch / N_ENVS;
     config.batch_size = batch;
     config.n_epochs = EPOCHS;
     config.advantage = AdvantageBaseline::default();
     config.target_kl = None;
-    let mut venv = venv(N_ENVS);
+    let mut venv = preset.venv(N_ENVS);
     let mut ppo = Ppo::new(config, PolicyShape::of(venv.spec()), 0).expect("a valid config");
     ppo.place(device, &Device::flex());
     let mut times = Vec::new();
@@ -102,9 +105,9 @@ fn update_throughput(device: &Device, batch: usize) -> f64 {
 }
 
 /// Rows per second of greedy acting on batches of `rows` rows on `device`.
-fn act_throughput(device: &Device, rows: usize) -> f64 {
-    let venv = venv(8);
-    let mut ppo = Ppo::new(preset_ppo(), PolicyShape::of(venv.spec()), 0).expect("a valid config");
+fn act_throughput(preset: &Preset, device: &Device, rows: usize) -> f64 {
+    let venv = preset.venv(8);
+    let mut ppo = Ppo::new(preset.ppo.clone(), PolicyShape::of(venv.spec()), 0).expect("a valid config");
     ppo.place(device, device);
     let (obs1, masks1) = (venv.obs()[..venv.obs().len() / 8].to_vec(), venv.masks()[..venv.masks().len() / 8].to_vec());
     let obs: Vec<f32> = obs1.iter().copied().cycle().take(obs1.len() * rows).collect();
@@ -123,6 +126,32 @@ fn act_throughput(device: &Device, rows: usize) -> f64 {
     (rows as u64 * calls) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// One markdown table (a row per size, a column per device) and a JSON line per cell.
+#[allow(clippy::too_many_arguments)]
+fn table(
+    title: &str,
+    size_name: &str,
+    kind: &str,
+    size_key: &str,
+    sizes: &[usize],
+    devices: &[(ComputeDevice, Device)],
+    json: &mut Vec<String>,
+    measure: impl Fn(&Device, usize) -> f64,
+) {
+    let header: Vec<&str> = devices.iter().map(|(d, _)| d.name()).collect();
+    println!("{title}\n");
+    println!("| {size_name} | {} |", header.join(" | "));
+    println!("|---|{}", "---|".repeat(header.len()));
+    for &n in sizes {
+        let values: Vec<f64> = devices.iter().map(|(_, dev)| measure(dev, n)).collect();
+        println!("| {n} | {} |", values.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(" | "));
+        for ((d, _), v) in devices.iter().zip(&values) {
+            json.push(serde_json::json!({"kind": kind, "device": d.name(), size_key: n, "per_s": v}).to_string());
+        }
+        std::io::stdout().flush().ok();
+    }
+}
+
 fn main() {
     let mut args = <Args as clap::Parser>::parse();
     if args.devices.is_empty() {
@@ -139,31 +168,23 @@ fn main() {
             }
         }
     }
-    let header: Vec<&str> = devices.iter().map(|(d, _)| d.name()).collect();
-    println!("PPO update throughput (samples/s, {EPOCHS} epochs of one minibatch of B samples; {CONFIG} networks)\n");
-    println!("| B | {} |", header.join(" | "));
-    println!("|---|{}", "---|".repeat(header.len()));
-    for &batch in UPDATE_BATCHES.iter().filter(|&&b| b <= args.max_batch) {
-        let values: Vec<f64> = devices.iter().map(|(_, dev)| update_throughput(dev, batch)).collect();
-        println!("| {batch} | {} |", values.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(" | "));
-        for ((d, _), v) in devices.iter().zip(&values) {
-            json.push(
-                serde_json::json!({"kind": "update", "device": d.name(), "batch": batch, "per_s": v}).to_string(),
-            );
+    let preset = match Preset::load() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
         }
-        std::io::stdout().flush().ok();
-    }
-    println!("\nGreedy acting throughput (rows/s)\n");
-    println!("| rows | {} |", header.join(" | "));
-    println!("|---|{}", "---|".repeat(header.len()));
-    for &rows in ACT_ROWS.iter().filter(|&&r| r <= args.max_batch) {
-        let values: Vec<f64> = devices.iter().map(|(_, dev)| act_throughput(dev, rows)).collect();
-        println!("| {rows} | {} |", values.iter().map(|v| format!("{v:.0}")).collect::<Vec<_>>().join(" | "));
-        for ((d, _), v) in devices.iter().zip(&values) {
-            json.push(serde_json::json!({"kind": "act", "device": d.name(), "rows": rows, "per_s": v}).to_string());
-        }
-        std::io::stdout().flush().ok();
-    }
+    };
+    let title =
+        format!("PPO update throughput (samples/s, {EPOCHS} epochs of one minibatch of B samples; {CONFIG} networks)");
+    let sizes = |all: &[usize]| all.iter().copied().filter(|&n| n <= args.max_batch).collect::<Vec<_>>();
+    table(&title, "B", "update", "batch", &sizes(UPDATE_BATCHES), &devices, &mut json, |d, n| {
+        update_throughput(&preset, d, n)
+    });
+    println!();
+    table("Greedy acting throughput (rows/s)", "rows", "act", "rows", &sizes(ACT_ROWS), &devices, &mut json, |d, n| {
+        act_throughput(&preset, d, n)
+    });
     if let Some(path) = args.json {
         // Written aside and renamed: a reader never sees half a file.
         let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
