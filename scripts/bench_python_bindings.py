@@ -22,16 +22,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
 import time
 
-import gymnasium as gym
-import numpy as np
+# One BLAS thread: after numpy's first BLAS call its idle worker threads spin on the other core of
+# a 2-vCPU machine (measured with perf: ~3 % of the samples), which the Rust reference never pays.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import splitwise_gym
-from splitwise_gym import SplitwiseEnv, SplitwiseVectorEnv, _native
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
+
+import splitwise_gym  # noqa: E402
+from splitwise_gym import SplitwiseEnv, SplitwiseVectorEnv, _native  # noqa: E402
 
 N = 8
 

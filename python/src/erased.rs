@@ -73,8 +73,9 @@ pub trait DynVecEnv: Send {
     fn final_obs(&self, i: usize) -> Option<&[f32]>;
     /// The info scalar names (the same for every step of this env kind).
     fn info_names(&self) -> Vec<&'static str>;
-    /// Member `i`'s last info values, in [`Self::info_names`] order, into `out`.
-    fn info_values(&self, i: usize, out: &mut Vec<f64>);
+    /// Every member's last info values into `out` (names × members, one contiguous row per
+    /// name, in [`Self::info_names`] order; `out.len()` = names × members).
+    fn info_columns(&self, out: &mut [f64]);
     fn save_json(&self) -> Result<String, String>;
     fn restore_json(&mut self, text: &str) -> Result<(), String>;
 }
@@ -113,9 +114,17 @@ impl<E: Env> DynVecEnv for VecEnv<E> {
     fn info_names(&self) -> Vec<&'static str> {
         scalars(&E::Info::default()).into_iter().map(|(n, _)| n).collect()
     }
-    fn info_values(&self, i: usize, out: &mut Vec<f64>) {
-        out.clear();
-        self.infos()[i].visit_scalars(&mut |_, v| out.push(v));
+    fn info_columns(&self, out: &mut [f64]) {
+        let n = self.n_envs();
+        for (i, info) in self.infos().iter().enumerate() {
+            let mut at = i;
+            info.visit_scalars(&mut |_, v| {
+                if let Some(slot) = out.get_mut(at) {
+                    *slot = v;
+                }
+                at += n;
+            });
+        }
     }
     fn save_json(&self) -> Result<String, String> {
         serde_json::to_string(&self.save_state()).map_err(|e| e.to_string())

@@ -170,7 +170,11 @@ impl NativeEnv {
     fn step<'py>(&self, py: Python<'py>, action: PyReadonlyArray1<'py, i64>) -> PyResult<StepOut<'py>> {
         let mut s = self.lock();
         let Single { env, obs, mask, action: buf } = &mut *s;
-        indices(action.as_slice()?, env.spec(), 0, buf)?;
+        match action.as_slice() {
+            Ok(values) => indices(values, env.spec(), 0, buf)?,
+            // A strided view (`a[::2]`): its values in order.
+            Err(_) => indices(&action.as_array().iter().copied().collect::<Vec<_>>(), env.spec(), 0, buf)?,
+        }
         let t = env.step_into(buf, obs, mask).map_err(|e| env_error(&e))?;
         Ok((
             PyArray1::from_slice(py, obs),

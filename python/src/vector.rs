@@ -4,7 +4,7 @@
 
 use crate::erased::DynVecEnv;
 use crate::{ActionError, StateError, config_error, env_error_with, indices, make, spec_dict};
-use numpy::{PyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{PyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use splitwise_env::vector::Autoreset;
@@ -13,7 +13,6 @@ use std::sync::Mutex;
 struct Members {
     venv: Box<dyn DynVecEnv>,
     actions: Vec<usize>,
-    info_row: Vec<f64>,
     /// Info values, names × members (one contiguous row per name: Python zips names with rows).
     infos: Vec<f64>,
 }
@@ -58,7 +57,11 @@ fn matrix<'py, T: numpy::Element + Copy>(
     cols: usize,
 ) -> PyResult<Bound<'py, PyArray2<T>>> {
     let rows = data.len().checked_div(cols).unwrap_or(0);
-    PyArray1::from_slice(py, data).reshape([rows, cols])
+    // One array object made at its shape (from_slice then reshape makes two).
+    // SAFETY: the fresh array is written in full (rows × cols = data.len()) before Python sees it.
+    let a = unsafe { PyArray2::<T>::new(py, [rows, cols], false) };
+    unsafe { a.as_slice_mut() }?.copy_from_slice(&data[..rows * cols]);
+    Ok(a)
 }
 
 /// `data` into `array` (same length), or a fresh array shaped like it when there is no buffer.
@@ -68,7 +71,11 @@ fn fill<'py, T: numpy::Element + Copy, D: numpy::ndarray::Dimension>(
     data: &[T],
 ) -> PyResult<Bound<'py, PyArray<T, D>>> {
     let a = array.bind(py).clone();
-    a.readwrite().as_slice_mut()?.copy_from_slice(data);
+    // SAFETY: the array is this env's own buffer, which no Rust reference borrows outside this
+    // copy, and the GIL is held, so no Python code (a caller's view of the buffer) runs during
+    // it. Unchecked because numpy's borrow tracking (a shared hash map per call) cost ~0.1 µs
+    // per array, a measurable share of a step (BENCHMARKS.md, "Python bindings").
+    unsafe { a.as_slice_mut() }?.copy_from_slice(data);
     Ok(a)
 }
 
@@ -119,7 +126,7 @@ impl NativeVecEnv {
             truncated: PyArray1::zeros(py, n, false).unbind(),
             infos: PyArray2::zeros(py, [k, n], false).unbind(),
         });
-        let members = Members { venv, actions: Vec::new(), info_row: Vec::new(), infos: vec![0.0; k * n] };
+        let members = Members { venv, actions: Vec::new(), infos: vec![0.0; k * n] };
         Ok(Self { inner: Mutex::new(members), info_names, buffers })
     }
 
@@ -155,7 +162,7 @@ impl NativeVecEnv {
     }
 
     /// Steps every member with its row of `actions` (members × components).
-    fn step<'py>(&self, py: Python<'py>, actions: PyReadonlyArray2<'py, i64>) -> PyResult<VecStepOut<'py>> {
+    fn step<'py>(&self, py: Python<'py>, actions: &Bound<'py, PyArray2<i64>>) -> PyResult<VecStepOut<'py>> {
         let mut guard = self.lock();
         let m = &mut *guard;
         let (n, k) = (m.venv.n_envs(), m.venv.spec().action.n_components());
@@ -165,26 +172,24 @@ impl NativeVecEnv {
                 "actions have shape {shape:?}; this vector env needs ({n}, {k}) (members × action components)"
             )));
         }
-        match actions.as_slice() {
-            Ok(values) => indices(values, m.venv.spec(), 0, &mut m.actions)?,
-            Err(_) => {
-                let values: Vec<i64> = actions.as_array().iter().copied().collect();
-                indices(&values, m.venv.spec(), 0, &mut m.actions)?
-            }
+        if actions.is_c_contiguous() {
+            // SAFETY: read while the GIL is held (no Python code writes it meanwhile) and copied
+            // out at once; this env holds no Rust borrow of any `i64` array (its own buffers are
+            // f32, bool and f64). Unchecked for the cost of numpy's borrow tracking, as in `fill`.
+            indices(unsafe { actions.as_slice() }?, m.venv.spec(), 0, &mut m.actions)?
+        } else {
+            // Any other layout (Fortran order, strided views) in logical row-major order; a
+            // Fortran-ordered array is contiguous too, so `as_slice` alone would read it by columns.
+            let values: Vec<i64> = actions.readonly().as_array().iter().copied().collect();
+            indices(&values, m.venv.spec(), 0, &mut m.actions)?
         }
         let (venv, acts) = (&mut m.venv, &m.actions);
         py.detach(|| venv.step(acts))
             .map_err(|e| env_error_with(&e.error, format!("vector env member {}: {}", e.env_index, e.error)))?;
         let spec = m.venv.spec();
         let (d, mk) = (spec.observation.dim(), spec.action.mask_len());
-        let mut finished = false;
-        for i in 0..n {
-            m.venv.info_values(i, &mut m.info_row);
-            for (j, v) in m.info_row.iter().enumerate() {
-                m.infos[j * n + i] = *v;
-            }
-            finished |= m.venv.final_obs(i).is_some();
-        }
+        m.venv.info_columns(&mut m.infos);
+        let finished = (0..n).any(|i| m.venv.final_obs(i).is_some());
         let (final_obs, has_final) = if finished {
             let mut final_obs = vec![0.0f32; n * d];
             let mut has_final = vec![false; n];

@@ -134,3 +134,36 @@ def test_the_vector_dict_observation_follows_rllibs_convention():
     np.testing.assert_array_equal(obs["action_mask"] > 0.5, venv.unwrapped.action_masks())
     obs, *_ = venv.step(venv.unwrapped.action_masks().argmax(axis=1))
     assert obs["action_mask"].dtype == np.float32 and obs in venv.observation_space
+
+
+def test_every_info_column_and_strided_actions_match_the_single_envs():
+    # The native step writes the info columns (names × members) straight from each member's step
+    # info and reads actions from any memory layout: check both against single envs stepped by hand.
+    n, seed = 3, 9
+    venv = SplitwiseVectorEnv("jetson-llama7b-lte", num_envs=n, mode="hierarchical", infeasible="repair")
+    singles = [SplitwiseEnv("jetson-llama7b-lte", mode="hierarchical", infeasible="repair") for _ in range(n)]
+    venv.reset(seed=seed)
+    for i, s in enumerate(singles):
+        s.reset(seed=splitwise_gym.derive_seed(seed, i))
+    rng = np.random.default_rng(5)
+    nvec = venv.single_action_space.nvec
+    for t in range(15):
+        contiguous = (rng.random((n, len(nvec))) * nvec).astype(np.int64)
+        # Fortran order on even steps, a strided view of a wider array on odd ones.
+        if t % 2 == 0:
+            actions = np.asfortranarray(contiguous)
+        else:
+            wide = np.zeros((n, 2 * len(nvec)), dtype=np.int64)
+            wide[:, ::2] = contiguous
+            actions = wide[:, ::2]
+        assert not actions.flags.c_contiguous
+        obs, rewards, _, _, info = venv.step(actions)
+        for i, s in enumerate(singles):
+            # The single env too, from a strided view (every other value of a wider row).
+            row = np.zeros(2 * len(nvec), dtype=np.int64)
+            row[::2] = contiguous[i]
+            o, r, _, _, si = s.step(row[::2])
+            np.testing.assert_array_equal(obs[i], o)
+            assert rewards[i] == r
+            for name in venv._info_names:
+                assert info[name][i] == si[name], (t, i, name)
