@@ -403,3 +403,41 @@ fn the_subway_scenario_stalls_the_cloud_in_tunnels_and_leaves_headroom_over_the_
     let headroom = (dpp("edge-only") - dpp("clairvoyant")) / dpp("edge-only");
     assert!(headroom > 0.15, "headroom {headroom}");
 }
+
+#[test]
+fn the_intercity_train_scenario_leaves_adaptation_more_than_the_30_percent_bar() {
+    // configs/intercity-train-phone.toml (docs/scenario-sources.md §1b): ~43 % of the trip in
+    // minutes-long coverage gaps. Cloud-bound requests that meet a gap stall, so the best static
+    // plan is the phone alone; the clairvoyant bound uses the cloud while covered. Measured: 58 %
+    // on these 2 episodes (seed 0), 56.5 % on 40 and 51.6 % on RESULTS.md's 10; the bar for an
+    // adaptation scenario is 30 % (issue 10).
+    let dir = tempfile::tempdir().unwrap();
+    ok(splitwise(
+        dir.path(),
+        &[
+            "eval",
+            "--config",
+            repo("configs/intercity-train-phone.toml").to_str().unwrap(),
+            "--policies",
+            "cloud-only,edge-only",
+            "--episodes",
+            "2",
+            "--seed",
+            "0",
+            "--out",
+            "out",
+        ],
+    ));
+    let m = json(&dir.path().join("out/metrics.json"));
+    let sc = &m["scenarios"][0];
+    let dpp = |label: &str| {
+        sc["rows"].as_array().unwrap().iter().find(|r| r["label"] == label).unwrap()["metrics"]["drift_plus_penalty"]
+            ["mean"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(sc["headroom"]["best_static"], "edge-only");
+    assert!(dpp("cloud-only") > 3.0 * dpp("edge-only"), "{} vs {}", dpp("cloud-only"), dpp("edge-only"));
+    let headroom = (dpp("edge-only") - dpp("clairvoyant")) / dpp("edge-only");
+    assert!(headroom > 0.3, "headroom {headroom}");
+}
