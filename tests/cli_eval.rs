@@ -361,46 +361,54 @@ fn cloud_only_under_a_privacy_floor_is_explained_on_stdout_and_in_the_report() {
     assert!(md.contains("- note: cloud-only on pi5-gpt2xl-wifi is a split at the privacy floor"), "{md}");
 }
 
+/// `splitwise eval` of cloud-only and edge-only (the headroom rows come with them) on a shipped
+/// scenario, 2 episodes, seed 0: the scenario's metrics.json entry and the time-averaged Δ + V·p
+/// and mean latency of a row by label.
+struct TwoEpisodes {
+    scenario: serde_json::Value,
+}
+
+impl TwoEpisodes {
+    fn run(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = repo(config);
+        let args = ["eval", "--config", config.to_str().unwrap(), "--policies", "cloud-only,edge-only"];
+        ok(splitwise(dir.path(), &[&args[..], &["--episodes", "2", "--seed", "0", "--out", "out"]].concat()));
+        let m = json(&dir.path().join("out/metrics.json"));
+        Self { scenario: m["scenarios"][0].clone() }
+    }
+
+    fn mean(&self, label: &str, key: &str) -> f64 {
+        let rows = self.scenario["rows"].as_array().unwrap();
+        let row = rows.iter().find(|r| r["label"] == label).unwrap_or_else(|| panic!("no row {label}"));
+        row["metrics"][key]["mean"].as_f64().unwrap()
+    }
+
+    fn dpp(&self, label: &str) -> f64 {
+        self.mean(label, "drift_plus_penalty")
+    }
+
+    fn latency(&self, label: &str) -> f64 {
+        self.mean(label, "latency_mean_s")
+    }
+
+    /// (best static − clairvoyant)/best static on Δ + V·p, with edge-only the best static plan.
+    fn headroom_over_edge_only(&self) -> f64 {
+        assert_eq!(self.scenario["headroom"]["best_static"], "edge-only");
+        (self.dpp("edge-only") - self.dpp("clairvoyant")) / self.dpp("edge-only")
+    }
+}
+
 #[test]
 fn the_subway_scenario_stalls_the_cloud_in_tunnels_and_leaves_headroom_over_the_phone_alone() {
     // configs/subway-commute-phone.toml (docs/scenario-sources.md §1a): service only in stations.
     // Cloud-bound requests that meet a tunnel stall under TCP backoff, so the best static plan is
     // the phone alone; the clairvoyant bound sends requests to the cloud when the train dwells
     // long enough, a real gap (24 % on 2 episodes, seed 0; 27 % on RESULTS.md's 10).
-    let dir = tempfile::tempdir().unwrap();
-    ok(splitwise(
-        dir.path(),
-        &[
-            "eval",
-            "--config",
-            repo("configs/subway-commute-phone.toml").to_str().unwrap(),
-            "--policies",
-            "cloud-only,edge-only",
-            "--episodes",
-            "2",
-            "--seed",
-            "0",
-            "--out",
-            "out",
-        ],
-    ));
-    let m = json(&dir.path().join("out/metrics.json"));
-    let sc = &m["scenarios"][0];
-    let metric = |label: &str, key: &str| {
-        sc["rows"].as_array().unwrap().iter().find(|r| r["label"] == label).unwrap()["metrics"][key]["mean"]
-            .as_f64()
-            .unwrap()
-    };
-    let latency = |label: &str| metric(label, "latency_mean_s");
-    let dpp = |label: &str| metric(label, "drift_plus_penalty");
-    assert!(
-        latency("cloud-only") > 5.0 * latency("edge-only"),
-        "{} vs {}",
-        latency("cloud-only"),
-        latency("edge-only")
-    );
-    assert_eq!(sc["headroom"]["best_static"], "edge-only");
-    let headroom = (dpp("edge-only") - dpp("clairvoyant")) / dpp("edge-only");
+    let e = TwoEpisodes::run("configs/subway-commute-phone.toml");
+    let (cloud, edge) = (e.latency("cloud-only"), e.latency("edge-only"));
+    assert!(cloud > 5.0 * edge, "{cloud} vs {edge}");
+    let headroom = e.headroom_over_edge_only();
     assert!(headroom > 0.15, "headroom {headroom}");
 }
 
@@ -411,33 +419,9 @@ fn the_intercity_train_scenario_leaves_adaptation_more_than_the_30_percent_bar()
     // plan is the phone alone; the clairvoyant bound uses the cloud while covered. Measured: 58 %
     // on these 2 episodes (seed 0), 56.5 % on 40 and 51.6 % on RESULTS.md's 10; the bar for an
     // adaptation scenario is 30 % (issue 10).
-    let dir = tempfile::tempdir().unwrap();
-    ok(splitwise(
-        dir.path(),
-        &[
-            "eval",
-            "--config",
-            repo("configs/intercity-train-phone.toml").to_str().unwrap(),
-            "--policies",
-            "cloud-only,edge-only",
-            "--episodes",
-            "2",
-            "--seed",
-            "0",
-            "--out",
-            "out",
-        ],
-    ));
-    let m = json(&dir.path().join("out/metrics.json"));
-    let sc = &m["scenarios"][0];
-    let dpp = |label: &str| {
-        sc["rows"].as_array().unwrap().iter().find(|r| r["label"] == label).unwrap()["metrics"]["drift_plus_penalty"]
-            ["mean"]
-            .as_f64()
-            .unwrap()
-    };
-    assert_eq!(sc["headroom"]["best_static"], "edge-only");
-    assert!(dpp("cloud-only") > 3.0 * dpp("edge-only"), "{} vs {}", dpp("cloud-only"), dpp("edge-only"));
-    let headroom = (dpp("edge-only") - dpp("clairvoyant")) / dpp("edge-only");
+    let e = TwoEpisodes::run("configs/intercity-train-phone.toml");
+    let (cloud, edge) = (e.dpp("cloud-only"), e.dpp("edge-only"));
+    assert!(cloud > 3.0 * edge, "{cloud} vs {edge}");
+    let headroom = e.headroom_over_edge_only();
     assert!(headroom > 0.3, "headroom {headroom}");
 }
