@@ -71,9 +71,10 @@ fn fill<'py, T: numpy::Element + Copy, D: numpy::ndarray::Dimension>(
     data: &[T],
 ) -> PyResult<Bound<'py, PyArray<T, D>>> {
     let a = array.bind(py).clone();
-    // SAFETY: the array is this env's own buffer, which no Rust reference borrows outside this
-    // copy, and the GIL is held, so no Python code (a caller's view of the buffer) runs during
-    // it. Unchecked because numpy's borrow tracking (a shared hash map per call) cost ~0.1 µs
+    // SAFETY: the array is this env's own buffer, which no Rust reference of this module borrows
+    // outside this copy, and the GIL is held, so no Python code (a caller's view of the buffer)
+    // runs during it. (What the unchecked write gives up: another Rust extension that holds a
+    // numpy-crate borrow of this buffer while calling into this env would not be refused.) Unchecked because numpy's borrow tracking (a shared hash map per call) cost ~0.1 µs
     // per array, a measurable share of a step (BENCHMARKS.md, "Python bindings").
     unsafe { a.as_slice_mut() }?.copy_from_slice(data);
     Ok(a)
