@@ -9,6 +9,9 @@
 #   SCENARIOS=jetson-llama7b-lte SEEDS="0" scripts/experiment.sh   # one scenario, one seed
 #   STEPS=1000000 SCENARIOS=jetson-llama7b-lte OUT=runs/exp-1m RESULTS=runs/exp-1m/results \
 #     FIGURES=runs/exp-1m/figures scripts/experiment.sh          # a larger budget, kept aside
+#   AGENTS=ppo PPO_CONFIG=configs/ppo-subway-layer-split.toml OUT=runs/exp-rawobs \
+#     RESULTS=runs/exp-rawobs/RESULTS.md FIGURES=runs/exp-rawobs/figures scripts/experiment.sh
+#                                                # flat PPO only, another config's agent, kept aside
 #
 # Finished runs and evaluations under $OUT are reused: rerunning after an interruption continues.
 # Needs only the release binary (built here) and python3 (standard library).
@@ -21,11 +24,12 @@ STEPS="${STEPS:-0}"
 OUT="${OUT:-runs/experiment}"
 RESULTS="${RESULTS:-"RESULTS.md"}"   # the file the learned-policies section goes into
 FIGURES="${FIGURES:-docs/figures/experiment}"
-SCENARIOS="${SCENARIOS:-jetson-llama7b-lte control-healthy vehicle-dead-spots subway-commute-phone phone-api-overload shared-cloud-ttft privacy-floor-heads pi5-gpt2xl-wifi s23-llama13b-5g-fading}"
+SCENARIOS="${SCENARIOS:-jetson-llama7b-lte control-healthy vehicle-dead-spots subway-commute-phone intercity-train-phone phone-api-overload shared-cloud-ttft privacy-floor-heads pi5-gpt2xl-wifi s23-llama13b-5g-fading}"
 
 cargo build --release --locked --quiet
 BIN="${CARGO_TARGET_DIR:-target}/release/splitwise"
 python3 scripts/experiment.py --binary "$BIN" --out "$OUT" --seeds "$SEEDS" --jobs "$JOBS" \
   --episodes "$EPISODES" --steps "$STEPS" --results "$RESULTS" --figures "$FIGURES" \
-  --mbrl-scenarios "${MBRL_SCENARIOS:-$SCENARIOS}" \
+  --mbrl-scenarios "${MBRL_SCENARIOS:-$SCENARIOS}" --agents "${AGENTS:-ppo hppo mbrl}" \
+  ${PPO_CONFIG:+--agent-config "ppo=$PPO_CONFIG"} \
   --command "scripts/experiment.sh (SEEDS=\"$SEEDS\" EPISODES=$EPISODES STEPS=$STEPS)" $SCENARIOS
