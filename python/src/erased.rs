@@ -116,6 +116,7 @@ impl<E: Env> DynVecEnv for VecEnv<E> {
     }
     fn info_columns(&self, out: &mut [f64]) {
         let n = self.n_envs();
+        debug_assert_eq!(out.len(), n * self.info_names().len(), "info buffer: names × members");
         for (i, info) in self.infos().iter().enumerate() {
             let mut at = i;
             info.visit_scalars(&mut |_, v| {

@@ -228,7 +228,10 @@ fn derive_seed(seed: u64, index: u64) -> u64 {
     splitwise_env::rng::derive_seed(seed, index)
 }
 
-#[pymodule]
+// The vector env reads and writes NumPy buffers without numpy's borrow tracking, relying on the
+// GIL (python/src/vector.rs): on a free-threaded build the interpreter keeps the GIL enabled for
+// this module.
+#[pymodule(gil_used = true)]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<NativeEnv>()?;

@@ -4,8 +4,9 @@
 
 use crate::erased::DynVecEnv;
 use crate::{ActionError, StateError, config_error, env_error_with, indices, make, spec_dict};
-use numpy::{PyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{PyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods, ToPyArray};
 use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
 use pyo3::types::PyDict;
 use splitwise_env::vector::Autoreset;
 use std::sync::Mutex;
@@ -46,8 +47,11 @@ impl NativeVecEnv {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Members> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    /// The members, waiting detached from the interpreter if another thread holds them: that
+    /// thread released the GIL inside `step` or `reset` and needs it back to finish, so waiting
+    /// attached would deadlock.
+    fn lock(&self, py: Python<'_>) -> std::sync::MutexGuard<'_, Members> {
+        self.inner.lock_py_attached(py).unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -57,11 +61,12 @@ fn matrix<'py, T: numpy::Element + Copy>(
     cols: usize,
 ) -> PyResult<Bound<'py, PyArray2<T>>> {
     let rows = data.len().checked_div(cols).unwrap_or(0);
-    // One array object made at its shape (from_slice then reshape makes two).
-    // SAFETY: the fresh array is written in full (rows × cols = data.len()) before Python sees it.
-    let a = unsafe { PyArray2::<T>::new(py, [rows, cols], false) };
-    unsafe { a.as_slice_mut() }?.copy_from_slice(&data[..rows * cols]);
-    Ok(a)
+    // One array object made at its shape and filled by one copy (from_slice then reshape makes
+    // two objects).
+    let view = numpy::ndarray::ArrayView2::from_shape((rows, cols), data).map_err(|e| {
+        pyo3::exceptions::PyValueError::new_err(format!("{} values do not form rows of {cols}: {e}", data.len()))
+    })?;
+    Ok(view.to_pyarray(py))
 }
 
 /// `data` into `array` (same length), or a fresh array shaped like it when there is no buffer.
@@ -71,11 +76,16 @@ fn fill<'py, T: numpy::Element + Copy, D: numpy::ndarray::Dimension>(
     data: &[T],
 ) -> PyResult<Bound<'py, PyArray<T, D>>> {
     let a = array.bind(py).clone();
-    // SAFETY: the array is this env's own buffer, which no Rust reference of this module borrows
-    // outside this copy, and the GIL is held, so no Python code (a caller's view of the buffer)
-    // runs during it. (What the unchecked write gives up: another Rust extension that holds a
-    // numpy-crate borrow of this buffer while calling into this env would not be refused.) Unchecked because numpy's borrow tracking (a shared hash map per call) cost ~0.1 µs
-    // per array, a measurable share of a step (BENCHMARKS.md, "Python bindings").
+    // SAFETY: the array is this env's own buffer. No Rust reference to it lives outside this
+    // copy (the action slice read in `step` is dropped before any `fill`, even when a caller
+    // passes a view of this buffer as actions), and the module declares that it needs the GIL
+    // (`gil_used = true` in lib.rs), which is held here, so no Python thread touches the buffer
+    // during the copy. What the unchecked write gives up: numpy's cross-extension borrow
+    // tracking (another Rust extension holding a borrow of this buffer while calling into this
+    // env would not be refused) and the `writeable` flag (a caller who clears it on a returned
+    // buffer still sees it rewritten by the next step, as documented for `copy=False`).
+    // Unchecked because the tracking (a shared hash map per access) measured ~0.1 µs per array
+    // (BENCHMARKS.md, "Python bindings").
     unsafe { a.as_slice_mut() }?.copy_from_slice(data);
     Ok(a)
 }
@@ -132,12 +142,12 @@ impl NativeVecEnv {
     }
 
     fn spec<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        spec_dict(py, self.lock().venv.spec())
+        spec_dict(py, self.lock(py).venv.spec())
     }
 
     #[getter]
-    fn num_envs(&self) -> usize {
-        self.lock().venv.n_envs()
+    fn num_envs(&self, py: Python<'_>) -> usize {
+        self.lock(py).venv.n_envs()
     }
 
     /// The names of the info rows `step` returns, in order.
@@ -150,7 +160,7 @@ impl NativeVecEnv {
     /// every member's own episode stream.
     #[pyo3(signature = (seed=None))]
     fn reset<'py>(&self, py: Python<'py>, seed: Option<u64>) -> PyResult<VecResetOut<'py>> {
-        let mut m = self.lock();
+        let mut m = self.lock(py);
         let venv = &mut m.venv;
         py.detach(|| venv.reset(seed));
         self.current(py, &m)
@@ -158,13 +168,13 @@ impl NativeVecEnv {
 
     /// The current observations and masks (after `set_state`, say).
     fn observations<'py>(&self, py: Python<'py>) -> PyResult<VecResetOut<'py>> {
-        let m = self.lock();
+        let m = self.lock(py);
         self.current(py, &m)
     }
 
     /// Steps every member with its row of `actions` (members × components).
     fn step<'py>(&self, py: Python<'py>, actions: &Bound<'py, PyArray2<i64>>) -> PyResult<VecStepOut<'py>> {
-        let mut guard = self.lock();
+        let mut guard = self.lock(py);
         let m = &mut *guard;
         let (n, k) = (m.venv.n_envs(), m.venv.spec().action.n_components());
         let shape = actions.shape();
@@ -173,16 +183,20 @@ impl NativeVecEnv {
                 "actions have shape {shape:?}; this vector env needs ({n}, {k}) (members × action components)"
             )));
         }
-        if actions.is_c_contiguous() {
-            // SAFETY: read while the GIL is held (no Python code writes it meanwhile) and copied
-            // out at once; this env holds no Rust borrow of any `i64` array (its own buffers are
-            // f32, bool and f64). Unchecked for the cost of numpy's borrow tracking, as in `fill`.
-            indices(unsafe { actions.as_slice() }?, m.venv.spec(), 0, &mut m.actions)?
-        } else {
-            // Any other layout (Fortran order, strided views) in logical row-major order; a
-            // Fortran-ordered array is contiguous too, so `as_slice` alone would read it by columns.
-            let values: Vec<i64> = actions.readonly().as_array().iter().copied().collect();
-            indices(&values, m.venv.spec(), 0, &mut m.actions)?
+        // SAFETY: read with the GIL held (the module needs it: `gil_used = true`), so no Python
+        // thread writes the array meanwhile, and the slice is dropped when `indices` returns,
+        // before this env writes any of its own buffers (a caller may pass a view of one of them).
+        // Unchecked for the cost of numpy's borrow tracking, as in `fill`.
+        let contiguous = if actions.is_c_contiguous() { unsafe { actions.as_slice() }.ok() } else { None };
+        match contiguous {
+            Some(values) => indices(values, m.venv.spec(), 0, &mut m.actions)?,
+            None => {
+                // Any other layout (Fortran order, strided or misaligned views) in logical
+                // row-major order; a Fortran-ordered array is contiguous too, so `as_slice` alone
+                // would read it by columns.
+                let values: Vec<i64> = actions.try_readonly()?.as_array().iter().copied().collect();
+                indices(&values, m.venv.spec(), 0, &mut m.actions)?
+            }
         }
         let (venv, acts) = (&mut m.venv, &m.actions);
         py.detach(|| venv.step(acts))
@@ -229,11 +243,11 @@ impl NativeVecEnv {
         })
     }
 
-    fn get_state(&self) -> PyResult<String> {
-        self.lock().venv.save_json().map_err(StateError::new_err)
+    fn get_state(&self, py: Python<'_>) -> PyResult<String> {
+        self.lock(py).venv.save_json().map_err(StateError::new_err)
     }
 
-    fn set_state(&self, state: &str) -> PyResult<()> {
-        self.lock().venv.restore_json(state).map_err(StateError::new_err)
+    fn set_state(&self, py: Python<'_>, state: &str) -> PyResult<()> {
+        self.lock(py).venv.restore_json(state).map_err(StateError::new_err)
     }
 }

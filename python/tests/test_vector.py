@@ -2,6 +2,7 @@
 
 import gymnasium as gym
 import numpy as np
+import pytest
 from gymnasium.vector import AutoresetMode
 
 import splitwise_gym
@@ -136,11 +137,13 @@ def test_the_vector_dict_observation_follows_rllibs_convention():
     assert obs["action_mask"].dtype == np.float32 and obs in venv.observation_space
 
 
-def test_every_info_column_and_strided_actions_match_the_single_envs():
+@pytest.mark.parametrize("copy", [True, False])
+def test_every_info_column_and_strided_actions_match_the_single_envs(copy):
     # The native step writes the info columns (names × members) straight from each member's step
-    # info and reads actions from any memory layout: check both against single envs stepped by hand.
+    # info and reads actions from any memory layout: check both against single envs stepped by hand,
+    # with fresh arrays and with the reused buffers of copy=False.
     n, seed = 3, 9
-    venv = SplitwiseVectorEnv("jetson-llama7b-lte", num_envs=n, mode="hierarchical", infeasible="repair")
+    venv = SplitwiseVectorEnv("jetson-llama7b-lte", num_envs=n, mode="hierarchical", infeasible="repair", copy=copy)
     singles = [SplitwiseEnv("jetson-llama7b-lte", mode="hierarchical", infeasible="repair") for _ in range(n)]
     venv.reset(seed=seed)
     for i, s in enumerate(singles):
@@ -167,3 +170,24 @@ def test_every_info_column_and_strided_actions_match_the_single_envs():
             assert rewards[i] == r
             for name in venv._info_names:
                 assert info[name][i] == si[name], (t, i, name)
+
+
+def test_a_view_of_the_envs_own_buffer_is_accepted_as_actions():
+    # copy=False returns the env's own buffers. A view of one of them passed back as the actions
+    # (here the info buffer's "dropped" row reinterpreted as int64: 0.0 is the bit pattern of 0,
+    # split 0) must be read before the step rewrites that buffer: same results as a copy.
+    n = 3
+    a = SplitwiseVectorEnv("jetson-llama7b-lte", num_envs=n, mode="layer-split", copy=False)
+    b = SplitwiseVectorEnv("jetson-llama7b-lte", num_envs=n, mode="layer-split")
+    a.reset(seed=3)
+    b.reset(seed=3)
+    _, _, _, _, info = a.step(np.zeros((n, 1), dtype=np.int64))
+    b.step(np.zeros((n, 1), dtype=np.int64))
+    for _ in range(10):
+        view = info["dropped"].view(np.int64).reshape(n, 1)
+        assert np.shares_memory(view, info["dropped"]) and view.flags.c_contiguous
+        if view.any():
+            break  # a request was dropped: its bits are not a valid split
+        _, ra, _, _, info = a.step(view)
+        _, rb, _, _, _ = b.step(np.zeros((n, 1), dtype=np.int64))
+        np.testing.assert_array_equal(ra, rb)
