@@ -10,7 +10,7 @@
 #   STEPS=1000000 SCENARIOS=jetson-llama7b-lte OUT=runs/exp-1m RESULTS=runs/exp-1m/results \
 #     FIGURES=runs/exp-1m/figures scripts/experiment.sh          # a larger budget, kept aside
 #   AGENTS=ppo PPO_CONFIG=configs/ppo-subway-layer-split.toml OUT=runs/exp-rawobs \
-#     RESULTS=runs/exp-rawobs/RESULTS.md FIGURES=runs/exp-rawobs/figures scripts/experiment.sh
+#     RESULTS=runs/exp-rawobs/results FIGURES=runs/exp-rawobs/figures scripts/experiment.sh
 #                                                # flat PPO only, another config's agent, kept aside
 #
 # Finished runs and evaluations under $OUT are reused: rerunning after an interruption continues.
