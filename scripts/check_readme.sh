@@ -7,6 +7,9 @@
 #   scripts/check_readme.sh                 # everything, in a temporary folder
 #   KEEP=1 scripts/check_readme.sh          # keep the clone (its path is printed)
 #   CARGO_TARGET_DIR=... scripts/check_readme.sh   # reuse compiled dependencies (not "fresh")
+#     (then the workspace's test binaries in that folder embed the deleted clone's path: run
+#     `cargo clean --release -p splitwise -p splitwise-env -p splitwise-agents -p splitwise-eval`
+#     with the same CARGO_TARGET_DIR before testing this checkout with it)
 #
 # `tensorboard` (a server) and commands whose program is not installed are reported and
 # skipped; anything else that fails stops the script with its output.
