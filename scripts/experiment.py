@@ -502,7 +502,7 @@ def record_wall(out, seconds, did_work):
         if os.path.exists(wall):
             seconds += json.load(open(wall))["seconds"]
         with open(wall + ".tmp", "w") as f:
-            json.dump({"seconds": seconds, "config_sha256": digest}, f)
+            json.dump({"seconds": seconds}, f)
         os.replace(wall + ".tmp", wall)
     return json.load(open(wall))["seconds"]
 

@@ -32,6 +32,6 @@ cargo build --release --locked --quiet
 BIN="${CARGO_TARGET_DIR:-target}/release/splitwise"
 python3 scripts/experiment.py --binary "$BIN" --out "$OUT" --seeds "$SEEDS" --jobs "$JOBS" \
   --episodes "$EPISODES" --steps "$STEPS" --results "$RESULTS" --figures "$FIGURES" \
-  --mbrl-scenarios "${MBRL_SCENARIOS:-$SCENARIOS}" --agents "${AGENTS:-ppo hppo mbrl}" \
+  --mbrl-scenarios "${MBRL_SCENARIOS:-$SCENARIOS}" ${AGENTS:+--agents "$AGENTS"} \
   ${PPO_CONFIG:+--agent-config "ppo=$PPO_CONFIG"} \
   --command "scripts/experiment.sh (SEEDS=\"$SEEDS\" EPISODES=$EPISODES STEPS=$STEPS${AGENTS:+ AGENTS=\"$AGENTS\"}${PPO_CONFIG:+ PPO_CONFIG=$PPO_CONFIG})" $SCENARIOS
