@@ -17,7 +17,7 @@ mod make;
 mod vector;
 
 use erased::{DynEnv, Scalars};
-use numpy::{PyArray1, PyReadonlyArray1};
+use numpy::{PyArray1, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -82,6 +82,26 @@ pub(crate) fn indices(values: &[i64], spec: &EnvSpec, offset: usize, out: &mut V
         out.push(index);
     }
     Ok(())
+}
+
+/// The `i64` action values of an array of any layout (a single env's action, a vector env's
+/// members × components) as indices, in logical row-major order.
+pub(crate) fn action_indices<D: numpy::ndarray::Dimension>(
+    actions: &Bound<'_, numpy::PyArray<i64, D>>,
+    spec: &EnvSpec,
+    out: &mut Vec<usize>,
+) -> PyResult<()> {
+    // SAFETY: read with the GIL held (the module needs it: `gil_used = true`), so no Python
+    // thread writes the array meanwhile, and the slice is dropped when `indices` returns, before
+    // an env writes any of its own buffers (a caller may pass a view of one of them). Unchecked
+    // for the cost of numpy's borrow tracking (BENCHMARKS.md, "Python bindings").
+    let contiguous = if actions.is_c_contiguous() { unsafe { actions.as_slice() }.ok() } else { None };
+    match contiguous {
+        Some(values) => indices(values, spec, 0, out),
+        // Any other layout (Fortran order, strided or misaligned views): a Fortran-ordered array
+        // is contiguous too, so `as_slice` alone would read it by columns.
+        None => indices(&actions.try_readonly()?.as_array().iter().copied().collect::<Vec<_>>(), spec, 0, out),
+    }
 }
 
 /// The static description of an environment as a dict (the Python side builds spaces from it).
@@ -167,14 +187,10 @@ impl NativeEnv {
 
     /// `(obs, mask, reward, terminated, truncated, info)` for one action (one value per
     /// component).
-    fn step<'py>(&self, py: Python<'py>, action: PyReadonlyArray1<'py, i64>) -> PyResult<StepOut<'py>> {
+    fn step<'py>(&self, py: Python<'py>, action: &Bound<'py, PyArray1<i64>>) -> PyResult<StepOut<'py>> {
         let mut s = self.lock();
         let Single { env, obs, mask, action: buf } = &mut *s;
-        match action.as_slice() {
-            Ok(values) => indices(values, env.spec(), 0, buf)?,
-            // A strided view (`a[::2]`): its values in order.
-            Err(_) => indices(&action.as_array().iter().copied().collect::<Vec<_>>(), env.spec(), 0, buf)?,
-        }
+        action_indices(action, env.spec(), buf)?;
         let t = env.step_into(buf, obs, mask).map_err(|e| env_error(&e))?;
         Ok((
             PyArray1::from_slice(py, obs),

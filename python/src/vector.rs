@@ -3,7 +3,7 @@
 //! `SplitwiseVectorEnv` turns them into Gymnasium's `VectorEnv` step tuple and info dict.
 
 use crate::erased::DynVecEnv;
-use crate::{ActionError, StateError, config_error, env_error_with, indices, make, spec_dict};
+use crate::{ActionError, StateError, action_indices, config_error, env_error_with, make, spec_dict};
 use numpy::{PyArray, PyArray1, PyArray2, PyArrayMethods, PyUntypedArrayMethods, ToPyArray};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
@@ -77,7 +77,7 @@ fn fill<'py, T: numpy::Element + Copy, D: numpy::ndarray::Dimension>(
 ) -> PyResult<Bound<'py, PyArray<T, D>>> {
     let a = array.bind(py).clone();
     // SAFETY: the array is this env's own buffer. No Rust reference to it lives outside this
-    // copy (the action slice read in `step` is dropped before any `fill`, even when a caller
+    // copy (the action slice `action_indices` reads is dropped before any `fill`, even when a caller
     // passes a view of this buffer as actions), and the module declares that it needs the GIL
     // (`gil_used = true` in lib.rs), which is held here, so no Python thread touches the buffer
     // during the copy. What the unchecked write gives up: numpy's cross-extension borrow
@@ -183,21 +183,7 @@ impl NativeVecEnv {
                 "actions have shape {shape:?}; this vector env needs ({n}, {k}) (members × action components)"
             )));
         }
-        // SAFETY: read with the GIL held (the module needs it: `gil_used = true`), so no Python
-        // thread writes the array meanwhile, and the slice is dropped when `indices` returns,
-        // before this env writes any of its own buffers (a caller may pass a view of one of them).
-        // Unchecked for the cost of numpy's borrow tracking, as in `fill`.
-        let contiguous = if actions.is_c_contiguous() { unsafe { actions.as_slice() }.ok() } else { None };
-        match contiguous {
-            Some(values) => indices(values, m.venv.spec(), 0, &mut m.actions)?,
-            None => {
-                // Any other layout (Fortran order, strided or misaligned views) in logical
-                // row-major order; a Fortran-ordered array is contiguous too, so `as_slice` alone
-                // would read it by columns.
-                let values: Vec<i64> = actions.try_readonly()?.as_array().iter().copied().collect();
-                indices(&values, m.venv.spec(), 0, &mut m.actions)?
-            }
-        }
+        action_indices(actions, m.venv.spec(), &mut m.actions)?;
         let (venv, acts) = (&mut m.venv, &m.actions);
         py.detach(|| venv.step(acts))
             .map_err(|e| env_error_with(&e.error, format!("vector env member {}: {}", e.env_index, e.error)))?;
