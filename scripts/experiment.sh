@@ -24,9 +24,7 @@ STEPS="${STEPS:-0}"
 OUT="${OUT:-runs/experiment}"
 RESULTS="${RESULTS:-"RESULTS.md"}"   # the file the learned-policies section goes into
 FIGURES="${FIGURES:-docs/figures/experiment}"
-# The default list is the one RESULTS.md's section was produced with; intercity-train-phone was
-# added later and its rows come from a run kept aside (docs/agents.md, "The intercity train").
-SCENARIOS="${SCENARIOS:-jetson-llama7b-lte control-healthy vehicle-dead-spots subway-commute-phone phone-api-overload shared-cloud-ttft privacy-floor-heads pi5-gpt2xl-wifi s23-llama13b-5g-fading}"
+SCENARIOS="${SCENARIOS:-jetson-llama7b-lte control-healthy vehicle-dead-spots subway-commute-phone intercity-train-phone phone-api-overload shared-cloud-ttft privacy-floor-heads pi5-gpt2xl-wifi s23-llama13b-5g-fading}"
 
 cargo build --release --locked --quiet
 BIN="${CARGO_TARGET_DIR:-target}/release/splitwise"
