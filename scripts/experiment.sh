@@ -5,7 +5,7 @@
 # clairvoyant bound; writes the "Learned policies" section of RESULTS.md
 # and its training curves (docs/figures/experiment/*.svg).
 #
-#   scripts/experiment.sh                          # everything (≈ 2 h on 2 cores; see RESULTS.md)
+#   scripts/experiment.sh                          # everything (≈ 1 h on 2 cores; see RESULTS.md)
 #   SCENARIOS=jetson-llama7b-lte SEEDS="0" scripts/experiment.sh   # one scenario, one seed
 #   STEPS=1000000 SCENARIOS=jetson-llama7b-lte OUT=runs/exp-1m RESULTS=runs/exp-1m/results \
 #     FIGURES=runs/exp-1m/figures scripts/experiment.sh          # a larger budget, kept aside
