@@ -336,6 +336,19 @@ def stat(rows, label, key):
     return rows[label]["metrics"][key]["mean"] if label in rows else float("nan")
 
 
+# Below this headroom (as a fraction of the best static plan's Δ + V·p) a capture is noise.
+MIN_HEADROOM = 0.05
+
+
+def headroom_of(sc, rows):
+    """The eval's best static plan and bound: (their labels, their Δ + V·p, the headroom fraction)."""
+    h = sc.get("headroom") or {}
+    s_label, c_label = h.get("best_static"), h.get("clairvoyant")
+    s, c = dpp(rows, s_label), dpp(rows, c_label)
+    fraction = (s - c) / abs(s) if math.isfinite(s) and s else float("nan")
+    return s_label, c_label, s, c, fraction
+
+
 def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, figures_dir):
     names = {"ppo": "flat PPO", "hppo": "H-PPO", "mbrl": "model-based RL"}
     agents = [names[a] for a in AGENTS if a in RUN_AGENTS]
@@ -366,15 +379,13 @@ def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, fig
                 lines.append(f"| `{scenario}` | {agent} | missing | | | | | | | | | | | | |")
                 continue
             sc, rows = load_eval(dest)
-            h = sc.get("headroom") or {}
-            s_label, c_label, k_label = h.get("best_static"), h.get("clairvoyant"), h.get("best_causal")
-            s, c = dpp(rows, s_label), dpp(rows, c_label)
+            s_label, c_label, s, c, headroom = headroom_of(sc, rows)
+            k_label = (sc.get("headroom") or {}).get("best_causal")
             k = dpp(rows, k_label) if k_label else float("nan")
             labels = [f"{agent}-s{x}" for x in seeds]
             per = [dpp(rows, lb) for lb in labels]
             m = mean(per)
-            headroom = (s - c) / abs(s) if math.isfinite(s) and s else float("nan")
-            caps = [(s - p) / (s - c) for p in per] if headroom >= 0.05 else []
+            caps = [(s - p) / (s - c) for p in per] if headroom >= MIN_HEADROOM else []
             cap = fmt(mean(caps)) if caps else "– (< 5 %)"
             beats = f"{sum(p < s for p in per)}/{len(per)}"
             beats_k = f"{sum(p < k for p in per)}/{len(per)}" if math.isfinite(k) else "–"
@@ -490,16 +501,15 @@ def against_splitwise(out, scenarios, seeds):
             if not os.path.exists(os.path.join(dest, "metrics.json")):
                 continue
             sc, rows = load_eval(dest)
-            h = sc.get("headroom") or {}
-            s, c = dpp(rows, h.get("best_static")), dpp(rows, h.get("clairvoyant"))
-            if not (math.isfinite(s) and s and (s - c) / abs(s) >= 0.05) or "neurosurgeon" not in rows:
+            _, bound, _, _, headroom = headroom_of(sc, rows)
+            if not headroom >= MIN_HEADROOM or "neurosurgeon" not in rows:
                 continue
             labels = [f"{agent}-s{x}" for x in seeds]
             # The bound once per scenario, from the first agent's evaluation (its action space).
             candidates = [(agent, labels)]
             if not shown:
                 space = "hierarchical" if agent == "hppo" else "layer-split"
-                candidates.append((f"bound (`{h.get('clairvoyant')}`, {space} space)", [h.get("clairvoyant")]))
+                candidates.append((f"bound (`{bound}`, {space} space)", [bound]))
             shown = True
             for name, lbs in candidates:
                 lat = mean([stat(rows, lb, "latency_mean_s") for lb in lbs])
@@ -537,10 +547,9 @@ def sample_efficiency(out, scenarios, seeds):
             continue
         d_random = json.load(open(rnd))["scenarios"][0]["rows"][0]["metrics"]["drift_plus_penalty"]["mean"]
         sc, rows = load_eval(ppo)
-        h = sc.get("headroom") or {}
-        s_ref, c_ref = dpp(rows, h.get("best_static")), dpp(rows, h.get("clairvoyant"))
+        headroom = headroom_of(sc, rows)[4]
         d_ppo = mean([dpp(rows, f"ppo-s{x}") for x in seeds])
-        if not (math.isfinite(s_ref) and s_ref and (s_ref - c_ref) / abs(s_ref) >= 0.05) or d_random <= d_ppo:
+        if not headroom >= MIN_HEADROOM or d_random <= d_ppo:
             continue
         for agent in [a for a in ("ppo", "mbrl") if a in agents_on(scenario)]:
             cells_e, cells_s = [], []
