@@ -32,10 +32,15 @@ pub struct RolloutBuffer {
     /// The reward (scaled like `rewards`) a reference action would have earned in the same state
     /// under the same randomness (the self-critical baseline); NaN where none was recorded.
     pub baseline_rewards: Vec<f32>,
-    /// All-action advantages (`AdvantageBaseline::AllActions`, one component of `mask_len`
-    /// values), `len × mask_len` each, empty unless [`Self::enable_all_actions`]: π_old(b|s) of
-    /// every value when acting, the reward every value would have earned (scaled like
-    /// `rewards`), and Â(s, b) = r(s, b) − Σ_c π_old(c|s)·r(s, c).
+    /// All-action advantages (`AdvantageBaseline::AllActions`) over the `n_joint` joint values
+    /// of the action space (every combination of its components, row-major: `mask_len` for one
+    /// component), `len × n_joint` each, empty unless [`Self::enable_all_actions`]: whether each
+    /// joint value was legal when acting, its π_old(b|s), the reward it would have earned (scaled
+    /// like `rewards`), and Â(s, b) = r(s, b) − Σ_c π_old(c|s)·r(s, c).
+    pub n_joint: usize,
+    /// The component sizes the joint values enumerate (empty unless enabled).
+    pub joint_nvec: Vec<usize>,
+    pub action_legal: Vec<bool>,
     pub action_probs: Vec<f32>,
     pub action_rewards: Vec<f32>,
     pub action_advantages: Vec<f32>,
@@ -61,9 +66,22 @@ pub struct Minibatch {
     pub old_values: Vec<f32>,
     pub advantages: Vec<f32>,
     pub returns: Vec<f32>,
-    /// All-action rows (`len × mask_len`), empty otherwise: π_old(b|s) and Â(s, b).
+    /// All-action rows (`len × n_joint`), empty otherwise: `true` where a joint value was
+    /// illegal, π_old(b|s) and Â(s, b).
+    pub joint_illegal: Vec<bool>,
     pub old_probs: Vec<f32>,
     pub action_advantages: Vec<f32>,
+}
+
+/// How many joint values components of sizes `nvec` have (their product).
+pub fn joint_len(nvec: &[usize]) -> usize {
+    nvec.iter().product()
+}
+
+/// The row-major index of `action` among the joint values of components of sizes `nvec`: for
+/// two components, `a₀ · nvec[1] + a₁`.
+pub fn joint_index(nvec: &[usize], action: &[usize]) -> usize {
+    nvec.iter().zip(action).fold(0, |index, (&n, &a)| index * n + a)
 }
 
 impl RolloutBuffer {
@@ -86,6 +104,9 @@ impl RolloutBuffer {
             final_values: vec![0.0; n],
             discounts: vec![f64::NAN; n],
             baseline_rewards: vec![f32::NAN; n],
+            n_joint: 0,
+            joint_nvec: Vec::new(),
+            action_legal: Vec::new(),
             action_probs: Vec::new(),
             action_rewards: Vec::new(),
             action_advantages: Vec::new(),
@@ -102,10 +123,16 @@ impl RolloutBuffer {
         self.n_steps * self.n_envs
     }
 
-    /// Allocates the all-action columns (one component of `mask_len` values).
-    pub fn enable_all_actions(&mut self) {
-        assert_eq!(self.n_components, 1, "all-action advantages need a one-component action space");
-        let n = self.len() * self.mask_len;
+    /// Allocates the all-action columns for the joint values of components of sizes `nvec`
+    /// (`mask_len` values for one component; the product of the sizes otherwise).
+    pub fn enable_all_actions(&mut self, nvec: &[usize]) {
+        assert_eq!(nvec.len(), self.n_components, "enable_all_actions: one size per component");
+        assert_eq!(nvec.iter().sum::<usize>(), self.mask_len, "enable_all_actions: the sizes must add up to mask_len");
+        let n_joint = joint_len(nvec);
+        self.n_joint = n_joint;
+        self.joint_nvec = nvec.to_vec();
+        let n = self.len() * n_joint;
+        self.action_legal = vec![false; n];
         self.action_probs = vec![0.0; n];
         self.action_rewards = vec![0.0; n];
         self.action_advantages = vec![0.0; n];
@@ -113,6 +140,11 @@ impl RolloutBuffer {
 
     pub fn all_actions(&self) -> bool {
         !self.action_probs.is_empty()
+    }
+
+    /// The row-major index of an action among the joint values.
+    pub fn joint_index(&self, action: &[usize]) -> usize {
+        joint_index(&self.joint_nvec, action)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -172,7 +204,7 @@ impl RolloutBuffer {
     pub fn apply_all_action_advantages(&mut self) {
         assert!(self.finished, "apply_all_action_advantages: compute_gae first");
         assert!(self.all_actions(), "apply_all_action_advantages: enable_all_actions first");
-        let m = self.mask_len;
+        let m = self.n_joint;
         for j in 0..self.len() {
             let rows = j * m..(j + 1) * m;
             let (p, r) = (&self.action_probs[rows.clone()], &self.action_rewards[rows.clone()]);
@@ -180,7 +212,8 @@ impl RolloutBuffer {
             for ((a, &p), &r) in self.action_advantages[rows].iter_mut().zip(p).zip(r) {
                 *a = if p > 0.0 { (f64::from(r) - expected) as f32 } else { 0.0 };
             }
-            self.advantages[j] = self.action_advantages[j * m + self.actions[j]];
+            let k = self.n_components;
+            self.advantages[j] = self.action_advantages[j * m + self.joint_index(&self.actions[j * k..(j + 1) * k])];
         }
     }
 
@@ -195,6 +228,7 @@ impl RolloutBuffer {
         out.obs.clear();
         out.illegal.clear();
         out.actions.clear();
+        out.joint_illegal.clear();
         out.old_probs.clear();
         out.action_advantages.clear();
         for &j in indices {
@@ -206,8 +240,10 @@ impl RolloutBuffer {
             out.advantages.push(self.advantages[j]);
             out.returns.push(self.returns[j]);
             if self.all_actions() {
-                out.old_probs.extend_from_slice(&self.action_probs[j * m..(j + 1) * m]);
-                out.action_advantages.extend_from_slice(&self.action_advantages[j * m..(j + 1) * m]);
+                let q = self.n_joint;
+                out.joint_illegal.extend(self.action_legal[j * q..(j + 1) * q].iter().map(|&legal| !legal));
+                out.old_probs.extend_from_slice(&self.action_probs[j * q..(j + 1) * q]);
+                out.action_advantages.extend_from_slice(&self.action_advantages[j * q..(j + 1) * q]);
             }
         }
         if self.all_actions() {
@@ -271,7 +307,7 @@ mod tests {
     fn all_action_advantages_subtract_the_policy_weighted_mean_reward_and_normalise_by_its_scale() {
         // 1 step × 2 envs, one component with 3 values; env 1 forbids value 2.
         let mut b = RolloutBuffer::new(1, 2, 1, 3, 1);
-        b.enable_all_actions();
+        b.enable_all_actions(&[3]);
         b.actions.copy_from_slice(&[2, 0]);
         b.action_probs.copy_from_slice(&[0.5, 0.25, 0.25, 0.5, 0.5, 0.0]);
         b.action_rewards.copy_from_slice(&[1.0, 2.0, 5.0, -1.0, 3.0, 0.0]);
@@ -296,6 +332,34 @@ mod tests {
         }
         b.gather(&[1], false, &mut mb);
         assert_eq!(mb.action_advantages, vec![-2.0, 2.0, 0.0]);
+    }
+
+    #[test]
+    fn joint_all_action_advantages_read_the_sampled_pair_row_major_and_gather_its_legality() {
+        // 1 step × 1 env, two components of sizes 2 and 3: 6 joint values, (a₀, a₁) at 3·a₀ + a₁.
+        assert_eq!(joint_len(&[2, 3]), 6);
+        assert_eq!(joint_index(&[2, 3], &[1, 2]), 5);
+        assert_eq!(joint_index(&[2, 3], &[0, 1]), 1);
+        let mut b = RolloutBuffer::new(1, 1, 1, 5, 2);
+        b.enable_all_actions(&[2, 3]);
+        b.actions.copy_from_slice(&[1, 0]);
+        // (0, 2) is illegal.
+        b.action_legal.copy_from_slice(&[true, true, false, true, true, true]);
+        b.action_probs.copy_from_slice(&[0.1, 0.3, 0.0, 0.2, 0.2, 0.2]);
+        b.action_rewards.copy_from_slice(&[1.0, 2.0, 0.0, 4.0, 0.0, -1.0]);
+        b.recorded = 1;
+        b.compute_gae(0.0, 0.95);
+        b.apply_all_action_advantages();
+        // Σ π·r = 0.1 + 0.6 + 0.8 − 0.2 = 1.3; the sampled pair (1, 0) is joint value 3: Â = 2.7.
+        let want = [-0.3, 0.7, 0.0, 2.7, -1.3, -2.3];
+        for (g, w) in b.action_advantages.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{:?}", b.action_advantages);
+        }
+        assert!((b.advantages[0] - 2.7).abs() < 1e-6);
+        let mut mb = Minibatch::default();
+        b.gather(&[0], false, &mut mb);
+        assert_eq!(mb.joint_illegal, vec![false, false, true, false, false, false]);
+        assert_eq!(mb.old_probs, b.action_probs);
     }
 
     #[test]

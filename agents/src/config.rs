@@ -162,9 +162,11 @@ impl GradClip {
 /// advantage is one step's reward); the critic is still trained and logged. Costs one extra
 /// environment step per sample (two per sample for a hierarchy).
 ///
-/// `AllActions` goes one step further for a one-component (discrete) action space: before each
-/// step the environment is probed with *every* legal value under the same randomness
-/// (`VecEnv::counterfactual_action_rewards`), so the one-step reward r(s, b) of each value b is
+/// `AllActions` goes one step further for a one-component (discrete) action space, or a
+/// hierarchy's high level of one or two components (its joint choices, each completed by the low
+/// level's greedy plan; at most 256): before each step the environment is probed with *every*
+/// legal value under the same randomness (`VecEnv::counterfactual_action_rewards`,
+/// `VecEnv::counterfactual_member_rewards`), so the one-step reward r(s, b) of each value b is
 /// known exactly, and the update maximises the clipped surrogate in expectation over the old
 /// policy, Σ_b π_old(b|s)·min(ρ_b·Â_b, clip(ρ_b, 1 ± ε)·Â_b) with Â_b = r(s, b) − Σ_c π_old(c|s)·r(s, c),
 /// instead of its one-sample estimate at the sampled action. This is the expected policy gradient

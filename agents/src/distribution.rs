@@ -104,6 +104,83 @@ pub fn masked_probs(logits: Tensor<2>, illegal: Tensor<2, Bool>, nvec: &[usize])
     softmax(logits.mask_fill(illegal, MASKED_LOGIT), 1)
 }
 
+/// Probabilities of every joint value of a masked distribution of one or two components,
+/// `[batch, Π nvec]` row-major (for two: `(a₀, a₁)` at `a₀ · nvec[1] + a₁`), forbidden joint
+/// values exactly 0. `joint_illegal`: `[batch, Π nvec]`, `true` where a joint value is forbidden.
+///
+/// The policy is a product of per-component categoricals under autoregressive masks
+/// ([`masked_log_prob_entropy`]): π(a₀, a₁) = π₀(a₀)·π₁(a₁ | a₀), with π₀ masked to the values
+/// that have at least one legal continuation and π₁'s softmax over the values legal after a₀ (the
+/// logits do not depend on a₀; the mask does). One component: [`masked_probs`] of the joint mask.
+/// The blocks are taken with `gather`, not per-component slices (see
+/// [`padded_log_prob_entropy`] for why slices are avoided off the CPU).
+pub fn masked_joint_probs(logits: Tensor<2>, joint_illegal: Tensor<2, Bool>, nvec: &[usize]) -> Tensor<2> {
+    match *nvec {
+        [_] => softmax(logits.mask_fill(joint_illegal, MASKED_LOGIT), 1),
+        [n0, n1] => {
+            let [batch, width] = logits.dims();
+            assert_eq!(width, n0 + n1, "logits width must be Σ nvec");
+            let device = logits.device();
+            let columns = |start: usize, n: usize| {
+                let index: Vec<i64> = (start..start + n).map(|j| j as i64).collect();
+                let index = Tensor::<1, Int>::from_data(TensorData::new(index, [n]), &device);
+                logits.clone().gather(1, index.reshape([1, n]).expand([batch, n]))
+            };
+            let (first, second) = (columns(0, n0), columns(n0, n1));
+            let illegal = joint_illegal.reshape([batch, n0, n1]);
+            // a₀ is forbidden when no a₁ may follow it.
+            let dead_end = illegal.clone().float().sum_dim(2).reshape([batch, n0]).equal_elem(n1 as f32);
+            let p0 = softmax(first.mask_fill(dead_end, MASKED_LOGIT), 1).reshape([batch, n0, 1]);
+            let p1 = softmax(
+                second.reshape([batch, 1, n1]).expand([batch, n0, n1]).mask_fill(illegal.clone(), MASKED_LOGIT),
+                2,
+            );
+            p0.mul(p1).mask_fill(illegal, 0.0).reshape([batch, n0 * n1])
+        }
+        _ => panic!("joint probabilities are for one or two components, got {}", nvec.len()),
+    }
+}
+
+/// [`masked_joint_probs`] for one row on the host: `first_mask` is the first component's mask,
+/// `continuation(a₀, out)` writes the second component's mask given a₀ (unused for one
+/// component). Writes each joint value's legality into `legal` and its probability into `probs`.
+pub fn masked_joint_probs_host(
+    logits: &[f32],
+    first_mask: &[bool],
+    nvec: &[usize],
+    mut continuation: impl FnMut(usize, &mut [bool]),
+    legal: &mut [bool],
+    probs: &mut [f32],
+) {
+    match *nvec {
+        [_] => {
+            legal.copy_from_slice(first_mask);
+            masked_probs_host(logits, first_mask, probs);
+        }
+        [n0, n1] => {
+            let mut alive = first_mask.to_vec();
+            for (a0, live) in alive.iter_mut().enumerate() {
+                let row = &mut legal[a0 * n1..(a0 + 1) * n1];
+                row.fill(false);
+                if *live {
+                    continuation(a0, row);
+                    *live = row.iter().any(|&l| l);
+                }
+            }
+            let mut p0 = vec![0.0f32; n0];
+            masked_probs_host(&logits[..n0], &alive, &mut p0);
+            for (a0, &p) in p0.iter().enumerate() {
+                let (row, out) = (&legal[a0 * n1..(a0 + 1) * n1], &mut probs[a0 * n1..(a0 + 1) * n1]);
+                masked_probs_host(&logits[n0..n0 + n1], row, out);
+                for o in out.iter_mut() {
+                    *o = (f64::from(*o) * f64::from(p)) as f32;
+                }
+            }
+        }
+        _ => panic!("joint probabilities are for one or two components, got {}", nvec.len()),
+    }
+}
+
 /// How the host picks a value within one component.
 pub enum Pick<'a, R: Rng> {
     /// The most probable legal value; ties go to the lowest index.
@@ -230,6 +307,46 @@ mod tests {
     use burn::tensor::{Device, TensorData};
     use rand::SeedableRng;
     use splitwise_env::rng::StreamRng;
+
+    /// Two components of sizes 2 and 3. Row 0: π₀ = (1/4, 3/4); after a₀ = 0 the values (0, 1)
+    /// are legal, π₁ = (1/3, 2/3, 0); after a₀ = 1 the values (1, 2), π₁ = (0, 2/7, 5/7). Row 1:
+    /// a₀ = 0 has no legal continuation (so π₀ = (0, 1)) and after a₀ = 1 all are legal,
+    /// π₁ = (1/8, 2/8, 5/8).
+    #[test]
+    fn joint_probabilities_of_two_components_follow_the_autoregressive_masks_by_hand() {
+        let (l3, l2, l5) = (3f32.ln(), 2f32.ln(), 5f32.ln());
+        let logits = [0.0, l3, 0.0, l2, l5, 0.0, l3, 0.0, l2, l5];
+        let legal = [[true, true, false, false, true, true], [false, false, false, true, true, true]];
+        let want = [[1.0 / 12.0, 2.0 / 12.0, 0.0, 0.0, 6.0 / 28.0, 15.0 / 28.0], [0.0, 0.0, 0.0, 0.125, 0.25, 0.625]];
+        let device = Device::flex();
+        let illegal: Vec<bool> = legal.iter().flatten().map(|l| !l).collect();
+        let probs = masked_joint_probs(
+            Tensor::from_data(TensorData::new(logits.to_vec(), [2, 5]), &device),
+            Tensor::from_data(TensorData::new(illegal, [2, 6]), &device),
+            &[2, 3],
+        );
+        let got: Vec<f32> = probs.into_data().try_into_vec().unwrap();
+        for (g, w) in got.iter().zip(want.iter().flatten()) {
+            assert!((g - w).abs() < 1e-6, "{got:?}");
+        }
+        for r in 0..2 {
+            let (mut legal_out, mut probs_out) = ([false; 6], [0f32; 6]);
+            let first = [legal[r][..3].iter().any(|&l| l), legal[r][3..].iter().any(|&l| l)];
+            let continuation = |a0: usize, out: &mut [bool]| out.copy_from_slice(&legal[r][a0 * 3..(a0 + 1) * 3]);
+            masked_joint_probs_host(
+                &logits[r * 5..(r + 1) * 5],
+                &first,
+                &[2, 3],
+                continuation,
+                &mut legal_out,
+                &mut probs_out,
+            );
+            assert_eq!(legal_out, legal[r]);
+            for (g, w) in probs_out.iter().zip(want[r]) {
+                assert!((g - w).abs() < 1e-6, "row {r}: {probs_out:?}");
+            }
+        }
+    }
 
     fn tensors(
         logits: &[f32],

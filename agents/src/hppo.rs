@@ -11,7 +11,10 @@
 //!
 //! Both levels act every slot and learn from the same reward with their own critic, optimiser,
 //! normaliser and RNG stream (learners 0 and 1 of the seed); each update runs the shared
-//! [`crate::ppo_step`] over its own rollout. The network is an MLP per level with autoregressive
+//! [`crate::ppo_step`] over its own rollout. The high level may use the all-action advantage
+//! (`AdvantageBaseline::AllActions`): each of its legal joint choices, completed by the low
+//! level's greedy plan, is probed every step ([`Candidates`]), and its surrogate is maximised in
+//! expectation over them; the low level uses the critic or the self-critical advantage. The network is an MLP per level with autoregressive
 //! masking rather than Splitwise's LSTM over layers: the window is a handful of layers, the
 //! masks already carry the coupling between them, and an MLP exports as a fixed op sequence.
 //! A fresh low level starts at the environment's default completion of the high choice (the
@@ -19,7 +22,9 @@
 //! the rest of its network. Holding the high choice for `k_high > 1` slots (semi-MDP returns;
 //! the discount column is in [`StepOutcome::discounts`]) is not wired here yet.
 
-use crate::ppo::{ActionChoice, ConditionalMask, PolicyShape, Ppo, PpoError, PpoState, Progress, RolloutStats};
+use crate::ppo::{
+    ActionChoice, ConditionalMask, ConditionalMaskFn, PolicyShape, Ppo, PpoError, PpoState, Progress, RolloutStats,
+};
 use crate::ppo::{StepOutcome, UpdateStats};
 use crate::{AdvantageBaseline, PpoConfig};
 use splitwise_env::api::Env;
@@ -74,14 +79,13 @@ impl Hppo {
                 config.high.n_envs, config.high.n_steps, config.low.n_envs, config.low.n_steps
             )));
         }
-        for (level, c) in [("high", &config.high), ("low", &config.low)] {
-            if c.advantage == AdvantageBaseline::AllActions {
-                return Err(PpoError::Config(InvalidField::new(
-                    format!("{level}.advantage"),
-                    "all-actions",
-                    "is for a flat one-component action space; a hierarchy's levels allow \"critic\" or \"self-critical\"",
-                )));
-            }
+        if config.low.advantage == AdvantageBaseline::AllActions {
+            return Err(PpoError::Config(InvalidField::new(
+                "low.advantage",
+                "all-actions",
+                "is for the high level (its joint choices are enumerated and completed by the low level's greedy \
+                 plan); the low level allows \"critic\" or \"self-critical\"",
+            )));
         }
         Ok(Self {
             high: Ppo::new_learner(config.high, high, seed, 0)?,
@@ -243,6 +247,14 @@ impl Hppo {
         // high level by r(h, l*(h)) instead (what its choice earns with the deployed completion)
         // was measured worse on a test scenario (docs/agents.md).
         let high_critical = self.high.config().advantage == AdvantageBaseline::SelfCritical;
+        // All-action advantage at the high level: every legal high choice b of each member,
+        // completed by the low level's greedy plan l*(b), is probed under the step's randomness,
+        // and the high level maximises its clipped surrogate in expectation over its joint
+        // choices with Â_b = r(b, l*(b)) − Σ_c π_old(c)·r(c, l*(c)) (docs/agents.md).
+        let high_all = self.high.config().advantage == AdvantageBaseline::AllActions;
+        let n_joint: usize = self.env.nvec[..nh].iter().product();
+        let mut joint_rewards = vec![0.0; if high_all { n_envs * n_joint } else { 0 }];
+        let mut candidates = Candidates::default();
         let low_critical = self.low.config().advantage == AdvantageBaseline::SelfCritical;
         let (mut greedy_high, mut greedy_low) = (vec![0; n_envs * nh], vec![0; n_envs * nl]);
         let mut greedy_completion = vec![0; n_envs * nl];
@@ -282,10 +294,16 @@ impl Hppo {
                     drop(prefixed);
                     self.join_actions(&greedy_high, &greedy_completion, &mut greedy_plan);
                 }
+                if high_all {
+                    candidates.build(self, venv.obs(), &low_masks, self.high.acted_joint_legal(), &mut conditional)?;
+                }
                 self.join_actions(&high, &low, &mut actions);
                 high
             };
             let acted = Instant::now();
+            if high_all {
+                candidates.probe(venv, n_joint, &mut joint_rewards)?;
+            }
             if high_critical {
                 venv.counterfactual_rewards(&greedy_plan, &mut greedy_plan_rewards)?;
             }
@@ -316,6 +334,9 @@ impl Hppo {
                     discounts: None,
                     baseline_rewards,
                 });
+            }
+            if high_all {
+                self.high.record_action_rewards(&joint_rewards);
             }
             episodes.extend_from_slice(venv.finished());
             env_time_s += (stepped - acted).as_secs_f64();
@@ -390,6 +411,98 @@ impl Hppo {
             low_prior: 0.0,
             env,
         })
+    }
+}
+
+/// A step's high-level candidates for the all-action advantage: every legal joint high choice
+/// of every member, completed by the low level's greedy plan, in member order.
+#[derive(Default)]
+struct Candidates {
+    /// Member, joint index of the high choice, and the full action (`n_components`) per candidate.
+    members: Vec<usize>,
+    joint: Vec<usize>,
+    actions: Vec<usize>,
+    rewards: Vec<f64>,
+}
+
+impl Candidates {
+    /// Enumerates the legal joint high choices (`legal`: `n_envs × n_joint`) and completes each
+    /// with the low level's greedy plan under the environment's conditional masks.
+    fn build(
+        &mut self,
+        hppo: &Hppo,
+        obs: &[f32],
+        low_masks: &[bool],
+        legal: &[bool],
+        conditional: &mut ConditionalMaskFn<'_>,
+    ) -> Result<(), PpoError> {
+        let (d, nh) = (hppo.env.obs_dim, hppo.n_high);
+        let nl = hppo.env.n_components() - nh;
+        let high_nvec = &hppo.env.nvec[..nh];
+        let n_joint: usize = high_nvec.iter().product();
+        let ml = low_masks.len() / (obs.len() / d).max(1);
+        self.members.clear();
+        self.joint.clear();
+        let (mut rows, mut masks, mut high) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, row) in legal.chunks_exact(n_joint).enumerate() {
+            for (b, _) in row.iter().enumerate().filter(|(_, l)| **l) {
+                self.members.push(i);
+                self.joint.push(b);
+                rows.extend_from_slice(&obs[i * d..(i + 1) * d]);
+                masks.extend_from_slice(&low_masks[i * ml..(i + 1) * ml]);
+                // Row-major decoding of b over the high components.
+                let start = high.len();
+                high.resize(start + nh, 0);
+                let mut rest = b;
+                for c in (0..nh).rev() {
+                    high[start + c] = rest % high_nvec[c];
+                    rest /= high_nvec[c];
+                }
+            }
+        }
+        let count = self.members.len();
+        let low_obs = hppo.low_rows(&rows, &high);
+        let mut low = vec![0; count * nl];
+        let members = &self.members;
+        let mut prefix = Vec::new();
+        let mut prefixed = |r: usize, low_prefix: &[usize], out: &mut [bool]| {
+            prefix.clear();
+            prefix.extend_from_slice(&high[r * nh..(r + 1) * nh]);
+            prefix.extend_from_slice(low_prefix);
+            conditional(members[r], &prefix, out)
+        };
+        hppo.low.act_into_with(&low_obs, &masks, ActionChoice::Deterministic, Some(&mut prefixed), &mut low)?;
+        self.actions.resize(count * (nh + nl), 0);
+        hppo.join_actions(&high, &low, &mut self.actions);
+        Ok(())
+    }
+
+    /// Probes every candidate on its member's saved state and writes the rewards into
+    /// `joint_rewards` (`n_envs × n_joint`; 0 for illegal choices).
+    fn probe<E: Env>(
+        &mut self,
+        venv: &mut VecEnv<E>,
+        n_joint: usize,
+        joint_rewards: &mut [f64],
+    ) -> Result<(), PpoError> {
+        joint_rewards.fill(0.0);
+        self.rewards.resize(self.members.len(), 0.0);
+        let k = venv.spec().action.n_components();
+        let mut start = 0;
+        while start < self.members.len() {
+            let member = self.members[start];
+            let end = start + self.members[start..].iter().take_while(|&&m| m == member).count();
+            venv.counterfactual_member_rewards(
+                member,
+                &self.actions[start * k..end * k],
+                &mut self.rewards[start..end],
+            )?;
+            for (&b, &r) in self.joint[start..end].iter().zip(&self.rewards[start..end]) {
+                joint_rewards[member * n_joint + b] = r;
+            }
+            start = end;
+        }
+        Ok(())
     }
 }
 

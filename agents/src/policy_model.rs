@@ -5,7 +5,7 @@
 //! value loss, the entropy bonus, gradient clipping and the Adam step exist once
 //! ([`crate::ppo_step`]).
 
-use crate::distribution::{masked_log_prob_entropy, masked_probs};
+use crate::distribution::{masked_joint_probs, masked_log_prob_entropy};
 use crate::network::{Actor, ActorCritic, Critic};
 use burn::module::Module;
 use burn::tensor::{Bool, Int, Tensor};
@@ -27,14 +27,16 @@ pub struct PolicyBatch {
     pub len: usize,
     /// The softmax temperature the actions were drawn at (1: none); the logits are divided by it.
     pub temperature: f32,
-    /// All-action advantages (`AdvantageBaseline::AllActions`, one component): the update
-    /// maximises the clipped surrogate in expectation over the old policy instead of at the
-    /// sampled action.
+    /// All-action advantages (`AdvantageBaseline::AllActions`, one or two components): the
+    /// update maximises the clipped surrogate in expectation over the old policy's joint values
+    /// instead of at the sampled action.
     pub all_actions: Option<AllActionBatch>,
 }
 
-/// π_old(b|s) and Â(s, b) for every value b, `[len, n]` each.
+/// For every joint value b (row-major over the components, `n` = Π nvec): whether it was
+/// forbidden, π_old(b|s) and Â(s, b), `[len, n]` each.
 pub struct AllActionBatch {
+    pub illegal: Tensor<2, Bool>,
     pub old_probs: Tensor<2>,
     pub advantages: Tensor<2>,
 }
@@ -44,7 +46,7 @@ pub struct ActionEvaluation {
     pub log_probs: Tensor<1>,
     pub entropy: Tensor<1>,
     pub values: Tensor<1>,
-    /// π(b|s) of every value, `[len, n]`, when the batch asks for all actions (one component).
+    /// π(b|s) of every joint value, `[len, n]`, when the batch asks for all actions.
     pub probs: Option<Tensor<2>>,
 }
 
@@ -70,7 +72,7 @@ impl PolicyModel for ActorCritic {
         if batch.temperature != 1.0 {
             logits = logits.div_scalar(batch.temperature);
         }
-        let probs = batch.all_actions.as_ref().map(|_| masked_probs(logits.clone(), batch.illegal.clone(), nvec));
+        let probs = batch.all_actions.as_ref().map(|a| masked_joint_probs(logits.clone(), a.illegal.clone(), nvec));
         let (log_probs, entropy) = masked_log_prob_entropy(logits, batch.illegal.clone(), batch.actions.clone(), nvec);
         let values = self.critic.forward(batch.obs.clone()).reshape([batch.len]);
         ActionEvaluation { log_probs, entropy, values, probs }

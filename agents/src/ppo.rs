@@ -14,7 +14,7 @@
 
 use crate::buffer::{Minibatch, RolloutBuffer};
 use crate::config::{AdvantageBaseline, PpoConfig};
-use crate::distribution::{EmptyMask, Pick, masked_probs_host, pick_component};
+use crate::distribution::{EmptyMask, Pick, masked_joint_probs_host, pick_component};
 use crate::loss::explained_variance;
 use crate::network::{Actor, ActorCritic};
 use crate::normalize::{ObsNormalizer, RewardScaler};
@@ -274,7 +274,21 @@ impl Ppo {
     /// A fresh learner. `seed` drives the weight initialisation and the learner's RNG stream
     /// (action sampling, minibatch shuffling), both derived from `Stream::Policy`. The same as
     /// [`Ppo::new_learner`] with learner 0.
+    /// A flat learner's all-action advantage probes the environment's own action values, so it
+    /// needs a one-component space ([`Ppo::collect_rollout`]); a hierarchy's high level probes
+    /// its joint values itself (`crate::hppo`).
     pub fn new(config: PpoConfig, shape: PolicyShape, seed: u64) -> Result<Self, PpoError> {
+        if config.advantage == AdvantageBaseline::AllActions && shape.n_components() != 1 {
+            return Err(PpoError::Config(InvalidField::new(
+                "advantage",
+                "all-actions",
+                format!(
+                    "needs a one-component (discrete) action space for a flat policy; this one has {} components \
+                     (use \"self-critical\", the layer-split action mode, or `kind = \"hppo\"`, whose high level allows it)",
+                    shape.n_components()
+                ),
+            )));
+        }
         Self::new_learner(config, shape, seed, 0)
     }
 
@@ -307,18 +321,8 @@ impl Ppo {
             shape.n_components(),
         );
         if config.advantage == AdvantageBaseline::AllActions {
-            if shape.n_components() != 1 {
-                return Err(PpoError::Config(InvalidField::new(
-                    "advantage",
-                    "all-actions",
-                    format!(
-                        "needs a one-component (discrete) action space; this policy has {} components \
-                         (use \"self-critical\", or the layer-split action mode)",
-                        shape.n_components()
-                    ),
-                )));
-            }
-            buffer.enable_all_actions();
+            check_all_actions(&shape)?;
+            buffer.enable_all_actions(&shape.nvec);
         }
         Ok(Self {
             optimizer: adam(&config),
@@ -503,6 +507,17 @@ impl Ppo {
 
     // ----- rollout ------------------------------------------------------------------------------
 
+    /// The joint values' legality of the step just acted on, `n_envs × n_joint` (all-action
+    /// learners; empty otherwise): which of its choices a hierarchy's high level must probe.
+    pub fn acted_joint_legal(&self) -> &[bool] {
+        let b = &self.buffer;
+        if !b.all_actions() || b.acted == 0 {
+            return &[];
+        }
+        let w = self.config.n_envs * b.n_joint;
+        &b.action_legal[(b.acted - 1) * w..b.acted * w]
+    }
+
     /// Starts a new rollout, discarding any unused one.
     pub fn begin_rollout(&mut self) {
         self.buffer.clear();
@@ -604,7 +619,31 @@ impl Ppo {
             b.log_probs[j] = log_prob as f32;
             b.values[j] = row[m];
             if b.all_actions() {
-                masked_probs_host(&row[..m], &b.masks[j * m..(j + 1) * m], &mut b.action_probs[j * m..(j + 1) * m]);
+                // The joint values' legality and π_old: the first component's mask as sampled,
+                // the second's given each first value (the environment's conditional mask).
+                let q = b.n_joint;
+                let n0 = self.shape.nvec[0];
+                let second = self.shape.nvec.get(1).map(|&n1| (n0, n1));
+                let stored = &b.masks[j * m..(j + 1) * m];
+                let mut continuation = |a0: usize, out: &mut [bool]| {
+                    let Some((n0, n1)) = second else { return };
+                    out.copy_from_slice(&stored[n0..n0 + n1]);
+                    if let Some(f) = conditional.as_deref_mut() {
+                        self.mask_scratch.clear();
+                        self.mask_scratch.resize(n1, false);
+                        if f(i, &[a0], &mut self.mask_scratch) {
+                            out.copy_from_slice(&self.mask_scratch);
+                        }
+                    }
+                };
+                masked_joint_probs_host(
+                    &row[..m],
+                    &stored[..n0],
+                    &self.shape.nvec,
+                    &mut continuation,
+                    &mut b.action_legal[j * q..(j + 1) * q],
+                    &mut b.action_probs[j * q..(j + 1) * q],
+                );
             }
         }
         b.acted += 1;
@@ -674,11 +713,12 @@ impl Ppo {
         self.progress.global_step += n as u64;
     }
 
-    /// Stores every action value's reward for the step just recorded (`n_envs × mask_len`, raw),
+    /// Stores every joint action value's reward for the step just recorded (`n_envs × n_joint`,
+    /// raw; a hierarchy's high level records its own),
     /// scaled like the rewards (after the step's own rewards updated the scaler, as the
     /// self-critical baseline is).
-    fn record_action_rewards(&mut self, raw: &[f64]) {
-        let m = self.shape.mask_len();
+    pub fn record_action_rewards(&mut self, raw: &[f64]) {
+        let m = self.buffer.n_joint;
         let b = &mut self.buffer;
         let rows = (b.recorded - 1) * self.config.n_envs * m..b.recorded * self.config.n_envs * m;
         for (out, &r) in b.action_rewards[rows].iter_mut().zip(raw) {
@@ -724,7 +764,7 @@ impl Ppo {
         let all_actions = self.config.advantage == AdvantageBaseline::AllActions;
         let n = self.config.n_envs;
         let (mut greedy, mut baseline) = (vec![0; n * self.shape.n_components()], vec![0.0; n]);
-        let mut action_rewards = vec![0.0; if all_actions { n * self.shape.mask_len() } else { 0 }];
+        let mut action_rewards = vec![0.0; if all_actions { n * self.buffer.n_joint } else { 0 }];
         for _ in 0..self.config.n_steps {
             let start = Instant::now();
             let members = venv.members();
@@ -850,9 +890,13 @@ impl Ppo {
             returns: vector(&mb.returns),
             len: b,
             temperature,
-            all_actions: (!mb.old_probs.is_empty()).then(|| AllActionBatch {
-                old_probs: Tensor::<2>::from_data(TensorData::new(mb.old_probs.clone(), [b, m]), dev),
-                advantages: Tensor::<2>::from_data(TensorData::new(mb.action_advantages.clone(), [b, m]), dev),
+            all_actions: (!mb.old_probs.is_empty()).then(|| {
+                let q = self.buffer.n_joint;
+                AllActionBatch {
+                    illegal: Tensor::<2, Bool>::from_data(TensorData::new(mb.joint_illegal.clone(), [b, q]), dev),
+                    old_probs: Tensor::<2>::from_data(TensorData::new(mb.old_probs.clone(), [b, q]), dev),
+                    advantages: Tensor::<2>::from_data(TensorData::new(mb.action_advantages.clone(), [b, q]), dev),
+                }
             }),
         };
         let params = StepParams {
@@ -916,9 +960,10 @@ impl Ppo {
         })
     }
 
-    /// A learner rebuilt from a saved state, with the saved config.
+    /// A learner rebuilt from a saved state, with the saved config (a flat learner's or a
+    /// hierarchy's level's: [`Ppo::new_learner`], whose checks hold for both).
     pub fn from_state(state: &PpoState) -> Result<Self, PpoError> {
-        let mut ppo = Self::new(state.meta.config.clone(), state.meta.shape.clone(), 0)?;
+        let mut ppo = Self::new_learner(state.meta.config.clone(), state.meta.shape.clone(), 0, 0)?;
         ppo.restore_state(state)?;
         Ok(ppo)
     }
@@ -1068,6 +1113,29 @@ fn normalize_rows(normalizer: &ObsNormalizer, shape: &PolicyShape, enabled: bool
             row_out[d..].copy_from_slice(&row_in[d..]);
         }
     }
+}
+
+/// The largest joint space the all-action advantage enumerates: one environment probe per legal
+/// joint value per sample (the hierarchical space's high level has 33 splits × 3 precisions = 99).
+pub const MAX_JOINT_VALUES: usize = 256;
+
+/// The all-action advantage enumerates a learner's joint values: one or two components, at most
+/// [`MAX_JOINT_VALUES`] combinations.
+fn check_all_actions(shape: &PolicyShape) -> Result<(), PpoError> {
+    let joint: usize = shape.nvec.iter().product();
+    if shape.n_components() > 2 || joint > MAX_JOINT_VALUES {
+        return Err(PpoError::Config(InvalidField::new(
+            "advantage",
+            "all-actions",
+            format!(
+                "enumerates every joint value of one or two components, at most {MAX_JOINT_VALUES}; this policy has {} \
+                 components of sizes {:?} ({joint} joint values; use \"self-critical\")",
+                shape.n_components(),
+                shape.nvec
+            ),
+        )));
+    }
+    Ok(())
 }
 
 fn adam(config: &PpoConfig) -> ModuleOptimizer {

@@ -237,6 +237,32 @@ impl<E: Env> VecEnv<E> {
         Ok(())
     }
 
+    /// The rewards member `member` would get in its next step for each of several actions
+    /// (`actions`: rows of `n_components`; `out`: one reward per row), each probed on the
+    /// member's saved state and restored, so all of them see the same exogenous draws. A
+    /// hierarchy's high level uses it to score every one of its choices completed by its low
+    /// level (`splitwise_agents::hppo`).
+    pub fn counterfactual_member_rewards(
+        &mut self,
+        member: usize,
+        actions: &[usize],
+        out: &mut [f64],
+    ) -> Result<(), VecStepError> {
+        assert_eq!(self.autoreset, Autoreset::SameStep, "counterfactual rewards need same-step autoreset");
+        let k = self.spec.action.n_components();
+        assert_eq!(actions.len(), out.len() * k, "one row of n_components per reward");
+        let env = &mut self.envs[member];
+        let saved = env.save_state();
+        for (action, reward) in actions.chunks_exact(k).zip(out.iter_mut()) {
+            let stepped = env.step_into(action, &mut self.probe_obs, &mut self.probe_mask);
+            let restored = env.restore_state(&saved);
+            let t = stepped.map_err(|error| VecStepError { env_index: member, error })?;
+            restored.map_err(|error| VecStepError { env_index: member, error })?;
+            *reward = t.reward;
+        }
+        Ok(())
+    }
+
     /// [`Self::counterfactual_rewards`] for every value of a one-component action space at once:
     /// `out[i * n + b]` is the reward member `i` would get for value `b` in its next step (`n` the
     /// component's size), each probed on the member's saved state and restored, so all values see
