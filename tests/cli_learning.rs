@@ -3,7 +3,8 @@
 //! pays, and the load is in the observation), a short run (100k steps, fixed seed) of flat PPO
 //! and of H-PPO (the shipped hierarchical agent's hyperparameters) each beats the scenario's best
 //! fixed plan on the held-out episodes `train` compares it on at the end. Measured (10 held-out
-//! episodes): flat PPO 9.48, H-PPO 9.16, against the best fixed plan's 13.05 (bound 8.04; causal
+//! episodes): flat PPO 9.48, H-PPO 8.51 (with its high level's all-action advantage: `neurosurgeon`'s
+//! value; 9.16 with the self-critical one), against the best fixed plan's 13.05 (bound 8.04; causal
 //! rule `neurosurgeon` 8.51). Both needed unnormalised advantages: with SB3's per-minibatch
 //! normalisation flat PPO reached 11.26 and H-PPO 13.46 at 100k, and H-PPO then drifted to
 //! cloud-only (docs/agents.md, "Advantage normalisation").
