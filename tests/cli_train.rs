@@ -778,3 +778,21 @@ fn set_changes_config_fields_from_the_command_line_and_the_run_records_them() {
     let e = err(train(dir.path(), &["--config", smoke, "--set", "agent"]));
     assert!(e.contains("expected KEY=VALUE"), "{e}");
 }
+
+/// The all-action high level (the shipped H-PPO shape) probes every legal high choice, completed
+/// by the low level's greedy plan, on saved copies every step; a run with it still resumes bit
+/// for bit.
+#[test]
+fn resume_is_bit_identical_with_an_all_action_high_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo("configs/hppo-smoke.toml")).unwrap();
+    let scenario = repo("configs/jetson-llama7b-lte.toml");
+    let text = text
+        .replace("\"jetson-llama7b-lte.toml\"", &format!("{:?}", scenario.to_str().unwrap()))
+        .replace("[agent.high]\n", "[agent.high]\ngamma = 0.0\nadvantage = \"all-actions\"\n")
+        .replace("[agent.low]\n", "[agent.low]\ngamma = 0.0\nadvantage = \"self-critical\"\n");
+    assert_eq!(text.matches("all-actions").count(), 1, "{text}");
+    let config = dir.path().join("aa.toml");
+    std::fs::write(&config, text).unwrap();
+    assert_exact_resume(&config, 128, 256);
+}
