@@ -222,20 +222,27 @@ fn resume_is_bit_identical_for_hierarchical_ppo() {
     assert_exact_resume(&repo("configs/hppo-smoke.toml"), 128, 256);
 }
 
+/// `configs/hppo-smoke.toml` with γ = 0 and the given advantages at each level, written into
+/// `dir` (the scenario path made absolute); returns the config's path and its text.
+fn hppo_smoke_with_advantages(dir: &Path, high: &str, low: &str) -> (PathBuf, String) {
+    let text = std::fs::read_to_string(repo("configs/hppo-smoke.toml")).unwrap();
+    let scenario = repo("configs/jetson-llama7b-lte.toml");
+    let text = text
+        .replace("\"jetson-llama7b-lte.toml\"", &format!("{:?}", scenario.to_str().unwrap()))
+        .replace("[agent.high]\n", &format!("[agent.high]\ngamma = 0.0\nadvantage = \"{high}\"\n"))
+        .replace("[agent.low]\n", &format!("[agent.low]\ngamma = 0.0\nadvantage = \"{low}\"\n"));
+    let config = dir.join(format!("{high}-{low}.toml"));
+    std::fs::write(&config, &text).unwrap();
+    (config, text)
+}
+
 /// The self-critical advantage probes the env on saved copies every step (both levels of a
 /// hierarchy); a run with it still resumes bit for bit.
 #[test]
 fn resume_is_bit_identical_with_self_critical_hierarchical_ppo() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(repo("configs/hppo-smoke.toml")).unwrap();
-    let scenario = repo("configs/jetson-llama7b-lte.toml");
-    let text = text
-        .replace("\"jetson-llama7b-lte.toml\"", &format!("{:?}", scenario.to_str().unwrap()))
-        .replace("[agent.high]\n", "[agent.high]\ngamma = 0.0\nadvantage = \"self-critical\"\n")
-        .replace("[agent.low]\n", "[agent.low]\ngamma = 0.0\nadvantage = \"self-critical\"\n");
+    let (config, text) = hppo_smoke_with_advantages(dir.path(), "self-critical", "self-critical");
     assert_eq!(text.matches("self-critical").count(), 2, "{text}");
-    let config = dir.path().join("sc.toml");
-    std::fs::write(&config, text).unwrap();
     assert_exact_resume(&config, 128, 256);
 }
 
@@ -785,14 +792,7 @@ fn set_changes_config_fields_from_the_command_line_and_the_run_records_them() {
 #[test]
 fn resume_is_bit_identical_with_an_all_action_high_level() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(repo("configs/hppo-smoke.toml")).unwrap();
-    let scenario = repo("configs/jetson-llama7b-lte.toml");
-    let text = text
-        .replace("\"jetson-llama7b-lte.toml\"", &format!("{:?}", scenario.to_str().unwrap()))
-        .replace("[agent.high]\n", "[agent.high]\ngamma = 0.0\nadvantage = \"all-actions\"\n")
-        .replace("[agent.low]\n", "[agent.low]\ngamma = 0.0\nadvantage = \"self-critical\"\n");
+    let (config, text) = hppo_smoke_with_advantages(dir.path(), "all-actions", "self-critical");
     assert_eq!(text.matches("all-actions").count(), 1, "{text}");
-    let config = dir.path().join("aa.toml");
-    std::fs::write(&config, text).unwrap();
     assert_exact_resume(&config, 128, 256);
 }

@@ -36,9 +36,8 @@ pub struct RolloutBuffer {
     /// of the action space (every combination of its components, row-major: `mask_len` for one
     /// component), `len × n_joint` each, empty unless [`Self::enable_all_actions`]: whether each
     /// joint value was legal when acting, its π_old(b|s), the reward it would have earned (scaled
-    /// like `rewards`), and Â(s, b) = r(s, b) − Σ_c π_old(c|s)·r(s, c).
-    pub n_joint: usize,
-    /// The component sizes the joint values enumerate (empty unless enabled).
+    /// like `rewards`), and Â(s, b) = r(s, b) − Σ_c π_old(c|s)·r(s, c). `joint_nvec`: the
+    /// component sizes the joint values enumerate (empty unless enabled; [`Self::n_joint`]).
     pub joint_nvec: Vec<usize>,
     pub action_legal: Vec<bool>,
     pub action_probs: Vec<f32>,
@@ -73,15 +72,18 @@ pub struct Minibatch {
     pub action_advantages: Vec<f32>,
 }
 
-/// How many joint values components of sizes `nvec` have (their product).
-pub fn joint_len(nvec: &[usize]) -> usize {
-    nvec.iter().product()
-}
-
 /// The row-major index of `action` among the joint values of components of sizes `nvec`: for
 /// two components, `a₀ · nvec[1] + a₁`.
 pub fn joint_index(nvec: &[usize], action: &[usize]) -> usize {
     nvec.iter().zip(action).fold(0, |index, (&n, &a)| index * n + a)
+}
+
+/// The inverse of [`joint_index`]: writes the components of joint value `index` into `action`.
+pub fn joint_action(nvec: &[usize], mut index: usize, action: &mut [usize]) {
+    for (a, &n) in action.iter_mut().zip(nvec).rev() {
+        *a = index % n;
+        index /= n;
+    }
 }
 
 impl RolloutBuffer {
@@ -104,7 +106,6 @@ impl RolloutBuffer {
             final_values: vec![0.0; n],
             discounts: vec![f64::NAN; n],
             baseline_rewards: vec![f32::NAN; n],
-            n_joint: 0,
             joint_nvec: Vec::new(),
             action_legal: Vec::new(),
             action_probs: Vec::new(),
@@ -128,10 +129,8 @@ impl RolloutBuffer {
     pub fn enable_all_actions(&mut self, nvec: &[usize]) {
         assert_eq!(nvec.len(), self.n_components, "enable_all_actions: one size per component");
         assert_eq!(nvec.iter().sum::<usize>(), self.mask_len, "enable_all_actions: the sizes must add up to mask_len");
-        let n_joint = joint_len(nvec);
-        self.n_joint = n_joint;
         self.joint_nvec = nvec.to_vec();
-        let n = self.len() * n_joint;
+        let n = self.len() * self.n_joint();
         self.action_legal = vec![false; n];
         self.action_probs = vec![0.0; n];
         self.action_rewards = vec![0.0; n];
@@ -140,6 +139,11 @@ impl RolloutBuffer {
 
     pub fn all_actions(&self) -> bool {
         !self.action_probs.is_empty()
+    }
+
+    /// How many joint values the all-action columns hold per transition (0 unless enabled).
+    pub fn n_joint(&self) -> usize {
+        if self.joint_nvec.is_empty() { 0 } else { self.joint_nvec.iter().product() }
     }
 
     /// The row-major index of an action among the joint values.
@@ -204,7 +208,7 @@ impl RolloutBuffer {
     pub fn apply_all_action_advantages(&mut self) {
         assert!(self.finished, "apply_all_action_advantages: compute_gae first");
         assert!(self.all_actions(), "apply_all_action_advantages: enable_all_actions first");
-        let m = self.n_joint;
+        let m = self.n_joint();
         for j in 0..self.len() {
             let rows = j * m..(j + 1) * m;
             let (p, r) = (&self.action_probs[rows.clone()], &self.action_rewards[rows.clone()]);
@@ -240,7 +244,7 @@ impl RolloutBuffer {
             out.advantages.push(self.advantages[j]);
             out.returns.push(self.returns[j]);
             if self.all_actions() {
-                let q = self.n_joint;
+                let q = self.n_joint();
                 out.joint_illegal.extend(self.action_legal[j * q..(j + 1) * q].iter().map(|&legal| !legal));
                 out.old_probs.extend_from_slice(&self.action_probs[j * q..(j + 1) * q]);
                 out.action_advantages.extend_from_slice(&self.action_advantages[j * q..(j + 1) * q]);
@@ -337,11 +341,14 @@ mod tests {
     #[test]
     fn joint_all_action_advantages_read_the_sampled_pair_row_major_and_gather_its_legality() {
         // 1 step × 1 env, two components of sizes 2 and 3: 6 joint values, (a₀, a₁) at 3·a₀ + a₁.
-        assert_eq!(joint_len(&[2, 3]), 6);
         assert_eq!(joint_index(&[2, 3], &[1, 2]), 5);
         assert_eq!(joint_index(&[2, 3], &[0, 1]), 1);
+        let mut action = [0; 2];
+        joint_action(&[2, 3], 5, &mut action);
+        assert_eq!(action, [1, 2]);
         let mut b = RolloutBuffer::new(1, 1, 1, 5, 2);
         b.enable_all_actions(&[2, 3]);
+        assert_eq!(b.n_joint(), 6);
         b.actions.copy_from_slice(&[1, 0]);
         // (0, 2) is illegal.
         b.action_legal.copy_from_slice(&[true, true, false, true, true, true]);

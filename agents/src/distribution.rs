@@ -97,13 +97,6 @@ pub fn padded_log_prob_entropy(masked: Tensor<2>, actions: Tensor<2, Int>, nvec:
     (log_prob.reshape([batch]), entropy.reshape([batch]))
 }
 
-/// Probabilities of every value of a one-component masked distribution, `[batch, n]` (forbidden
-/// values exactly 0).
-pub fn masked_probs(logits: Tensor<2>, illegal: Tensor<2, Bool>, nvec: &[usize]) -> Tensor<2> {
-    assert_eq!(nvec.len(), 1, "all-value probabilities need a one-component action space");
-    softmax(logits.mask_fill(illegal, MASKED_LOGIT), 1)
-}
-
 /// Probabilities of every joint value of a masked distribution of one or two components,
 /// `[batch, Π nvec]` row-major (for two: `(a₀, a₁)` at `a₀ · nvec[1] + a₁`), forbidden joint
 /// values exactly 0. `joint_illegal`: `[batch, Π nvec]`, `true` where a joint value is forbidden.
@@ -111,7 +104,7 @@ pub fn masked_probs(logits: Tensor<2>, illegal: Tensor<2, Bool>, nvec: &[usize])
 /// The policy is a product of per-component categoricals under autoregressive masks
 /// ([`masked_log_prob_entropy`]): π(a₀, a₁) = π₀(a₀)·π₁(a₁ | a₀), with π₀ masked to the values
 /// that have at least one legal continuation and π₁'s softmax over the values legal after a₀ (the
-/// logits do not depend on a₀; the mask does). One component: [`masked_probs`] of the joint mask.
+/// logits do not depend on a₀; the mask does). One component: the masked softmax.
 /// The blocks are taken with `gather`, not per-component slices (see
 /// [`padded_log_prob_entropy`] for why slices are avoided off the CPU).
 pub fn masked_joint_probs(logits: Tensor<2>, joint_illegal: Tensor<2, Bool>, nvec: &[usize]) -> Tensor<2> {
@@ -277,7 +270,7 @@ pub fn masked_log_prob_entropy_host(
     Ok((log_prob, entropy))
 }
 
-/// Host reference of [`masked_probs`] for one row of one component: writes π(b) into `out`
+/// Host reference of [`masked_joint_probs`] for one row of one component: writes π(b) into `out`
 /// (0 where the mask forbids b; all 0 when nothing is legal, which acting has refused already).
 pub fn masked_probs_host(logits: &[f32], mask: &[bool], out: &mut [f32]) {
     let Some((max, sum)) = max_and_sum_exp(logits, mask) else {

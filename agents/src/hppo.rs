@@ -12,16 +12,17 @@
 //! Both levels act every slot and learn from the same reward with their own critic, optimiser,
 //! normaliser and RNG stream (learners 0 and 1 of the seed); each update runs the shared
 //! [`crate::ppo_step`] over its own rollout. The high level may use the all-action advantage
-//! (`AdvantageBaseline::AllActions`): each of its legal joint choices, completed by the low
-//! level's greedy plan, is probed every step ([`Candidates`]), and its surrogate is maximised in
-//! expectation over them; the low level uses the critic or the self-critical advantage. The network is an MLP per level with autoregressive
-//! masking rather than Splitwise's LSTM over layers: the window is a handful of layers, the
-//! masks already carry the coupling between them, and an MLP exports as a fixed op sequence.
-//! A fresh low level starts at the environment's default completion of the high choice (the
-//! whole-layer plan of the split, [`completion_prior`]), through a context skip that trains with
-//! the rest of its network. Holding the high choice for `k_high > 1` slots (semi-MDP returns;
-//! the discount column is in [`StepOutcome::discounts`]) is not wired here yet.
+//! (`AdvantageBaseline::AllActions`): each of its legal joint choices, completed by the low level's
+//! greedy plan, is probed every step ([`Candidates`]), and its surrogate is maximised in
+//! expectation over them; the low level uses the critic or the self-critical advantage. The network
+//! is an MLP per level with autoregressive masking rather than Splitwise's LSTM over layers: the
+//! window is a handful of layers, the masks already carry the coupling between them, and an MLP
+//! exports as a fixed op sequence. A fresh low level starts at the environment's default completion
+//! of the high choice (the whole-layer plan of the split, [`completion_prior`]), through a context
+//! skip that trains with the rest of its network. Holding the high choice for `k_high > 1` slots
+//! (semi-MDP returns; the discount column is in [`StepOutcome::discounts`]) is not wired here yet.
 
+use crate::buffer::joint_action;
 use crate::ppo::{
     ActionChoice, ConditionalMask, ConditionalMaskFn, PolicyShape, Ppo, PpoError, PpoState, Progress, RolloutStats,
 };
@@ -423,6 +424,11 @@ struct Candidates {
     joint: Vec<usize>,
     actions: Vec<usize>,
     rewards: Vec<f64>,
+    /// Per-candidate scratch, kept across steps: its member's observation and low-level mask,
+    /// and its high choice.
+    obs: Vec<f32>,
+    low_masks: Vec<bool>,
+    high: Vec<usize>,
 }
 
 impl Candidates {
@@ -443,27 +449,24 @@ impl Candidates {
         let ml = low_masks.len() / (obs.len() / d).max(1);
         self.members.clear();
         self.joint.clear();
-        let (mut rows, mut masks, mut high) = (Vec::new(), Vec::new(), Vec::new());
+        self.obs.clear();
+        self.low_masks.clear();
+        self.high.clear();
         for (i, row) in legal.chunks_exact(n_joint).enumerate() {
             for (b, _) in row.iter().enumerate().filter(|(_, l)| **l) {
                 self.members.push(i);
                 self.joint.push(b);
-                rows.extend_from_slice(&obs[i * d..(i + 1) * d]);
-                masks.extend_from_slice(&low_masks[i * ml..(i + 1) * ml]);
-                // Row-major decoding of b over the high components.
-                let start = high.len();
-                high.resize(start + nh, 0);
-                let mut rest = b;
-                for c in (0..nh).rev() {
-                    high[start + c] = rest % high_nvec[c];
-                    rest /= high_nvec[c];
-                }
+                self.obs.extend_from_slice(&obs[i * d..(i + 1) * d]);
+                self.low_masks.extend_from_slice(&low_masks[i * ml..(i + 1) * ml]);
+                let start = self.high.len();
+                self.high.resize(start + nh, 0);
+                joint_action(high_nvec, b, &mut self.high[start..]);
             }
         }
         let count = self.members.len();
-        let low_obs = hppo.low_rows(&rows, &high);
+        let low_obs = hppo.low_rows(&self.obs, &self.high);
         let mut low = vec![0; count * nl];
-        let members = &self.members;
+        let (members, high) = (&self.members, &self.high);
         let mut prefix = Vec::new();
         let mut prefixed = |r: usize, low_prefix: &[usize], out: &mut [bool]| {
             prefix.clear();
@@ -471,9 +474,15 @@ impl Candidates {
             prefix.extend_from_slice(low_prefix);
             conditional(members[r], &prefix, out)
         };
-        hppo.low.act_into_with(&low_obs, &masks, ActionChoice::Deterministic, Some(&mut prefixed), &mut low)?;
+        hppo.low.act_into_with(
+            &low_obs,
+            &self.low_masks,
+            ActionChoice::Deterministic,
+            Some(&mut prefixed),
+            &mut low,
+        )?;
         self.actions.resize(count * (nh + nl), 0);
-        hppo.join_actions(&high, &low, &mut self.actions);
+        hppo.join_actions(&self.high, &low, &mut self.actions);
         Ok(())
     }
 

@@ -514,7 +514,7 @@ impl Ppo {
         if !b.all_actions() || b.acted == 0 {
             return &[];
         }
-        let w = self.config.n_envs * b.n_joint;
+        let w = self.config.n_envs * b.n_joint();
         &b.action_legal[(b.acted - 1) * w..b.acted * w]
     }
 
@@ -621,7 +621,7 @@ impl Ppo {
             if b.all_actions() {
                 // The joint values' legality and π_old: the first component's mask as sampled,
                 // the second's given each first value (the environment's conditional mask).
-                let q = b.n_joint;
+                let q = b.n_joint();
                 let n0 = self.shape.nvec[0];
                 let second = self.shape.nvec.get(1).map(|&n1| (n0, n1));
                 let stored = &b.masks[j * m..(j + 1) * m];
@@ -718,7 +718,7 @@ impl Ppo {
     /// scaled like the rewards (after the step's own rewards updated the scaler, as the
     /// self-critical baseline is).
     pub fn record_action_rewards(&mut self, raw: &[f64]) {
-        let m = self.buffer.n_joint;
+        let m = self.buffer.n_joint();
         let b = &mut self.buffer;
         let rows = (b.recorded - 1) * self.config.n_envs * m..b.recorded * self.config.n_envs * m;
         for (out, &r) in b.action_rewards[rows].iter_mut().zip(raw) {
@@ -764,7 +764,7 @@ impl Ppo {
         let all_actions = self.config.advantage == AdvantageBaseline::AllActions;
         let n = self.config.n_envs;
         let (mut greedy, mut baseline) = (vec![0; n * self.shape.n_components()], vec![0.0; n]);
-        let mut action_rewards = vec![0.0; if all_actions { n * self.buffer.n_joint } else { 0 }];
+        let mut action_rewards = vec![0.0; if all_actions { n * self.buffer.n_joint() } else { 0 }];
         for _ in 0..self.config.n_steps {
             let start = Instant::now();
             let members = venv.members();
@@ -891,7 +891,7 @@ impl Ppo {
             len: b,
             temperature,
             all_actions: (!mb.old_probs.is_empty()).then(|| {
-                let q = self.buffer.n_joint;
+                let q = self.buffer.n_joint();
                 AllActionBatch {
                     illegal: Tensor::<2, Bool>::from_data(TensorData::new(mb.joint_illegal.clone(), [b, q]), dev),
                     old_probs: Tensor::<2>::from_data(TensorData::new(mb.old_probs.clone(), [b, q]), dev),
