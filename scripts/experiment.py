@@ -23,9 +23,11 @@ import json
 import math
 import os
 import re
+import shutil
 import struct
 import subprocess
 import time
+import tomllib
 
 AGENTS = {
     "ppo": "configs/ppo-jetson-layer-split.toml",
@@ -110,6 +112,12 @@ def step_scale(out, agent, scenario):
     return 1.0 / real_share(open(os.path.join(out, "configs", f"{agent}-{scenario}.toml")).read())
 
 
+def config_digest(path):
+    """sha256 of the config's parsed values (canonical JSON): comments and layout do not count."""
+    values = tomllib.load(open(path, "rb"))
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def run_name(agent, scenario, seed):
     return f"{agent}-{scenario}-s{seed}"
 
@@ -117,12 +125,15 @@ def run_name(agent, scenario, seed):
 def train(binary, out, config, agent, scenario, seed):
     name = run_name(agent, scenario, seed)
     done = os.path.join(out, "logs", name + ".done")
-    digest = hashlib.sha256(open(config, "rb").read()).hexdigest()
+    digest = config_digest(config)
     if os.path.exists(done):
         record = json.load(open(done))
         # A finished run is reused only for the same config (PPO_CONFIG or an edited agent file
-        # with the same OUT would otherwise silently reuse runs of another config).
-        if record.get("config_sha256", digest) != digest:
+        # with the same OUT would otherwise silently reuse runs of another config). Records from
+        # before the parsed digest hold the file's raw sha256, which a comment edit changes.
+        same = (record["config_digest"] == digest if "config_digest" in record
+                else record.get("config_sha256") == hashlib.sha256(open(config, "rb").read()).hexdigest())
+        if not same:
             raise RuntimeError(f"{name}: {out} holds a finished run of another config than {config}; "
                                "use another OUT (or remove that run)")
         return name, record["seconds"], True
@@ -137,7 +148,7 @@ def train(binary, out, config, agent, scenario, seed):
     if rc != 0:
         raise RuntimeError(f"{name}: `{' '.join(cmd)}` exited {rc} (log: {out}/logs/{name}.log)")
     with open(done, "w") as f:
-        json.dump({"seconds": seconds, "config_sha256": digest}, f)
+        json.dump({"seconds": seconds, "config_digest": digest}, f)
     return name, seconds, False
 
 
@@ -145,8 +156,14 @@ def run_eval(binary, out, config, label, scenario, policies, episodes, extra=())
     """`splitwise eval` of `policies` on the held-out episodes into out/eval/<label>-<scenario>
     (reused when it is there)."""
     dest = os.path.join(out, "eval", f"{label}-{scenario}")
-    if os.path.exists(os.path.join(dest, "metrics.json")):
-        return dest, True
+    metrics = os.path.join(dest, "metrics.json")
+    if os.path.exists(metrics):
+        d = json.load(open(metrics))
+        if d.get("episodes") == episodes and d.get("seed") == HELD_OUT_SEED:
+            return dest, True
+        # Another episode count or seed (EPISODES changed): an evaluation derived from the
+        # checkpoints, so it is redone rather than reported under the wrong count.
+        shutil.rmtree(dest)
     cmd = [binary, "eval", "--config", config, "--policies", policies, *extra, "--episodes", str(episodes),
            "--seed", str(HELD_OUT_SEED), "--out", dest]
     log_path = os.path.join(out, "logs", f"eval-{label}-{scenario}.log")
@@ -332,8 +349,42 @@ def dpp(rows, label):
     return rows[label]["metrics"]["drift_plus_penalty"]["mean"] if label in rows else float("nan")
 
 
+# Episodes of a run's periodic held-out checks (`splitwise train`'s FINAL_REPORT_EPISODES, seed
+# HELD_OUT_SEED): the first CHECK_EPISODES episodes of the evaluations here.
+CHECK_EPISODES = 10
+
+
+def dpp_first(rows, label, n=CHECK_EPISODES):
+    """The row's Δ + V·p over its first `n` held-out episodes (the periodic checks' episodes)."""
+    if label not in rows:
+        return float("nan")
+    eps = [e for m in rows[label]["members"] for e in m["episodes"] if e["episode"] < n]
+    return mean([e["metrics"]["drift_plus_penalty"] for e in eps])
+
+
 def stat(rows, label, key):
     return rows[label]["metrics"][key]["mean"] if label in rows else float("nan")
+
+
+def episode_dpp(rows, label):
+    """The row's Δ + V·p per held-out episode, by episode index."""
+    return {e["episode"]: e["metrics"]["drift_plus_penalty"] for m in rows[label]["members"] for e in m["episodes"]}
+
+
+def paired_sign(rows, a, b):
+    """-1 / 0 / +1: `a` below / within noise of / above `b` on Δ + V·p, from the 95 % Student-t
+    interval of the mean per-episode difference (the same episodes: common random numbers)."""
+    ea, eb = episode_dpp(rows, a), episode_dpp(rows, b)
+    d = [ea[k] - eb[k] for k in ea if k in eb]
+    if len(d) < 2:
+        return 0
+    mu = sum(d) / len(d)
+    sd = math.sqrt(sum((x - mu) ** 2 for x in d) / (len(d) - 1))
+    # t quantile 0.975 by the Cornish-Fisher correction of the normal one (1.984 at 99 degrees of
+    # freedom, exact to 3 digits from ~10 on; the standard library has no t distribution).
+    z = 1.959964
+    half = (z + (z ** 3 + z) / (4 * (len(d) - 1))) * sd / math.sqrt(len(d))
+    return -1 if mu + half < 0 else (1 if mu - half > 0 else 0)
 
 
 # Below this headroom (as a fraction of the best static plan's Δ + V·p) a capture is noise.
@@ -368,15 +419,19 @@ def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, fig
              "- Capture = (best static − policy)/(best static − bound) on the time-averaged Δ + V·p, per seed, then the "
              "mean over seeds; 1 is the bound, 0 the best static plan. Below 5 % headroom a capture is noise "
              "and is not given.",
+             "- *Paired* counts the seeds whose mean per-episode difference from the best causal baseline on the "
+             "same episodes has a 95 % Student-t interval below zero (better), across zero (within noise) or above "
+             "zero (worse). An episode's score rests on a handful of requests, so a raw comparison of means over "
+             "few episodes misleads (docs/agents.md, \"Held-out comparisons\").",
              f"- Wall time {seconds // 60:.0f} min {seconds % 60:.0f} s on {os.cpu_count()} CPUs "
              "(training and evaluation, runs in parallel; summed over the invocations that did work).\n",
-             "| scenario | agent | Δ + V·p per seed | mean | best static | best causal | bound | headroom | capture (mean over seeds) | beats best static | beats best causal | mean latency (s) | P95 (s) | energy/req (J) | accuracy loss |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| scenario | agent | Δ + V·p per seed | mean | best static | best causal | bound | headroom | capture (mean over seeds) | beats best static | beats best causal | vs best causal, paired: better / within noise / worse | mean latency (s) | P95 (s) | energy/req (J) | accuracy loss |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for scenario in scenarios:
         for agent in agents_on(scenario):
             dest = os.path.join(out, "eval", f"{agent}-{scenario}")
             if not os.path.exists(os.path.join(dest, "metrics.json")):
-                lines.append(f"| `{scenario}` | {agent} | missing | | | | | | | | | | | | |")
+                lines.append(f"| `{scenario}` | {agent} | missing | | | | | | | | | | | | | |")
                 continue
             sc, rows = load_eval(dest)
             s_label, c_label, s, c, headroom = headroom_of(sc, rows)
@@ -389,9 +444,14 @@ def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, fig
             cap = fmt(mean(caps)) if caps else "– (< 5 %)"
             beats = f"{sum(p < s for p in per)}/{len(per)}"
             beats_k = f"{sum(p < k for p in per)}/{len(per)}" if math.isfinite(k) else "–"
+            if math.isfinite(k) and all(lb in rows for lb in labels):
+                signs = [paired_sign(rows, lb, k_label) for lb in labels]
+                paired_k = f"{signs.count(-1)} / {signs.count(0)} / {signs.count(1)}"
+            else:
+                paired_k = "–"
             lines.append(
                 f"| `{scenario}` | {agent} | {', '.join(fmt(p) for p in per)} | {fmt(m)} | `{s_label}` {fmt(s)} | "
-                f"`{k_label}` {fmt(k)} | {fmt(c)} | {fmt(100 * headroom, 1)} % | {cap} | {beats} | {beats_k} | "
+                f"`{k_label}` {fmt(k)} | {fmt(c)} | {fmt(100 * headroom, 1)} % | {cap} | {beats} | {beats_k} | {paired_k} | "
                 f"{fmt(mean([stat(rows, lb, 'latency_mean_s') for lb in labels]))} | "
                 f"{fmt(mean([stat(rows, lb, 'latency_p95_s') for lb in labels]))} | "
                 f"{fmt(mean([stat(rows, lb, 'energy_per_request_j') for lb in labels]), 1)} | "
@@ -406,7 +466,8 @@ def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, fig
     lines.append("MBRL's steps in this table are its real steps (its policy takes 16 model steps per real one). "
                  "Env steps per second over the whole run (`charts/sps`: collection, updates, periodic "
                  "evaluations and held-out comparisons; two runs at a time, each nearly single-threaded, so "
-                 "other work on the machine slows them), and the first periodic evaluation whose held-out capture was ≥ 0.6.\n")
+                 "other work on the machine slows them), and the first periodic evaluation whose held-out capture was ≥ 0.6 (on the periodic checks' "
+                 f"{CHECK_EPISODES} held-out episodes, the first {CHECK_EPISODES} of the table above: noisier than it).\n")
     lines.append("Expensive evaluations: accuracy-loss evaluations spent in training on the real scenario (the "
                  "agent's own probes of other actions are not counted for any agent, and evaluation episodes for "
                  "none); – where a run predates the count.\n")
@@ -531,9 +592,10 @@ def sample_efficiency(out, scenarios, seeds):
     result (its `best/` checkpoints, mean over seeds), D_random the random policy's."""
     lines = ["### Sample efficiency: expensive evaluations to a normalised score of 0.95\n",
              "On the scenarios with ≥ 5 % headroom: score = (D_random − D)/(D_random − D_PPO) on the held-out "
-             "Δ + V·p (the periodic checks of `held_out/dpp_trained`, the same 10 episodes as the table above), "
-             "D_PPO flat PPO's result above (mean over seeds), D_random the random policy's "
-             "(`splitwise eval --policies random`); each run at its first check with a score ≥ 0.95. MBRL's "
+             f"Δ + V·p (the periodic checks of `held_out/dpp_trained`, on the first {CHECK_EPISODES} of the held-out episodes "
+             "above), D_PPO flat PPO's result above (mean over seeds) and D_random the random policy's "
+             f"(`splitwise eval --policies random`), both over the same {CHECK_EPISODES} episodes; "
+             "each run at its first check with a score ≥ 0.95. MBRL's "
              "real steps are a 16th of its policy steps. A random plan per slot pays weight loads and stalls in "
              "most slots, so D_random is far above every static plan and a score of 0.95 can be worse than the "
              "best static plan's (on the Jetson, cloud-only scores 0.99): read it beside the capture above.\n",
@@ -545,10 +607,12 @@ def sample_efficiency(out, scenarios, seeds):
         ppo = os.path.join(out, "eval", f"ppo-{scenario}")
         if not os.path.exists(rnd) or not os.path.exists(os.path.join(ppo, "metrics.json")):
             continue
-        d_random = json.load(open(rnd))["scenarios"][0]["rows"][0]["metrics"]["drift_plus_penalty"]["mean"]
+        # Both references over the periodic checks' episodes, which the runs' checks are scored on.
+        _, random_rows = load_eval(os.path.dirname(rnd))
+        d_random = dpp_first(random_rows, "random")
         sc, rows = load_eval(ppo)
         headroom = headroom_of(sc, rows)[4]
-        d_ppo = mean([dpp(rows, f"ppo-s{x}") for x in seeds])
+        d_ppo = mean([dpp_first(rows, f"ppo-s{x}") for x in seeds])
         if not headroom >= MIN_HEADROOM or d_random <= d_ppo:
             continue
         for agent in [a for a in ("ppo", "mbrl") if a in agents_on(scenario)]:
