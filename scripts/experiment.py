@@ -661,7 +661,7 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--seeds", default="0 1 2")
     ap.add_argument("--steps", type=int, default=0, help="env steps per run (0: the agent configs' own)")
-    ap.add_argument("--episodes", type=int, default=10)
+    ap.add_argument("--episodes", type=int, default=100)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--results", default="RESULTS.md")
     ap.add_argument("--figures", default="docs/figures/experiment")
