@@ -138,9 +138,10 @@ def train(binary, out, config, agent, scenario, seed):
                                "use another OUT (or remove that run)")
         return name, record["seconds"], True
     run_dir = os.path.join(out, "checkpoints", name)
-    cmd = [binary, "train", "--config", config, "--seed", str(seed), "--run-name", name]
+    checks = ["--final-report-episodes", str(CHECK_EPISODES)]
+    cmd = [binary, "train", "--config", config, "--seed", str(seed), "--run-name", name, *checks]
     if os.path.isdir(run_dir):
-        cmd = [binary, "train", "--config", config, "--resume", run_dir]
+        cmd = [binary, "train", "--config", config, "--resume", run_dir, *checks]
     start = time.time()
     with open(os.path.join(out, "logs", name + ".log"), "w") as log:
         rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
@@ -349,8 +350,9 @@ def dpp(rows, label):
     return rows[label]["metrics"]["drift_plus_penalty"]["mean"] if label in rows else float("nan")
 
 
-# Episodes of a run's periodic held-out checks (`splitwise train`'s FINAL_REPORT_EPISODES, seed
-# HELD_OUT_SEED): the first CHECK_EPISODES episodes of the evaluations here.
+# Episodes of a run's periodic held-out checks (passed to `splitwise train` as
+# --final-report-episodes; seed HELD_OUT_SEED): the first CHECK_EPISODES episodes of the
+# evaluations here.
 CHECK_EPISODES = 10
 
 
@@ -358,8 +360,7 @@ def dpp_first(rows, label, n=CHECK_EPISODES):
     """The row's Δ + V·p over its first `n` held-out episodes (the periodic checks' episodes)."""
     if label not in rows:
         return float("nan")
-    eps = [e for m in rows[label]["members"] for e in m["episodes"] if e["episode"] < n]
-    return mean([e["metrics"]["drift_plus_penalty"] for e in eps])
+    return mean([d for episode, d in episode_dpp(rows, label).items() if episode < n])
 
 
 def stat(rows, label, key):
