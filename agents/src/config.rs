@@ -119,6 +119,16 @@ pub struct PpoConfig {
     /// default) or the actor's and the critic's separately (see [`GradClip`]).
     #[serde(skip_serializing_if = "GradClip::is_global")]
     pub grad_clip: GradClip,
+    /// With the all-action advantage: a floor p on the probability of every legal (joint) value
+    /// in every state, kept by a hinged log-barrier in the loss
+    /// ([`crate::loss::probability_floor_penalty`]) so that a value the policy has dropped can
+    /// still come back when its advantage turns positive (0: off, the default).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub prob_floor: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// How the gradient norm is clipped.
@@ -263,6 +273,7 @@ impl Default for PpoConfig {
             temperature: None,
             advantage: AdvantageBaseline::Critic,
             grad_clip: GradClip::Global,
+            prob_floor: 0.0,
         }
     }
 }
@@ -333,6 +344,14 @@ impl PpoConfig {
             positive("clip_range_vf", c, "value clip")?;
         }
         non_negative("ent_coef", self.ent_coef, "entropy bonus coefficient")?;
+        in_range("prob_floor", self.prob_floor, 0.0, 1.0, "probability floor of every legal value")?;
+        if self.prob_floor > 0.0 && self.advantage != AdvantageBaseline::AllActions {
+            return Err(InvalidField::new(
+                "prob_floor",
+                self.prob_floor,
+                "needs advantage = \"all-actions\" (the update computes every value's probability only there)",
+            ));
+        }
         non_negative("vf_coef", self.vf_coef, "value loss coefficient")?;
         positive("max_grad_norm", self.max_grad_norm, "global gradient-norm clip")?;
         if let Some(kl) = self.target_kl {
@@ -392,6 +411,26 @@ mod tests {
         assert!(e.allowed.contains("self-critical"), "{e}");
         let c = PpoConfig { advantage: AdvantageBaseline::SelfCritical, gamma: 0.0, ..PpoConfig::default() };
         assert_eq!(c.validate(), Ok(()));
+        // The probability floor needs every value's probability: the all-action advantage.
+        let c = PpoConfig {
+            advantage: AdvantageBaseline::SelfCritical,
+            gamma: 0.0,
+            prob_floor: 1e-3,
+            ..PpoConfig::default()
+        };
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field, "prob_floor");
+        assert!(e.allowed.contains("all-actions"), "{e}");
+        let c =
+            PpoConfig { advantage: AdvantageBaseline::AllActions, gamma: 0.0, prob_floor: 1.5, ..PpoConfig::default() };
+        assert_eq!(c.validate().unwrap_err().field, "prob_floor");
+        let c = PpoConfig {
+            advantage: AdvantageBaseline::AllActions,
+            gamma: 0.0,
+            prob_floor: 1e-3,
+            ..PpoConfig::default()
+        };
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]
@@ -407,6 +446,7 @@ mod tests {
         // The default is not written, so configs and checkpoints from before the option read
         // and write as they did.
         assert!(!serde_json::to_string(&PpoConfig::default()).unwrap().contains("\"advantage\""));
+        assert!(!serde_json::to_string(&PpoConfig::default()).unwrap().contains("prob_floor"));
     }
 
     #[test]

@@ -134,6 +134,36 @@ pub fn masked_joint_probs(logits: Tensor<2>, joint_illegal: Tensor<2, Bool>, nve
     }
 }
 
+/// log π(b|s) of every joint value, as [`masked_joint_probs`] but from log-softmaxes, so a value
+/// whose probability underflows f32 still has a finite log-probability and a gradient (the
+/// probability floor, [`crate::loss::probability_floor_penalty`], needs both). Illegal values get
+/// 0 (they must be masked by the caller).
+pub fn masked_joint_log_probs(logits: Tensor<2>, joint_illegal: Tensor<2, Bool>, nvec: &[usize]) -> Tensor<2> {
+    match *nvec {
+        [_] => log_softmax(logits.mask_fill(joint_illegal.clone(), MASKED_LOGIT), 1).mask_fill(joint_illegal, 0.0),
+        [n0, n1] => {
+            let [batch, width] = logits.dims();
+            assert_eq!(width, n0 + n1, "logits width must be Σ nvec");
+            let device = logits.device();
+            let columns = |start: usize, n: usize| {
+                let index: Vec<i64> = (start..start + n).map(|j| j as i64).collect();
+                let index = Tensor::<1, Int>::from_data(TensorData::new(index, [n]), &device);
+                logits.clone().gather(1, index.reshape([1, n]).expand([batch, n]))
+            };
+            let (first, second) = (columns(0, n0), columns(n0, n1));
+            let illegal = joint_illegal.reshape([batch, n0, n1]);
+            let dead_end = illegal.clone().float().sum_dim(2).reshape([batch, n0]).equal_elem(n1 as f32);
+            let log_p0 = log_softmax(first.mask_fill(dead_end, MASKED_LOGIT), 1).reshape([batch, n0, 1]);
+            let log_p1 = log_softmax(
+                second.reshape([batch, 1, n1]).expand([batch, n0, n1]).mask_fill(illegal.clone(), MASKED_LOGIT),
+                2,
+            );
+            log_p0.add(log_p1).mask_fill(illegal, 0.0).reshape([batch, n0 * n1])
+        }
+        _ => panic!("joint probabilities are for one or two components, got {}", nvec.len()),
+    }
+}
+
 /// [`masked_joint_probs`] for one row on the host: `first_mask` is the first component's mask,
 /// `continuation(a₀, out)` writes the second component's mask given a₀ (unused for one
 /// component). Writes each joint value's legality into `legal` and its probability into `probs`.
@@ -321,6 +351,17 @@ mod tests {
         let got: Vec<f32> = probs.into_data().try_into_vec().unwrap();
         for (g, w) in got.iter().zip(want.iter().flatten()) {
             assert!((g - w).abs() < 1e-6, "{got:?}");
+        }
+        let illegal: Vec<bool> = legal.iter().flatten().map(|l| !l).collect();
+        let log_probs = masked_joint_log_probs(
+            Tensor::from_data(TensorData::new(logits.to_vec(), [2, 5]), &device),
+            Tensor::from_data(TensorData::new(illegal, [2, 6]), &device),
+            &[2, 3],
+        );
+        let got: Vec<f32> = log_probs.into_data().try_into_vec().unwrap();
+        for (g, w) in got.iter().zip(want.iter().flatten()) {
+            let w = if *w > 0.0 { w.ln() } else { 0.0 };
+            assert!((g - w).abs() < 1e-5, "{got:?}");
         }
         for r in 0..2 {
             let (mut legal_out, mut probs_out) = ([false; 6], [0f32; 6]);

@@ -1,7 +1,7 @@
 //! The PPO objective's pieces as small pure functions (Schulman et al. 2017, "Proximal Policy
 //! Optimization Algorithms", eq. 7 and 9), plus the diagnostics SB3/CleanRL log.
 
-use burn::tensor::Tensor;
+use burn::tensor::{Bool, Tensor};
 
 /// L^CLIP per sample (to be maximised): min(ρ·Â, clip(ρ, 1 − ε, 1 + ε)·Â), ρ = π/π_old.
 pub fn clipped_surrogate(ratio: Tensor<1>, advantages: Tensor<1>, clip_range: f64) -> Tensor<1> {
@@ -29,6 +29,23 @@ pub fn expected_clipped_surrogate(
     let high = old_probs.mul_scalar(1.0 + clip_range);
     let clipped = probs.max_pair(low).min_pair(high).mul(advantages);
     unclipped.min_pair(clipped).sum_dim(1).reshape([batch])
+}
+
+/// The probability floor's penalty per state (to be minimised): Σ_b max(0, ln p − log π(b|s)) over
+/// the legal joint values b, `log_probs` and `illegal` `[batch, n]`; returns `[batch]`.
+///
+/// Why: the softmax policy gradient of a value whose probability has collapsed vanishes with that
+/// probability (∂/∂z_b of Σ_c π(c)·Â_c is π(b)·Â_b), and so does the entropy bonus's
+/// (−π(b)·(log π(b) + H)); an early commitment to the wrong value in some states is then never
+/// undone (Mei et al., "On the Global Convergence Rates of Softmax Policy Gradient Methods",
+/// ICML 2020). The log-barrier regulariser of Agarwal et al. ("On the Theory of Policy Gradient
+/// Methods", JMLR 2021, §5.2), whose gradient on z_b does not vanish, fixes that but pulls every
+/// state towards uniform, the entropy bonus's fault on the gap scenarios. Hinged at ln p, the
+/// barrier only acts on values below the floor: each legal value keeps a probability of about p
+/// (an ε-soft policy, Sutton & Barto 2018 §5.4) and the greedy choice is unchanged.
+pub fn probability_floor_penalty(log_probs: Tensor<2>, illegal: Tensor<2, Bool>, floor: f64) -> Tensor<1> {
+    let [batch, _] = log_probs.dims();
+    log_probs.neg().add_scalar(floor.ln()).clamp_min(0.0).mask_fill(illegal, 0.0).sum_dim(1).reshape([batch])
 }
 
 /// Mean squared error of the value head against the GAE returns (SB3 scaling: no ½), or, with a
@@ -95,6 +112,37 @@ mod tests {
 
     fn host(x: Tensor<1>) -> Vec<f32> {
         x.into_data().try_into_vec::<f32>().unwrap()
+    }
+
+    /// Floor p = 10⁻³. Row 0: log π = (ln ½, ln 10⁻⁴, ln 0.4999, illegal) → ln 10⁻³ − ln 10⁻⁴ =
+    /// ln 10 (the illegal value's 0 must not count); row 1: every legal value above the floor → 0.
+    #[test]
+    fn probability_floor_penalty_hand_values() {
+        let device = Device::flex();
+        let log_probs = [0.5f32.ln(), 1e-4f32.ln(), 0.4999f32.ln(), 0.0, 0.25f32.ln(), 0.25f32.ln(), 0.5f32.ln(), 0.0];
+        let illegal = [false, false, false, true, false, false, false, true];
+        let got = host(probability_floor_penalty(
+            Tensor::from_data(TensorData::new(log_probs.to_vec(), [2, 4]), &device),
+            Tensor::from_data(TensorData::new(illegal.to_vec(), [2, 4]), &device),
+            1e-3,
+        ));
+        assert!((got[0] - 10f32.ln()).abs() < 1e-5 && got[1] == 0.0, "{got:?}");
+    }
+
+    /// The floor's gradient does not vanish with the probability: logits (0, −30, 0), so
+    /// π(1) ≈ 5·10⁻¹⁴ and the penalty is ln 10⁻³ − log π(1), whose gradient on z_b is
+    /// π(b) − 1[b = 1] = (½, −1, ½) to f32 precision (the entropy's on z₁ is ~10⁻¹²).
+    #[test]
+    fn probability_floor_gradient_does_not_vanish_for_a_collapsed_value() {
+        let device = Device::flex().autodiff();
+        let logits = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, -30.0, 0.0], [1, 3]), &device).require_grad();
+        let illegal = Tensor::<2, Bool>::from_data(TensorData::new(vec![false; 3], [1, 3]), &device);
+        let log_probs = crate::distribution::masked_joint_log_probs(logits.clone(), illegal.clone(), &[3]);
+        let grads = probability_floor_penalty(log_probs, illegal, 1e-3).sum().backward();
+        let g: Vec<f32> = logits.grad(&grads).expect("logits get a gradient").into_data().try_into_vec().unwrap();
+        for (g, w) in g.iter().zip([0.5, -1.0, 0.5]) {
+            assert!((g - w).abs() < 1e-6, "{g:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! value loss, the entropy bonus, gradient clipping and the Adam step exist once
 //! ([`crate::ppo_step`]).
 
-use crate::distribution::{masked_joint_probs, masked_log_prob_entropy};
+use crate::distribution::{masked_joint_log_probs, masked_joint_probs, masked_log_prob_entropy};
 use crate::network::{Actor, ActorCritic, Critic};
 use burn::module::Module;
 use burn::tensor::{Bool, Int, Tensor};
@@ -39,6 +39,9 @@ pub struct AllActionBatch {
     pub illegal: Tensor<2, Bool>,
     pub old_probs: Tensor<2>,
     pub advantages: Tensor<2>,
+    /// The probability floor p (`PpoConfig::prob_floor`; `None`: off): the update then also
+    /// needs every joint value's log-probability ([`ActionEvaluation::log_probs_all`]).
+    pub prob_floor: Option<f64>,
 }
 
 /// The current policy's view of a minibatch's actions, `[len]` each.
@@ -48,6 +51,9 @@ pub struct ActionEvaluation {
     pub values: Tensor<1>,
     /// π(b|s) of every joint value, `[len, n]`, when the batch asks for all actions.
     pub probs: Option<Tensor<2>>,
+    /// log π(b|s) of every joint value (0 where illegal), `[len, n]`, when the batch has a
+    /// probability floor.
+    pub log_probs_all: Option<Tensor<2>>,
 }
 
 /// A policy and its critic as one module (one optimizer, one global gradient norm), able to
@@ -73,8 +79,13 @@ impl PolicyModel for ActorCritic {
             logits = logits.div_scalar(batch.temperature);
         }
         let probs = batch.all_actions.as_ref().map(|a| masked_joint_probs(logits.clone(), a.illegal.clone(), nvec));
+        let log_probs_all = batch
+            .all_actions
+            .as_ref()
+            .filter(|a| a.prob_floor.is_some())
+            .map(|a| masked_joint_log_probs(logits.clone(), a.illegal.clone(), nvec));
         let (log_probs, entropy) = masked_log_prob_entropy(logits, batch.illegal.clone(), batch.actions.clone(), nvec);
         let values = self.critic.forward(batch.obs.clone()).reshape([batch.len]);
-        ActionEvaluation { log_probs, entropy, values, probs }
+        ActionEvaluation { log_probs, entropy, values, probs, log_probs_all }
     }
 }

@@ -187,6 +187,8 @@ pub struct UpdateStats {
     pub entropy: f64,
     pub approx_kl: f64,
     pub clip_frac: f64,
+    /// The probability floor's hinge penalty (`PpoConfig::prob_floor`; `None`: no floor).
+    pub prob_floor_penalty: Option<f64>,
     /// Of the rollout's values against its returns, before the update (SB3).
     pub explained_variance: f64,
     /// Global gradient norm before clipping.
@@ -213,6 +215,9 @@ impl UpdateStats {
         visit("losses/entropy", self.entropy);
         visit("losses/approx_kl", self.approx_kl);
         visit("losses/clip_frac", self.clip_frac);
+        if let Some(x) = self.prob_floor_penalty {
+            visit("losses/prob_floor_penalty", x);
+        }
         visit("losses/explained_variance", self.explained_variance);
         visit("losses/grad_norm", self.grad_norm);
         visit("charts/learning_rate", self.learning_rate);
@@ -323,6 +328,14 @@ impl Ppo {
         if config.advantage == AdvantageBaseline::AllActions {
             check_all_actions(&shape)?;
             buffer.enable_all_actions(&shape.nvec);
+            let n_joint: usize = shape.nvec.iter().product();
+            if config.prob_floor * n_joint as f64 >= 1.0 {
+                return Err(PpoError::Config(InvalidField::new(
+                    "prob_floor",
+                    config.prob_floor,
+                    format!("must be below 1 / {n_joint} (this level has {n_joint} joint values)"),
+                )));
+            }
         }
         Ok(Self {
             optimizer: adam(&config),
@@ -853,6 +866,7 @@ impl Ppo {
             entropy: sums.entropy / k,
             approx_kl: sums.approx_kl / k,
             clip_frac: sums.clip_frac / k,
+            prob_floor_penalty: sums.prob_floor_penalty.map(|x| x / k),
             explained_variance,
             grad_norm: sums.grad_norm / k,
             learning_rate,
@@ -896,6 +910,7 @@ impl Ppo {
                     illegal: Tensor::<2, Bool>::from_data(TensorData::new(mb.joint_illegal.clone(), [b, q]), dev),
                     old_probs: Tensor::<2>::from_data(TensorData::new(mb.old_probs.clone(), [b, q]), dev),
                     advantages: Tensor::<2>::from_data(TensorData::new(mb.action_advantages.clone(), [b, q]), dev),
+                    prob_floor: (c.prob_floor > 0.0).then_some(c.prob_floor),
                 }
             }),
         };

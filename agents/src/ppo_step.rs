@@ -5,7 +5,9 @@
 
 use crate::config::GradClip;
 use crate::grad_clip::{clip_factor, global_grad_sum_squares, scale_grads};
-use crate::loss::{approx_kl, clip_fraction, clipped_surrogate, expected_clipped_surrogate, value_loss};
+use crate::loss::{
+    approx_kl, clip_fraction, clipped_surrogate, expected_clipped_surrogate, probability_floor_penalty, value_loss,
+};
 use crate::policy_model::{PolicyBatch, PolicyModel};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::Tensor;
@@ -30,6 +32,8 @@ pub struct MinibatchStats {
     pub entropy: f64,
     pub approx_kl: f64,
     pub clip_frac: f64,
+    /// The probability floor's penalty (`None`: no floor).
+    pub prob_floor_penalty: Option<f64>,
     pub grad_norm: f64,
 }
 
@@ -40,6 +44,9 @@ impl MinibatchStats {
         self.entropy += s.entropy;
         self.approx_kl += s.approx_kl;
         self.clip_frac += s.clip_frac;
+        if let Some(x) = s.prob_floor_penalty {
+            *self.prob_floor_penalty.get_or_insert(0.0) += x;
+        }
         self.grad_norm += s.grad_norm;
     }
 }
@@ -58,8 +65,12 @@ pub fn ppo_gradient_step<M: PolicyModel>(
     let ratio = log_ratio.clone().exp();
     // Clipped surrogate objective, negated into a loss: at the sampled action, or in expectation
     // over the old policy when the batch carries every action's advantage.
+    let mut floor_penalty = None;
     let policy_loss = match (batch.all_actions, evaluation.probs) {
         (Some(all), Some(probs)) => {
+            if let (Some(floor), Some(log_probs)) = (all.prob_floor, evaluation.log_probs_all) {
+                floor_penalty = Some(probability_floor_penalty(log_probs, all.illegal, floor).mean());
+            }
             expected_clipped_surrogate(probs, all.old_probs, all.advantages, p.clip_range).mean().neg()
         }
         (None, _) => clipped_surrogate(ratio.clone(), batch.advantages, p.clip_range).mean().neg(),
@@ -69,16 +80,23 @@ pub fn ppo_gradient_step<M: PolicyModel>(
     let value_loss = value_loss(evaluation.values, batch.old_values, batch.returns, p.clip_range_vf);
     // Entropy bonus.
     let entropy = evaluation.entropy.mean();
-    let loss = policy_loss.clone() + value_loss.clone().mul_scalar(p.vf_coef) - entropy.clone().mul_scalar(p.ent_coef);
+    let mut loss =
+        policy_loss.clone() + value_loss.clone().mul_scalar(p.vf_coef) - entropy.clone().mul_scalar(p.ent_coef);
+    // The probability floor's hinge, at weight 1: it is 0 while every legal value is above the
+    // floor, so its weight only sets how firmly the floor is kept.
+    if let Some(penalty) = &floor_penalty {
+        loss = loss + penalty.clone();
+    }
     // Backward.
     let mut grads = GradientsParams::from_grads(loss.backward(), &model);
 
     // Diagnostics and the gradient norm, read back in one host transfer.
     let kl = approx_kl(log_ratio.detach());
     let clipped = clip_fraction(ratio.detach(), p.clip_range);
-    let mut parts = vec![policy_loss.inner(), value_loss.inner(), entropy.inner(), kl.inner(), clipped.inner()];
-    let device = parts[0].device();
+    let device = policy_loss.device();
     let zero = || Tensor::<1>::zeros([1], &device);
+    let floor = floor_penalty.as_ref().map_or_else(zero, |f| f.clone().inner());
+    let mut parts = vec![policy_loss.inner(), value_loss.inner(), entropy.inner(), kl.inner(), clipped.inner(), floor];
     match p.grad_clip {
         GradClip::Global => parts.push(global_grad_sum_squares(&model, &grads).unwrap_or_else(zero)),
         GradClip::PerNetwork => {
@@ -88,7 +106,7 @@ pub fn ppo_gradient_step<M: PolicyModel>(
         }
     }
     let host: Vec<f32> = Tensor::cat(parts, 0).into_data().try_into_vec::<f32>().expect("losses are f32");
-    let norms: Vec<f64> = host[5..].iter().map(|&s| f64::from(s).sqrt()).collect();
+    let norms: Vec<f64> = host[6..].iter().map(|&s| f64::from(s).sqrt()).collect();
     let grad_norm = match p.grad_clip {
         GradClip::Global => norms[0],
         GradClip::PerNetwork => norms[0].hypot(norms[1]),
@@ -119,6 +137,7 @@ pub fn ppo_gradient_step<M: PolicyModel>(
         entropy: f64::from(host[2]),
         approx_kl: f64::from(host[3]),
         clip_frac: f64::from(host[4]),
+        prob_floor_penalty: floor_penalty.is_some().then(|| f64::from(host[5])),
         grad_norm,
     };
     (model, stats)
