@@ -141,6 +141,17 @@ pub fn levels(learner: &Learner) -> Vec<PolicyLevel> {
 struct Hierarchy {
     /// Leading action components the high level picks.
     n_high: usize,
+    /// Slots the high level holds a choice for (absent in checkpoints from before the option: 1).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    k_high: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(k: &usize) -> bool {
+    *k == 1
 }
 
 const HIGH: &str = "high.";
@@ -150,7 +161,10 @@ fn hppo_files(state: &LearnerState) -> Result<Vec<(String, Vec<u8>)>> {
     let LearnerState::Hierarchical(s) = state else { bail!("a {} state is not an hppo agent's", state_kind(state)) };
     let mut files = level_files(HIGH, &s.high)?;
     files.extend(level_files(LOW, &s.low)?);
-    files.push((HIERARCHY_FILE.to_string(), serde_json::to_vec_pretty(&Hierarchy { n_high: s.n_high })?));
+    files.push((
+        HIERARCHY_FILE.to_string(),
+        serde_json::to_vec_pretty(&Hierarchy { n_high: s.n_high, k_high: s.k_high })?,
+    ));
     Ok(files)
 }
 
@@ -161,6 +175,7 @@ fn hppo_read(files: &CheckpointFiles, dir: &Path) -> Result<LearnerState> {
         high: level_read(files, dir, HIGH)?,
         low: level_read(files, dir, LOW)?,
         n_high: h.n_high,
+        k_high: h.k_high,
     })))
 }
 

@@ -90,12 +90,21 @@ pub struct HppoSection {
     /// (`splitwise_agents::hppo::completion_prior`); 0 starts it uniform.
     #[serde(default = "default_low_prior")]
     pub low_prior: f32,
+    /// Slots the high level holds each choice for (semi-MDP options; 1: it decides every slot).
+    /// More than 1 needs `[agent.high] advantage = "critic"` and γ > 0
+    /// (`splitwise_agents::hppo`).
+    #[serde(default = "default_k_high")]
+    pub k_high: usize,
     pub high: PpoConfig,
     pub low: PpoConfig,
 }
 
 fn default_n_high() -> usize {
     2
+}
+
+fn default_k_high() -> usize {
+    1
 }
 
 fn default_low_prior() -> f32 {
@@ -151,6 +160,7 @@ impl AgentSection {
                 low: h.low.clone(),
                 n_high: h.n_high,
                 low_prior: h.low_prior,
+                k_high: h.k_high,
             })),
             AgentSection::Mbrl(m) => LearnerConfig::ModelBased(Box::new(m.clone())),
         }
@@ -296,6 +306,9 @@ impl TrainConfig {
             }
             if h.n_high == 0 {
                 return Err(InvalidField::new("agent.n_high", 0, "must be >= 1 (the high level picks the split)"));
+            }
+            if let LearnerConfig::Hierarchical(c) = self.agent.learner_config() {
+                c.validate_options().map_err(|e| e.under("agent"))?;
             }
             if !(h.low_prior.is_finite() && (0.0..=20.0).contains(&h.low_prior)) {
                 return Err(InvalidField::new(

@@ -18,7 +18,7 @@ use crate::policies;
 use anyhow::{Context, Result, bail};
 use rand::RngExt;
 use serde::Serialize;
-use splitwise_agents::{ActionChoice, Acts, Learner};
+use splitwise_agents::{ActionChoice, Acts, HighHold, Learner};
 use splitwise_env::als::AlsEnv;
 use splitwise_env::api::Env;
 use splitwise_env::cartpole::CartPole;
@@ -233,6 +233,8 @@ fn play<E: Env>(env: &mut E, actor: &Actor, seed: u64) -> Result<Episode> {
     let mut rng = item_rng(derive_seed(seed, RANDOM_POLICY_SALT), Stream::Episode, 0);
     let evaluations_of = E::expensive().map(|ops| ops.evaluations);
     let mut out = Episode { episode_return: 0.0, length: 0, expensive_evaluations: 0.0 };
+    // A hierarchy's held high choice (`k_high > 1`): this episode's own.
+    let mut hold = HighHold::default();
     loop {
         match actor {
             Actor::Random => {
@@ -251,7 +253,14 @@ fn play<E: Env>(env: &mut E, actor: &Actor, seed: u64) -> Result<Episode> {
                 let envs = [&*env];
                 let mut conditional =
                     |i: usize, prefix: &[usize], out: &mut [bool]| envs[i].conditional_mask(prefix, out);
-                agent.act_into_with(&obs, &mask, ActionChoice::Deterministic, Some(&mut conditional), &mut action)?;
+                agent.act_holding_into_with(
+                    &obs,
+                    &mask,
+                    ActionChoice::Deterministic,
+                    Some(&mut conditional),
+                    &mut hold,
+                    &mut action,
+                )?;
             }
         }
         let t = env.step_into(&action, &mut obs, &mut mask).with_context(|| format!("{}: step", env.spec().id))?;

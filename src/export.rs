@@ -20,13 +20,13 @@ use crate::device::Acting;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use splitwise_agents::ComputeDevice;
 use splitwise_agents::distribution::MASKED_LOGIT;
 use splitwise_agents::export::{
     BATCH_AXIS, CONTEXT_INPUT, Dim, ExportedLevel, MASK_INPUT, OBSERVATION_INPUT, OutputFormat, PolicyLevel,
     TensorSpec, export_policy,
 };
 use splitwise_agents::normalize::NORMALIZE_EPSILON;
+use splitwise_agents::{ComputeDevice, Learner};
 use splitwise_env::api::{Env, EnvSpec};
 use splitwise_env::cartpole::CartPole;
 use splitwise_env::partition::PartitionEnv;
@@ -146,7 +146,12 @@ pub fn export(args: &ExportArgs) -> Result<ExportOutcome> {
         .with_context(|| format!("exporting the policy of checkpoint {}", dir.display()))?;
 
     let weights_crc32c = checkpoint::content_crc32c(&policy.parameter_values());
-    let sidecar = Sidecar::new(&files, &dir, &env, &levels, &exported, &paths, format, weights_crc32c)?;
+    let mut sidecar = Sidecar::new(&files, &dir, &env, &levels, &exported, &paths, format, weights_crc32c)?;
+    if let Learner::Hierarchical(h) = &policy
+        && h.k_high() > 1
+    {
+        sidecar.hold_high_choice(h.k_high());
+    }
     let sidecar_json = serde_json::to_vec_pretty(&sidecar).context("serialising the sidecar")?;
     let mut graphs = Vec::new();
     for (level, path) in exported.iter().zip(&paths) {
@@ -262,6 +267,10 @@ pub struct Sidecar {
     pub levels: Vec<LevelDoc>,
     /// How to compute one decision, step by step.
     pub chain: Vec<String>,
+    /// A hierarchy trained to hold its high choice for this many slots (`agent.k_high > 1`):
+    /// the graphs are stateless, so the caller holds it (the `chain` says how). Absent for 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub high_hold_slots: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -435,6 +444,20 @@ fn crc_hex(bytes: &[u8]) -> String {
 }
 
 impl Sidecar {
+    /// Says that the `high` level's choice is held for `k` slots, and how, before the step that
+    /// runs it.
+    fn hold_high_choice(&mut self, k: usize) {
+        self.high_hold_slots = Some(k);
+        let step = format!(
+            "Hold the `high` level's choice for {k} slots, as the policy was trained (agent.k_high): run its graph \
+             at an episode's first slot, {k} slots after its last decision, and whenever the masks no longer allow \
+             the held values (or leave the next level no legal value); at every other slot reuse the held values \
+             as its output. The `low` level runs every slot."
+        );
+        let at = self.chain.iter().position(|s| s.contains("(`high` level")).unwrap_or(self.chain.len());
+        self.chain.insert(at, step);
+    }
+
     // Each argument is a distinct source the sidecar describes; a struct would only rename them.
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -510,6 +533,7 @@ impl Sidecar {
             action: action_doc(env, format),
             levels: level_docs,
             chain: chain(env, exported, paths, format),
+            high_hold_slots: None,
         })
     }
 }

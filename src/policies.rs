@@ -8,7 +8,7 @@ use crate::checkpoint;
 use crate::device::Acting;
 use crate::train::load_agent;
 use anyhow::{Result, bail};
-use splitwise_agents::{ActionChoice, Acts, ComputeDevice, Learner, PolicyShape};
+use splitwise_agents::{ActionChoice, Acts, ComputeDevice, HighHold, Learner, PolicyShape};
 use splitwise_env::api::{Env, EnvSpec};
 use splitwise_env::policy::{Decision, DecisionContext, Policy, PolicyKind, PolicySpec};
 use splitwise_env::scenario::Scenario;
@@ -57,19 +57,21 @@ pub struct CheckpointPolicy {
     label: String,
     agent: Learner,
     actions: Vec<usize>,
+    /// A hierarchy's held high choice (`k_high > 1`), cleared at every episode start.
+    hold: HighHold,
 }
 
 impl CheckpointPolicy {
     /// A learner already in memory (the policy a run is training), acting deterministically.
     pub fn from_learner(label: &str, agent: Learner) -> Self {
         let n = agent.env_shape().n_components();
-        Self { label: label.to_string(), agent, actions: vec![0; n] }
+        Self { label: label.to_string(), agent, actions: vec![0; n], hold: HighHold::default() }
     }
 
     pub fn load(path: &Path, label: &str, env_spec: &EnvSpec, device: ComputeDevice) -> Result<Self> {
         let agent = load_learner(path, env_spec, device)?;
         let n = agent.env_shape().n_components();
-        Ok(Self { label: label.to_string(), agent, actions: vec![0; n] })
+        Ok(Self { label: label.to_string(), agent, actions: vec![0; n], hold: HighHold::default() })
     }
 }
 
@@ -113,12 +115,23 @@ impl Policy for CheckpointPolicy {
         self.label.clone()
     }
 
+    fn reset(&mut self, _seed: u64) {
+        self.hold.clear();
+    }
+
     fn decide(&mut self, ctx: &DecisionContext<'_>) -> Decision {
         let env = ctx.env;
         let mut conditional = |_: usize, prefix: &[usize], out: &mut [bool]| env.conditional_mask(prefix, out);
         // The observation and mask come from the env itself, so shapes match (checked at load).
         self.agent
-            .act_into_with(ctx.obs, ctx.mask, ActionChoice::Deterministic, Some(&mut conditional), &mut self.actions)
+            .act_holding_into_with(
+                ctx.obs,
+                ctx.mask,
+                ActionChoice::Deterministic,
+                Some(&mut conditional),
+                &mut self.hold,
+                &mut self.actions,
+            )
             .expect("observation and mask shapes were checked when the checkpoint was loaded");
         Decision::Action(self.actions.clone())
     }

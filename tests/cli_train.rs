@@ -246,6 +246,40 @@ fn resume_is_bit_identical_with_self_critical_hierarchical_ppo() {
     assert_exact_resume(&config, 128, 256);
 }
 
+/// A hierarchy whose high level holds each choice for 3 slots (`agent.k_high`): it resumes bit
+/// for bit (options end with each rollout, so a checkpoint cuts none), its checkpoint records
+/// the holding, and the export's sidecar tells the caller to hold the high choice.
+#[test]
+fn a_hierarchy_holding_its_high_choice_resumes_exactly_and_exports_the_holding() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo("configs/hppo-smoke.toml")).unwrap();
+    let scenario = repo("configs/jetson-llama7b-lte.toml");
+    let text = text
+        .replace("\"jetson-llama7b-lte.toml\"", &format!("{:?}", scenario.to_str().unwrap()))
+        .replace("kind = \"hppo\"\n", "kind = \"hppo\"\nk_high = 3\n");
+    let config = dir.path().join("hold.toml");
+    std::fs::write(&config, &text).unwrap();
+    assert_exact_resume(&config, 128, 256);
+    ok(train(dir.path(), &["--config", config.to_str().unwrap(), "--run-name", "h", "--final-report-episodes", "0"]));
+    let ckpt = dir.path().join("checkpoints/h/step_256");
+    let hierarchy: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ckpt.join("agent/hierarchy.json")).unwrap()).unwrap();
+    assert_eq!(hierarchy["k_high"], 3);
+    export(dir.path(), &ckpt, "p.onnx");
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("p.onnx.json")).unwrap()).unwrap();
+    assert_eq!(sidecar["high_hold_slots"], 3);
+    let chain: Vec<&str> = sidecar["chain"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let hold = chain.iter().position(|s| s.starts_with("Hold the `high` level's choice for 3 slots")).unwrap();
+    assert!(chain[hold + 1].contains("(`high` level"), "{chain:?}");
+    // The all-action advantage probes one slot: refused with k_high > 1, naming the field.
+    let (all, _) = hppo_smoke_with_advantages(dir.path(), "all-actions", "self-critical");
+    let all_text = std::fs::read_to_string(&all).unwrap().replace("kind = \"hppo\"\n", "kind = \"hppo\"\nk_high = 3\n");
+    std::fs::write(&all, all_text).unwrap();
+    let e = err(train(dir.path(), &["--config", all.to_str().unwrap()]));
+    assert!(e.contains("agent.high.advantage = all-actions") && e.contains("k_high = 3"), "{e}");
+}
+
 /// Hierarchical PPO goes through the same commands as PPO: its run logs both levels, its
 /// checkpoint holds both levels and says so, `eval` loads it next to baselines and `export`
 /// writes a graph per level.

@@ -29,6 +29,9 @@ pub struct RolloutBuffer {
     /// Γ_t of each transition: γ for one slot, γ^k for a k-slot option (semi-MDP); NaN (not
     /// recorded) reads as γ.
     pub discounts: Vec<f64>,
+    /// Whether the learner decided at each transition (`false`: a hierarchy's high level held an
+    /// earlier choice, `k_high > 1`); only decisions are trained on ([`Self::decision_indices`]).
+    pub decisions: Vec<bool>,
     /// The reward (scaled like `rewards`) a reference action would have earned in the same state
     /// under the same randomness (the self-critical baseline); NaN where none was recorded.
     pub baseline_rewards: Vec<f32>,
@@ -105,6 +108,7 @@ impl RolloutBuffer {
             truncated: vec![false; n],
             final_values: vec![0.0; n],
             discounts: vec![f64::NAN; n],
+            decisions: vec![true; n],
             baseline_rewards: vec![f32::NAN; n],
             joint_nvec: Vec::new(),
             action_legal: Vec::new(),
@@ -166,7 +170,13 @@ impl RolloutBuffer {
         self.finished = false;
         self.final_values.fill(0.0);
         self.discounts.fill(f64::NAN);
+        self.decisions.fill(true);
         self.baseline_rewards.fill(f32::NAN);
+    }
+
+    /// The transitions an update trains on: the decisions, in buffer order.
+    pub fn decision_indices(&self) -> Vec<usize> {
+        (0..self.len()).filter(|&j| self.decisions[j]).collect()
     }
 
     /// Fills `advantages` and `returns` from the stored transitions and `last_values`.
@@ -184,6 +194,7 @@ impl RolloutBuffer {
             final_values: &self.final_values,
             last_values: &self.last_values,
             discounts: Some(&self.discounts),
+            decisions: if self.decisions.iter().all(|&d| d) { None } else { Some(&self.decisions) },
         };
         gae(&input, gamma, gae_lambda, &mut self.advantages, &mut self.returns);
         self.finished = true;

@@ -2,6 +2,7 @@
 //! first ones), so short episodes are not over-represented the way "the first N episodes to
 //! finish" would over-represent them.
 
+use crate::hppo::HighHold;
 use crate::learner::Acts;
 use crate::ppo::{ActionChoice, PpoError};
 use splitwise_env::api::Env;
@@ -20,18 +21,21 @@ pub fn evaluate<A: Acts, E: Env>(
     let n = venv.n_envs();
     let mut per_member: Vec<Vec<EpisodeRecord>> = vec![Vec::new(); n];
     let mut actions = vec![0; n * agent.n_components()];
+    let mut hold = HighHold::default();
     while per_member.iter().any(|done| done.len() < episodes_per_member) {
         let members = venv.members();
         let mut conditional = |i: usize, prefix: &[usize], out: &mut [bool]| members[i].conditional_mask(prefix, out);
-        agent.act_into_with(
+        agent.act_holding_into_with(
             venv.obs(),
             venv.masks(),
             ActionChoice::Deterministic,
             Some(&mut conditional),
+            &mut hold,
             &mut actions,
         )?;
         venv.step(&actions)?;
         for record in venv.finished() {
+            hold.end_episode(record.env_index);
             let done = &mut per_member[record.env_index];
             if done.len() < episodes_per_member {
                 done.push(record.clone());

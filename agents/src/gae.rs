@@ -23,6 +23,10 @@ pub struct GaeInput<'a> {
     /// Per-transition discount Γ_t in place of γ, for semi-MDP transitions: an option that ran
     /// k slots discounts what follows it by γ^k (Sutton, Precup & Singh 1999). `None`: γ.
     pub discounts: Option<&'a [f64]>,
+    /// Per-slot: whether the agent decided at this slot (`false`: it held the choice of an earlier
+    /// slot, inside an option). `None`: every slot is a decision. Rows that are not decisions get
+    /// Â = 0 and R = V; a decision's advantage runs over the slots of its option.
+    pub decisions: Option<&'a [bool]>,
 }
 
 /// Writes advantages Â_t and returns R_t = Â_t + V(s_t) (the value targets).
@@ -31,6 +35,12 @@ pub struct GaeInput<'a> {
 /// `discounts` is given; the rewards are then the option's discounted sums), with
 /// V_next,t = 0 if terminated, V(final obs) if truncated, else V(s_{t+1}); end_t = terminated or
 /// truncated. Accumulated in f64.
+///
+/// With `decisions`, a decision at slot t whose choice is held through slot t + k − 1 (the
+/// slots until the next decision, an episode end or the rollout's end) is one semi-MDP
+/// transition: reward Σ_j Γ-discounted r_{t+j} (as [`option_return`]), discount the product of
+/// the k slots' Γ, next value that of the slot after the last one (as above). With every slot a
+/// decision this is the recursion above, operation for operation.
 pub fn gae(input: &GaeInput<'_>, gamma: f64, lambda: f64, advantages: &mut [f32], returns: &mut [f32]) {
     let n = input.n_envs;
     let len = input.rewards.len();
@@ -49,9 +59,17 @@ pub fn gae(input: &GaeInput<'_>, gamma: f64, lambda: f64, advantages: &mut [f32]
     if let Some(d) = input.discounts {
         assert_eq!(d.len(), len, "gae: discounts has {} entries, rewards {len}", d.len());
     }
+    if let Some(d) = input.decisions {
+        assert_eq!(d.len(), len, "gae: decisions has {} entries, rewards {len}", d.len());
+    }
     let n_steps = len / n;
+    let decision = |k: usize| input.decisions.is_none_or(|d| d[k]);
     for i in 0..n {
         let mut next_advantage = 0.0f64;
+        // The option the slot belongs to, from this slot to its last: discounted reward sum,
+        // product of discounts, and how it ends (next value; whether the episode ended).
+        let (mut option_reward, mut option_discount) = (0.0f64, 1.0f64);
+        let (mut option_next_value, mut option_ended) = (0.0f64, false);
         for t in (0..n_steps).rev() {
             let k = t * n + i;
             let (next_value, episode_ended) = if input.terminated[k] {
@@ -63,10 +81,25 @@ pub fn gae(input: &GaeInput<'_>, gamma: f64, lambda: f64, advantages: &mut [f32]
             } else {
                 (f64::from(input.values[k + n]), false)
             };
-            let value = f64::from(input.values[k]);
             let discount = input.discounts.map_or(gamma, |d| d[k]);
-            let delta = f64::from(input.rewards[k]) + discount * next_value - value;
-            let carry = if episode_ended { 0.0 } else { discount * lambda * next_advantage };
+            let reward = f64::from(input.rewards[k]);
+            // The option's last slot: the episode ends here, the rollout ends here, or the next
+            // slot is a decision.
+            if episode_ended || t + 1 == n_steps || decision(k + n) {
+                (option_reward, option_discount, option_next_value, option_ended) =
+                    (reward, discount, next_value, episode_ended);
+            } else {
+                option_reward = reward + discount * option_reward;
+                option_discount *= discount;
+            }
+            let value = f64::from(input.values[k]);
+            if !decision(k) {
+                advantages[k] = 0.0;
+                returns[k] = value as f32;
+                continue;
+            }
+            let delta = option_reward + option_discount * option_next_value - value;
+            let carry = if option_ended { 0.0 } else { option_discount * lambda * next_advantage };
             let advantage = delta + carry;
             advantages[k] = advantage as f32;
             returns[k] = (advantage + value) as f32;
@@ -104,11 +137,61 @@ mod tests {
             final_values: &[0.0; 2],
             last_values: &[8.0],
             discounts: Some(&[0.25, 0.5]),
+            decisions: None,
         };
         let (mut adv, mut ret) = ([0.0f32; 2], [0.0f32; 2]);
         gae(&input, 0.5, 1.0, &mut adv, &mut ret);
         assert_eq!(adv, [3.0, 7.0]);
         assert_eq!(ret, [4.0, 8.0]);
+
+        // The same two options stored per slot, as a hierarchy holding its choice stores them:
+        // slot 1 holds slot 0's choice (not a decision; V there is never read as a bootstrap
+        // for A, which runs to s_2). A's advantage is 3 again, B's 7; the held row gets Â = 0,
+        // R = V.
+        let input = GaeInput {
+            n_envs: 1,
+            rewards: &[1.0, 2.0, 4.0],
+            values: &[1.0, 5.0, 1.0],
+            terminated: &[false; 3],
+            truncated: &[false; 3],
+            final_values: &[0.0; 3],
+            last_values: &[8.0],
+            discounts: None,
+            decisions: Some(&[true, false, true]),
+        };
+        let (mut adv, mut ret) = ([0.0f32; 3], [0.0f32; 3]);
+        gae(&input, 0.5, 1.0, &mut adv, &mut ret);
+        assert_eq!(adv, [3.0, 0.0, 7.0]);
+        assert_eq!(ret, [4.0, 5.0, 8.0]);
+    }
+
+    #[test]
+    fn a_held_option_stops_at_the_episode_end_and_every_decision_is_plain_gae() {
+        // γ = 0.5, λ = 1, V ≡ 2 but V(final) = 6. Slots 0–1 one option, the episode truncated at
+        // slot 1; slot 2 a new episode's decision with V(s_3) = 4:
+        //   A: R = 1 + 0.5·1 = 1.5, Γ = 0.25, next V(final) = 6, no carry: Â = 1.5 + 1.5 − 2 = 1;
+        //   B: Â = 3 + 0.5·4 − 2 = 3.
+        let input = GaeInput {
+            n_envs: 1,
+            rewards: &[1.0, 1.0, 3.0],
+            values: &[2.0; 3],
+            terminated: &[false; 3],
+            truncated: &[false, true, false],
+            final_values: &[0.0, 6.0, 0.0],
+            last_values: &[4.0],
+            discounts: None,
+            decisions: Some(&[true, false, true]),
+        };
+        let (mut adv, mut ret) = ([0.0f32; 3], [0.0f32; 3]);
+        gae(&input, 0.5, 1.0, &mut adv, &mut ret);
+        assert_eq!(adv, [1.0, 0.0, 3.0]);
+        // Every slot a decision: bit for bit the plain recursion.
+        let plain = GaeInput { decisions: None, ..input };
+        let all = GaeInput { decisions: Some(&[true; 3]), ..input };
+        let (mut a1, mut r1, mut a2, mut r2) = ([0.0f32; 3], [0.0f32; 3], [0.0f32; 3], [0.0f32; 3]);
+        gae(&plain, 0.5, 0.9, &mut a1, &mut r1);
+        gae(&all, 0.5, 0.9, &mut a2, &mut r2);
+        assert_eq!((a1, r1), (a2, r2));
     }
 
     #[test]
@@ -134,6 +217,7 @@ mod tests {
             final_values: &[0.0, 0.0, 4.0, 100.0, 0.0, 0.0],
             last_values: &[8.0, 0.0],
             discounts: None,
+            decisions: None,
         };
         let mut adv = [0.0f32; 6];
         let mut ret = [0.0f32; 6];
@@ -156,6 +240,7 @@ mod tests {
             final_values: &[7.0],
             last_values: &[3.0],
             discounts: None,
+            decisions: None,
         };
         let (mut adv, mut ret) = ([0.0f32], [0.0f32]);
         gae(&input, 0.9, 0.95, &mut adv, &mut ret);
@@ -177,6 +262,7 @@ mod tests {
             final_values: &[0.0; 3],
             last_values: &[8.0],
             discounts: None,
+            decisions: None,
         };
         let (mut adv, mut ret) = ([0.0f32; 3], [0.0f32; 3]);
         gae(&input, 0.5, 1.0, &mut adv, &mut ret);

@@ -19,8 +19,19 @@
 //! window is a handful of layers, the masks already carry the coupling between them, and an MLP
 //! exports as a fixed op sequence. A fresh low level starts at the environment's default completion
 //! of the high choice (the whole-layer plan of the split, [`completion_prior`]), through a context
-//! skip that trains with the rest of its network. Holding the high choice for `k_high > 1` slots
-//! (semi-MDP returns; the discount column is in [`StepOutcome::discounts`]) is not wired here yet.
+//! skip that trains with the rest of its network.
+//!
+//! With `k_high > 1` the high level decides every k slots and holds its choice in between (an
+//! option; Sutton, Precup & Singh 1999): a decision's transition is the option's, its reward the
+//! γ-discounted sum over the slots it was held and its bootstrap γ^k·V(s after them)
+//! ([`crate::gae::gae`] with the buffer's decision column); the held slots are not trained on.
+//! The low level still acts every slot, conditioned on the held choice. An option ends early at
+//! an episode end, at the rollout's end (so no option spans two updates), and when the held choice
+//! is no longer legal (edge memory changed: the environment's masks forbid it or leave it no
+//! legal completion); the high level then decides afresh. Acting outside training holds the
+//! choice the same way through [`HighHold`]. Only the critic's advantage is allowed with
+//! k > 1 (the self-critical and all-action advantages probe one slot), and γ > 0 (with γ = 0
+//! an option would be judged by its first slot alone).
 
 use crate::buffer::joint_action;
 use crate::ppo::{
@@ -43,6 +54,41 @@ pub struct HppoConfig {
     /// The logit bonus the low level starts with on the values the environment's default
     /// completion of the high choice implies ([`completion_prior`]); 0: a uniform start.
     pub low_prior: f32,
+    /// Slots the high level holds a choice for (1: it decides every slot).
+    pub k_high: usize,
+}
+
+impl HppoConfig {
+    /// The holding of high choices (`k_high`): at least 1, and more than 1 only with the
+    /// critic's advantage at the high level and γ > 0. Fields are named relative to the agent
+    /// (`k_high`, `high.advantage`, `high.gamma`).
+    pub fn validate_options(&self) -> Result<(), InvalidField> {
+        if self.k_high == 0 {
+            return Err(InvalidField::new("k_high", 0, "must be >= 1 (slots per high-level decision)"));
+        }
+        if self.k_high > 1 && !self.high.advantage.is_critic() {
+            return Err(InvalidField::new(
+                "high.advantage",
+                self.high.advantage.name(),
+                format!(
+                    "must be \"critic\" with k_high = {} (the self-critical and all-action advantages probe one slot, \
+                     an option runs k)",
+                    self.k_high
+                ),
+            ));
+        }
+        if self.k_high > 1 && self.high.gamma == 0.0 {
+            return Err(InvalidField::new(
+                "high.gamma",
+                0.0,
+                format!(
+                    "must be > 0 with k_high = {} (with γ = 0 an option's return is its first slot's reward)",
+                    self.k_high
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The default [`HppoConfig::low_prior`]: e^6 ≈ 400 times the weight of any other value, so a
@@ -59,6 +105,7 @@ pub struct HppoState {
     pub high: PpoState,
     pub low: PpoState,
     pub n_high: usize,
+    pub k_high: usize,
 }
 
 pub struct Hppo {
@@ -66,8 +113,32 @@ pub struct Hppo {
     low: Ppo,
     n_high: usize,
     low_prior: f32,
+    k_high: usize,
     /// The environment's action space (both levels' components).
     env: PolicyShape,
+}
+
+/// High choices held across slots (`k_high > 1`), one entry per row (vector-env member) that a
+/// caller acting over episodes keeps between steps: [`Hppo::act_holding_into_with`]. A row with
+/// no slots left, or ended by [`HighHold::end_episode`], decides at its next step.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HighHold {
+    /// Per row: the held high choice and how many more slots it is held for.
+    rows: Vec<(Vec<usize>, usize)>,
+}
+
+impl HighHold {
+    /// The next step of `row` decides afresh (call at its episode's end).
+    pub fn end_episode(&mut self, row: usize) {
+        if let Some(r) = self.rows.get_mut(row) {
+            r.1 = 0;
+        }
+    }
+
+    /// Every row decides afresh at its next step.
+    pub fn clear(&mut self) {
+        self.rows.clear();
+    }
 }
 
 impl Hppo {
@@ -80,6 +151,7 @@ impl Hppo {
                 config.high.n_envs, config.high.n_steps, config.low.n_envs, config.low.n_steps
             )));
         }
+        config.validate_options().map_err(PpoError::Config)?;
         if config.low.advantage == AdvantageBaseline::AllActions {
             return Err(PpoError::Config(InvalidField::new(
                 "low.advantage",
@@ -93,6 +165,7 @@ impl Hppo {
             low: Ppo::new_learner(config.low, low, seed, 1)?,
             n_high: config.n_high,
             low_prior: config.low_prior,
+            k_high: config.k_high,
             env,
         })
     }
@@ -120,6 +193,11 @@ impl Hppo {
 
     pub fn n_high(&self) -> usize {
         self.n_high
+    }
+
+    /// Slots the high level holds a choice for.
+    pub fn k_high(&self) -> usize {
+        self.k_high
     }
 
     /// The environment's action space.
@@ -187,13 +265,104 @@ impl Hppo {
     }
 
     /// Actions for raw observations and full masks (rows), both levels in turn; `conditional`
-    /// is the environment's conditional mask over all components (member, prefix, out).
+    /// is the environment's conditional mask over all components (member, prefix, out). The high
+    /// level decides at every call: acting over episodes with `k_high > 1` goes through
+    /// [`Hppo::act_holding_into_with`].
     pub fn act_into_with(
         &self,
         obs: &[f32],
         masks: &[bool],
         choice: ActionChoice<'_>,
+        conditional: Option<ConditionalMask<'_>>,
+        actions: &mut [usize],
+    ) -> Result<(), PpoError> {
+        self.act_rows(obs, masks, choice, conditional, None, actions)
+    }
+
+    /// [`Hppo::act_into_with`] for a caller acting over episodes: each row's high choice is held
+    /// for `k_high` slots in `hold` (kept by the caller between steps, one row per member; call
+    /// [`HighHold::end_episode`] when a member's episode ends), unless it stops being legal. With
+    /// `k_high = 1` the same as [`Hppo::act_into_with`].
+    pub fn act_holding_into_with(
+        &self,
+        obs: &[f32],
+        masks: &[bool],
+        choice: ActionChoice<'_>,
+        conditional: Option<ConditionalMask<'_>>,
+        hold: &mut HighHold,
+        actions: &mut [usize],
+    ) -> Result<(), PpoError> {
+        let hold = (self.k_high > 1).then_some(hold);
+        self.act_rows(obs, masks, choice, conditional, hold, actions)
+    }
+
+    /// Replaces each row's high choice in `high` by its held one where that is still held and
+    /// legal, and holds the others' new choices for `k_high − 1` more slots; returns which rows
+    /// held.
+    fn apply_hold(
+        &self,
+        hold: &mut HighHold,
+        high: &mut [usize],
+        masks: &[bool],
+        mut conditional: Option<&mut ConditionalMaskFn<'_>>,
+    ) -> Vec<bool> {
+        let (nh, m) = (self.n_high, self.env.mask_len());
+        let rows = high.len() / nh;
+        hold.rows.resize(rows, (Vec::new(), 0));
+        let mut held_rows = vec![false; rows];
+        for (i, held_row) in held_rows.iter_mut().enumerate() {
+            let (held, left) = &mut hold.rows[i];
+            let row = &mut high[i * nh..(i + 1) * nh];
+            let mask = &masks[i * m..(i + 1) * m];
+            if *left > 0 && self.held_is_legal(i, held, mask, conditional.as_deref_mut()) {
+                row.copy_from_slice(held);
+                *left -= 1;
+                *held_row = true;
+            } else {
+                held.clear();
+                held.extend_from_slice(row);
+                *left = self.k_high - 1;
+            }
+        }
+        held_rows
+    }
+
+    /// Whether member `i` may still take the high choice `held`: its first component is allowed
+    /// by the mask row, each later high component by the environment's conditional mask given
+    /// the ones before it, and the first low component has a legal value given all of them.
+    fn held_is_legal(
+        &self,
+        i: usize,
+        held: &[usize],
+        mask: &[bool],
+        mut conditional: Option<&mut ConditionalMaskFn<'_>>,
+    ) -> bool {
+        let nvec = &self.env.nvec;
+        if !mask[held[0]] {
+            return false;
+        }
+        let (mut offset, mut out) = (nvec[0], Vec::new());
+        for (j, &n) in nvec.iter().enumerate().take(self.n_high + 1).skip(1) {
+            out.clear();
+            out.resize(n, false);
+            let exact = conditional.as_deref_mut().is_some_and(|f| f(i, &held[..j], &mut out));
+            let allowed: &[bool] = if exact { &out } else { &mask[offset..offset + n] };
+            let legal = if j < self.n_high { allowed[held[j]] } else { allowed.iter().any(|&a| a) };
+            if !legal {
+                return false;
+            }
+            offset += n;
+        }
+        true
+    }
+
+    fn act_rows(
+        &self,
+        obs: &[f32],
+        masks: &[bool],
+        choice: ActionChoice<'_>,
         mut conditional: Option<ConditionalMask<'_>>,
+        hold: Option<&mut HighHold>,
         actions: &mut [usize],
     ) -> Result<(), PpoError> {
         let rows = obs.len() / self.env.obs_dim.max(1);
@@ -209,6 +378,9 @@ impl Hppo {
         match conditional.as_deref_mut() {
             Some(f) => self.high.act_into_with(obs, &high_masks, high_choice, Some(f), &mut high)?,
             None => self.high.act_into_with(obs, &high_masks, high_choice, None, &mut high)?,
+        }
+        if let Some(hold) = hold {
+            self.apply_hold(hold, &mut high, masks, conditional.as_deref_mut());
         }
         let low_obs = self.low_rows(obs, &high);
         let low_choice = rng.map_or(ActionChoice::Deterministic, ActionChoice::Sample);
@@ -261,6 +433,8 @@ impl Hppo {
         let mut greedy_completion = vec![0; n_envs * nl];
         let (mut greedy_plan, mut completed) = (vec![0; n_envs * (nh + nl)], vec![0; n_envs * (nh + nl)]);
         let (mut greedy_plan_rewards, mut completed_rewards) = (vec![0.0; n_envs], vec![0.0; n_envs]);
+        // k_high > 1: the held high choices (every member decides at the rollout's first step).
+        let mut hold = HighHold::default();
         for _ in 0..self.high.config().n_steps {
             let start = Instant::now();
             let (high_masks, low_masks) = self.split_masks(venv.masks());
@@ -271,10 +445,16 @@ impl Hppo {
                 // The greedy choices come from the rollout's own forward passes; only the greedy
                 // completion of the greedy high choice needs one more low-level pass.
                 let greedy_out = high_critical.then_some(greedy_high.as_mut_slice());
-                let high = self
+                let mut high = self
                     .high
                     .act_rollout_greedy_with(venv.obs(), &high_masks, Some(&mut conditional), greedy_out)?
                     .to_vec();
+                if self.k_high > 1 {
+                    let held = self.apply_hold(&mut hold, &mut high, venv.masks(), Some(&mut conditional));
+                    for (i, _) in held.iter().enumerate().filter(|(_, h)| **h) {
+                        self.high.hold_rollout_action(i, &high[i * nh..(i + 1) * nh]);
+                    }
+                }
                 let low_obs = self.low_rows(venv.obs(), &high);
                 let mut prefixed = prefixed_mask(&mut conditional, &high, nh);
                 let greedy_out = low_critical.then_some(greedy_low.as_mut_slice());
@@ -317,6 +497,9 @@ impl Hppo {
             // Truncated members bootstrap from V(final obs); the low critic reads it with the
             // context of the choice just made.
             let ended: Vec<usize> = venv.finished().iter().map(|e| e.env_index).collect();
+            for &i in &ended {
+                hold.end_episode(i);
+            }
             let final_high: Vec<(usize, Vec<f32>)> =
                 ended.iter().filter_map(|&i| venv.final_obs(i).map(|o| (i, o.to_vec()))).collect();
             let final_low: Vec<(usize, Vec<f32>)> =
@@ -377,7 +560,12 @@ impl Hppo {
 
     /// Both levels' state, between rollouts.
     pub fn export_state(&self) -> Result<HppoState, PpoError> {
-        Ok(HppoState { high: self.high.export_state()?, low: self.low.export_state()?, n_high: self.n_high })
+        Ok(HppoState {
+            high: self.high.export_state()?,
+            low: self.low.export_state()?,
+            n_high: self.n_high,
+            k_high: self.k_high,
+        })
     }
 
     /// Replaces both levels' state with saved ones (same shapes; this learner's hyperparameters
@@ -387,6 +575,12 @@ impl Hppo {
             return Err(PpoError::StateMismatch(format!(
                 "the saved hierarchy's high level picks {} components, this one {}",
                 state.n_high, self.n_high
+            )));
+        }
+        if state.k_high != self.k_high {
+            return Err(PpoError::StateMismatch(format!(
+                "the saved hierarchy's high level holds its choice {} slots, this one {}",
+                state.k_high, self.k_high
             )));
         }
         self.high.restore_state(&state.high)?;
@@ -410,6 +604,7 @@ impl Hppo {
             low: Ppo::from_state(&state.low)?,
             n_high: state.n_high,
             low_prior: 0.0,
+            k_high: state.k_high.max(1),
             env,
         })
     }

@@ -3,7 +3,7 @@
 //! one entry in the app's agent registry.
 
 use crate::PpoConfig;
-use crate::hppo::{Hppo, HppoConfig, HppoState};
+use crate::hppo::{HighHold, Hppo, HppoConfig, HppoState};
 use crate::mbrl::{Mbrl, MbrlConfig, MbrlError, MbrlState};
 use crate::ppo::UpdateStats;
 use crate::ppo::{ActionChoice, ConditionalMask, PolicyShape, Ppo, PpoError, PpoState, Progress, RolloutStats};
@@ -62,6 +62,22 @@ pub trait Acts {
         conditional: Option<ConditionalMask<'_>>,
         actions: &mut [usize],
     ) -> Result<(), PpoError>;
+    /// [`Acts::act_into_with`] for a caller acting over episodes, which keeps `hold` between
+    /// steps (one row per member) and ends a member's row with [`HighHold::end_episode`] when its
+    /// episode ends: a hierarchy with `k_high > 1` holds its high choices there; every other
+    /// learner ignores it.
+    fn act_holding_into_with(
+        &self,
+        obs: &[f32],
+        masks: &[bool],
+        choice: ActionChoice<'_>,
+        conditional: Option<ConditionalMask<'_>>,
+        hold: &mut HighHold,
+        actions: &mut [usize],
+    ) -> Result<(), PpoError> {
+        let _ = hold;
+        self.act_into_with(obs, masks, choice, conditional, actions)
+    }
 }
 
 impl Acts for Ppo {
@@ -94,6 +110,17 @@ impl Acts for Hppo {
     ) -> Result<(), PpoError> {
         Hppo::act_into_with(self, obs, masks, choice, conditional, actions)
     }
+    fn act_holding_into_with(
+        &self,
+        obs: &[f32],
+        masks: &[bool],
+        choice: ActionChoice<'_>,
+        conditional: Option<ConditionalMask<'_>>,
+        hold: &mut HighHold,
+        actions: &mut [usize],
+    ) -> Result<(), PpoError> {
+        Hppo::act_holding_into_with(self, obs, masks, choice, conditional, hold, actions)
+    }
 }
 
 impl Acts for Learner {
@@ -112,6 +139,20 @@ impl Acts for Learner {
             Learner::Flat(p) => p.act_into_with(obs, masks, choice, conditional, actions),
             Learner::Hierarchical(h) => h.act_into_with(obs, masks, choice, conditional, actions),
             Learner::ModelBased(m) => m.ppo().act_into_with(obs, masks, choice, conditional, actions),
+        }
+    }
+    fn act_holding_into_with(
+        &self,
+        obs: &[f32],
+        masks: &[bool],
+        choice: ActionChoice<'_>,
+        conditional: Option<ConditionalMask<'_>>,
+        hold: &mut HighHold,
+        actions: &mut [usize],
+    ) -> Result<(), PpoError> {
+        match self {
+            Learner::Hierarchical(h) => h.act_holding_into_with(obs, masks, choice, conditional, hold, actions),
+            other => other.act_into_with(obs, masks, choice, conditional, actions),
         }
     }
 }

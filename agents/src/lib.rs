@@ -29,7 +29,7 @@ pub mod surrogate;
 pub use compute_device::{ComputeDevice, DeviceError};
 pub use config::{AdvantageBaseline, Annealing, GradClip, PpoConfig, Temperature};
 pub use evaluate::evaluate;
-pub use hppo::{Hppo, HppoConfig, HppoState};
+pub use hppo::{HighHold, Hppo, HppoConfig, HppoState};
 pub use learner::{Acts, Learner, LearnerConfig, LearnerState};
 pub use mbrl::{Mbrl, MbrlConfig, MbrlError, MbrlMeta, MbrlState, Spent};
 pub use ppo::{

@@ -663,6 +663,20 @@ impl Ppo {
         Ok(&b.actions[rows.start * k..rows.end * k])
     }
 
+    /// Replaces member `member`'s action in the step just acted on by `action`, a choice held from
+    /// an earlier step (a hierarchy's high level with `k_high > 1`), and marks the row as no
+    /// decision: the update does not train on it, and GAE counts its reward in the option of the
+    /// decision that chose `action` ([`crate::gae::gae`]). The rollout's RNG draws are unchanged.
+    pub fn hold_rollout_action(&mut self, member: usize, action: &[usize]) {
+        let b = &mut self.buffer;
+        assert!(b.acted == b.recorded + 1, "hold_rollout_action: call act_rollout first");
+        let (n, k) = (self.config.n_envs, self.shape.n_components());
+        assert!(member < n && action.len() == k, "hold_rollout_action: member {member} of {n}, {k} components");
+        let j = (b.acted - 1) * n + member;
+        b.actions[j * k..(j + 1) * k].copy_from_slice(action);
+        b.decisions[j] = false;
+    }
+
     /// Stores the rewards (scaled) and episode ends of the step just acted on, and the value of
     /// the final observation of each truncated member (one batched critic pass).
     pub fn record_step(&mut self, outcome: &StepOutcome<'_>) {
@@ -836,9 +850,15 @@ impl Ppo {
         let clip_range = c.clip_annealing.value(c.clip_range, self.progress.n_updates, n_planned);
         let (n_epochs, batch_size, target_kl) = (c.n_epochs, c.batch_size, c.target_kl);
         let temperature = f64::from(self.temperature());
-        let explained_variance = explained_variance(&self.buffer.values, &self.buffer.returns);
+        // Only the decisions are trained on (every row unless a hierarchy held its high choice).
+        let mut indices = self.buffer.decision_indices();
+        let explained_variance = if indices.len() == self.buffer.len() {
+            explained_variance(&self.buffer.values, &self.buffer.returns)
+        } else {
+            let pick = |v: &[f32]| indices.iter().map(|&j| v[j]).collect::<Vec<f32>>();
+            explained_variance(&pick(&self.buffer.values), &pick(&self.buffer.returns))
+        };
 
-        let mut indices: Vec<usize> = (0..self.buffer.len()).collect();
         let mut sums = MinibatchStats::default();
         let (mut n_minibatches, mut epochs_run, mut early_stopped) = (0, 0, false);
         for _epoch in 0..n_epochs {

@@ -171,16 +171,16 @@ fn all_actions_is_refused_where_it_does_not_apply() {
     // A hierarchy's low level (its choices are the completion the high level's probes use).
     let c = config(AdvantageBaseline::AllActions);
     let low = config(AdvantageBaseline::SelfCritical);
-    let hc = HppoConfig { high: c.clone(), low: c.clone(), n_high: 1, low_prior: 0.0 };
+    let hc = HppoConfig { high: c.clone(), low: c.clone(), n_high: 1, low_prior: 0.0, k_high: 1 };
     let err = Hppo::new(hc, PolicyShape::of(env.spec()), 0).err().unwrap();
     assert!(matches!(&err, PpoError::Config(e) if e.field == "low.advantage"), "{err}");
     // A high level of three components (8³ = 512 joint values, over the 256 it enumerates).
     let wide = venv(0, 4);
-    let hc = HppoConfig { high: c.clone(), low: low.clone(), n_high: 3, low_prior: 0.0 };
+    let hc = HppoConfig { high: c.clone(), low: low.clone(), n_high: 3, low_prior: 0.0, k_high: 1 };
     let err = Hppo::new(hc, PolicyShape::of(wide.spec()), 0).err().unwrap();
     assert!(matches!(&err, PpoError::Config(e) if e.field == "advantage" && e.allowed.contains("256")), "{err}");
     // Its high level over two components is allowed.
-    let hc = HppoConfig { high: c, low, n_high: 1, low_prior: 0.0 };
+    let hc = HppoConfig { high: c, low, n_high: 1, low_prior: 0.0, k_high: 1 };
     assert!(Hppo::new(hc, PolicyShape::of(env.spec()), 0).is_ok());
     // A discounted return: the advantage is one step's reward.
     let c = PpoConfig { gamma: 0.99, ..config(AdvantageBaseline::AllActions) };
@@ -193,7 +193,13 @@ fn all_actions_is_refused_where_it_does_not_apply() {
 /// value, is probed, and the high level learns the one joint choice that pays in rare steps.
 fn hierarchical_greedy(high: AdvantageBaseline, seed: u64) -> Vec<usize> {
     let mut env = venv(seed, 3);
-    let hc = HppoConfig { high: config(high), low: config(AdvantageBaseline::SelfCritical), n_high: 2, low_prior: 0.0 };
+    let hc = HppoConfig {
+        high: config(high),
+        low: config(AdvantageBaseline::SelfCritical),
+        n_high: 2,
+        low_prior: 0.0,
+        k_high: 1,
+    };
     let mut hppo = Hppo::new(hc, PolicyShape::of(env.spec()), seed).unwrap();
     for _ in 0..UPDATES {
         hppo.collect_rollout_observed(&mut env, |_| {}).unwrap();

@@ -3,7 +3,7 @@
 //! context, and a saved state restores both levels exactly.
 
 use proptest::prelude::*;
-use splitwise_agents::{ActionChoice, Hppo, HppoConfig, PolicyShape, PpoConfig};
+use splitwise_agents::{ActionChoice, HighHold, Hppo, HppoConfig, PolicyShape, PpoConfig};
 use splitwise_env::api::Env;
 use splitwise_env::partition::PartitionEnv;
 use splitwise_env::rng::{Stream, item_rng};
@@ -38,7 +38,12 @@ fn small(n_envs: usize) -> PpoConfig {
 }
 
 fn hppo(env: &PartitionEnv, seed: u64, n_envs: usize) -> Hppo {
-    let config = HppoConfig { high: small(n_envs), low: small(n_envs), n_high: 2, low_prior: 0.0 };
+    hppo_holding(env, seed, n_envs, 1)
+}
+
+/// A hierarchy whose high level holds each choice for `k_high` slots.
+fn hppo_holding(env: &PartitionEnv, seed: u64, n_envs: usize, k_high: usize) -> Hppo {
+    let config = HppoConfig { high: small(n_envs), low: small(n_envs), n_high: 2, low_prior: 0.0, k_high };
     Hppo::new(config, PolicyShape::of(env.spec()), seed).unwrap()
 }
 
@@ -48,11 +53,14 @@ proptest! {
     /// Random states (seeds, a random prefix of slots) and random high-level choices (an
     /// untrained, sampled high level, near-uniform over its legal values): every joint action
     /// sampled under the two levels' masks is a feasible plan (the strict env would error).
+    /// With `held`, the high level holds each choice for 4 slots (`k_high`) while edge memory
+    /// changes under it: a held choice the masks no longer allow ends its option instead.
     #[test]
-    fn masks_never_let_an_infeasible_plan_through(seed in 0u64..1_000_000, privacy in any::<bool>()) {
+    fn masks_never_let_an_infeasible_plan_through(seed in 0u64..1_000_000, privacy in any::<bool>(), held in any::<bool>()) {
         let sc = strict(if privacy { PRIVACY } else { JETSON }, 48);
         let mut env = PartitionEnv::new(sc);
-        let agent = hppo(&env, seed, 1);
+        let agent = hppo_holding(&env, seed, 1, if held { 4 } else { 1 });
+        let mut hold = HighHold::default();
         let mut rng = item_rng(seed, Stream::Policy, 99);
         let (mut obs, mut mask) = (vec![0.0f32; env.spec().observation.dim()], vec![false; env.spec().action.nvec.iter().sum()]);
         env.reset_into(Some(seed), &mut obs, &mut mask);
@@ -60,7 +68,9 @@ proptest! {
         for _ in 0..48 {
             {
                 let mut conditional = |_i: usize, prefix: &[usize], out: &mut [bool]| env.conditional_mask(prefix, out);
-                agent.act_into_with(&obs, &mask, ActionChoice::Sample(&mut rng), Some(&mut conditional), &mut action).unwrap();
+                agent
+                    .act_holding_into_with(&obs, &mask, ActionChoice::Sample(&mut rng), Some(&mut conditional), &mut hold, &mut action)
+                    .unwrap();
             }
             let step = env.step_into(&action, &mut obs, &mut mask);
             prop_assert!(step.is_ok(), "seed {seed}: action {action:?} refused: {:?}", step.err());
@@ -118,6 +128,7 @@ fn the_low_level_prior_starts_a_fresh_hierarchy_at_the_whole_layer_plan_of_its_s
             low: small(1),
             n_high: 2,
             low_prior: splitwise_agents::hppo::DEFAULT_LOW_PRIOR,
+            k_high: 1,
         };
         Hppo::new(config, PolicyShape::of(env.spec()), 3).unwrap()
     };

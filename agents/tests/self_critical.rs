@@ -144,7 +144,7 @@ fn both_levels_of_a_hierarchy_learn_with_self_critical_baselines() {
     for seed in 0..2u64 {
         let mut env = venv(seed);
         let c = config(AdvantageBaseline::SelfCritical);
-        let hc = HppoConfig { high: c.clone(), low: c, n_high: 1, low_prior: 0.0 };
+        let hc = HppoConfig { high: c.clone(), low: c, n_high: 1, low_prior: 0.0, k_high: 1 };
         let mut hppo = Hppo::new(hc, PolicyShape::of(env.spec()), seed).unwrap();
         for _ in 0..UPDATES {
             hppo.collect_rollout_observed(&mut env, |_| {}).unwrap();
