@@ -111,24 +111,10 @@ pub fn masked_joint_probs(logits: Tensor<2>, joint_illegal: Tensor<2, Bool>, nve
     match *nvec {
         [_] => softmax(logits.mask_fill(joint_illegal, MASKED_LOGIT), 1),
         [n0, n1] => {
-            let [batch, width] = logits.dims();
-            assert_eq!(width, n0 + n1, "logits width must be Σ nvec");
-            let device = logits.device();
-            let columns = |start: usize, n: usize| {
-                let index: Vec<i64> = (start..start + n).map(|j| j as i64).collect();
-                let index = Tensor::<1, Int>::from_data(TensorData::new(index, [n]), &device);
-                logits.clone().gather(1, index.reshape([1, n]).expand([batch, n]))
-            };
-            let (first, second) = (columns(0, n0), columns(n0, n1));
-            let illegal = joint_illegal.reshape([batch, n0, n1]);
-            // a₀ is forbidden when no a₁ may follow it.
-            let dead_end = illegal.clone().float().sum_dim(2).reshape([batch, n0]).equal_elem(n1 as f32);
-            let p0 = softmax(first.mask_fill(dead_end, MASKED_LOGIT), 1).reshape([batch, n0, 1]);
-            let p1 = softmax(
-                second.reshape([batch, 1, n1]).expand([batch, n0, n1]).mask_fill(illegal.clone(), MASKED_LOGIT),
-                2,
-            );
-            p0.mul(p1).mask_fill(illegal, 0.0).reshape([batch, n0 * n1])
+            let (first, second, illegal) = joint_blocks(logits, joint_illegal, n0, n1);
+            let batch = first.dims()[0];
+            let p0 = softmax(first, 1).reshape([batch, n0, 1]);
+            p0.mul(softmax(second, 2)).mask_fill(illegal, 0.0).reshape([batch, n0 * n1])
         }
         _ => panic!("joint probabilities are for one or two components, got {}", nvec.len()),
     }
@@ -142,26 +128,39 @@ pub fn masked_joint_log_probs(logits: Tensor<2>, joint_illegal: Tensor<2, Bool>,
     match *nvec {
         [_] => log_softmax(logits.mask_fill(joint_illegal.clone(), MASKED_LOGIT), 1).mask_fill(joint_illegal, 0.0),
         [n0, n1] => {
-            let [batch, width] = logits.dims();
-            assert_eq!(width, n0 + n1, "logits width must be Σ nvec");
-            let device = logits.device();
-            let columns = |start: usize, n: usize| {
-                let index: Vec<i64> = (start..start + n).map(|j| j as i64).collect();
-                let index = Tensor::<1, Int>::from_data(TensorData::new(index, [n]), &device);
-                logits.clone().gather(1, index.reshape([1, n]).expand([batch, n]))
-            };
-            let (first, second) = (columns(0, n0), columns(n0, n1));
-            let illegal = joint_illegal.reshape([batch, n0, n1]);
-            let dead_end = illegal.clone().float().sum_dim(2).reshape([batch, n0]).equal_elem(n1 as f32);
-            let log_p0 = log_softmax(first.mask_fill(dead_end, MASKED_LOGIT), 1).reshape([batch, n0, 1]);
-            let log_p1 = log_softmax(
-                second.reshape([batch, 1, n1]).expand([batch, n0, n1]).mask_fill(illegal.clone(), MASKED_LOGIT),
-                2,
-            );
-            log_p0.add(log_p1).mask_fill(illegal, 0.0).reshape([batch, n0 * n1])
+            let (first, second, illegal) = joint_blocks(logits, joint_illegal, n0, n1);
+            let batch = first.dims()[0];
+            let log_p0 = log_softmax(first, 1).reshape([batch, n0, 1]);
+            log_p0.add(log_softmax(second, 2)).mask_fill(illegal, 0.0).reshape([batch, n0 * n1])
         }
         _ => panic!("joint probabilities are for one or two components, got {}", nvec.len()),
     }
+}
+
+/// The masked logits of two components for [`masked_joint_probs`] and
+/// [`masked_joint_log_probs`]: the first component's `[batch, n0]` with the values that have no
+/// legal continuation masked, the second's `[batch, n0, n1]` masked given each first value, and
+/// the joint mask `[batch, n0, n1]`.
+fn joint_blocks(
+    logits: Tensor<2>,
+    joint_illegal: Tensor<2, Bool>,
+    n0: usize,
+    n1: usize,
+) -> (Tensor<2>, Tensor<3>, Tensor<3, Bool>) {
+    let [batch, width] = logits.dims();
+    assert_eq!(width, n0 + n1, "logits width must be Σ nvec");
+    let device = logits.device();
+    let columns = |start: usize, n: usize| {
+        let index: Vec<i64> = (start..start + n).map(|j| j as i64).collect();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [n]), &device);
+        logits.clone().gather(1, index.reshape([1, n]).expand([batch, n]))
+    };
+    let (first, second) = (columns(0, n0), columns(n0, n1));
+    let illegal = joint_illegal.reshape([batch, n0, n1]);
+    // a₀ is forbidden when no a₁ may follow it.
+    let dead_end = illegal.clone().float().sum_dim(2).reshape([batch, n0]).equal_elem(n1 as f32);
+    let second = second.reshape([batch, 1, n1]).expand([batch, n0, n1]).mask_fill(illegal.clone(), MASKED_LOGIT);
+    (first.mask_fill(dead_end, MASKED_LOGIT), second, illegal)
 }
 
 /// [`masked_joint_probs`] for one row on the host: `first_mask` is the first component's mask,
