@@ -171,6 +171,9 @@ fn hppo_files(state: &LearnerState) -> Result<Vec<(String, Vec<u8>)>> {
 fn hppo_read(files: &CheckpointFiles, dir: &Path) -> Result<LearnerState> {
     let h: Hierarchy = serde_json::from_slice(files.agent_file(HIERARCHY_FILE, dir)?)
         .with_context(|| format!("checkpoint {}: agent/{HIERARCHY_FILE} is corrupt", dir.display()))?;
+    if h.k_high == 0 {
+        bail!("checkpoint {}: agent/{HIERARCHY_FILE} has k_high = 0; it must be >= 1", dir.display());
+    }
     Ok(LearnerState::Hierarchical(Box::new(HppoState {
         high: level_read(files, dir, HIGH)?,
         low: level_read(files, dir, LOW)?,

@@ -454,7 +454,9 @@ impl Sidecar {
              the held values (or leave the next level no legal value); at every other slot reuse the held values \
              as its output. The `low` level runs every slot."
         );
-        let at = self.chain.iter().position(|s| s.contains("(`high` level")).unwrap_or(self.chain.len());
+        let at = self.chain.iter().position(|s| s.contains("(`high` level"));
+        debug_assert!(at.is_some(), "the chain has no step that runs the high level: {:?}", self.chain);
+        let at = at.unwrap_or(self.chain.len());
         self.chain.insert(at, step);
     }
 

@@ -119,6 +119,10 @@ impl Policy for CheckpointPolicy {
         self.hold.clear();
     }
 
+    fn end_episode(&mut self) {
+        self.hold.clear();
+    }
+
     fn decide(&mut self, ctx: &DecisionContext<'_>) -> Decision {
         let env = ctx.env;
         let mut conditional = |_: usize, prefix: &[usize], out: &mut [bool]| env.conditional_mask(prefix, out);

@@ -47,6 +47,7 @@ pub fn simulate(args: &SimulateArgs) -> Result<RunSummary> {
         if t.truncated || t.terminated {
             let (next, _) = env.reset(None);
             obs = next;
+            policy.end_episode();
         }
     }
     Ok(summary)

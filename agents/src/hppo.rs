@@ -59,12 +59,22 @@ pub struct HppoConfig {
 }
 
 impl HppoConfig {
-    /// The holding of high choices (`k_high`): at least 1, and more than 1 only with the
-    /// critic's advantage at the high level and γ > 0. Fields are named relative to the agent
+    /// The holding of high choices (`k_high`): at least 1 and at most the rollout's `n_steps`,
+    /// and more than 1 only with the critic's advantage at the high level and γ > 0. Fields are named relative to the agent
     /// (`k_high`, `high.advantage`, `high.gamma`).
     pub fn validate_options(&self) -> Result<(), InvalidField> {
         if self.k_high == 0 {
             return Err(InvalidField::new("k_high", 0, "must be >= 1 (slots per high-level decision)"));
+        }
+        if self.k_high > self.high.n_steps {
+            return Err(InvalidField::new(
+                "k_high",
+                self.k_high,
+                format!(
+                    "must be <= high.n_steps = {} (an option ends with its rollout, so a longer one is never held)",
+                    self.high.n_steps
+                ),
+            ));
         }
         if self.k_high > 1 && !self.high.advantage.is_critic() {
             return Err(InvalidField::new(
@@ -120,7 +130,8 @@ pub struct Hppo {
 
 /// High choices held across slots (`k_high > 1`), one entry per row (vector-env member) that a
 /// caller acting over episodes keeps between steps: [`Hppo::act_holding_into_with`]. A row with
-/// no slots left, or ended by [`HighHold::end_episode`], decides at its next step.
+/// no slots left, or ended by [`HighHold::end_episode`], decides at its next step. One hold
+/// belongs to one hierarchy (its rows hold that hierarchy's high choices).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HighHold {
     /// Per row: the held high choice and how many more slots it is held for.
@@ -594,6 +605,11 @@ impl Hppo {
         nvec.extend_from_slice(&ls.nvec);
         let env = PolicyShape { obs_dim: hs.obs_dim, context_dim: 0, nvec };
         let (high, low) = level_shapes(&env, state.n_high)?;
+        if state.k_high == 0 {
+            return Err(PpoError::StateMismatch(
+                "the saved hierarchy holds its high choice 0 slots (must be >= 1)".into(),
+            ));
+        }
         if *hs != high || *ls != low {
             return Err(PpoError::StateMismatch(format!(
                 "saved levels {hs:?} / {ls:?} do not form a hierarchy over {env:?}"
@@ -604,7 +620,7 @@ impl Hppo {
             low: Ppo::from_state(&state.low)?,
             n_high: state.n_high,
             low_prior: 0.0,
-            k_high: state.k_high.max(1),
+            k_high: state.k_high,
             env,
         })
     }

@@ -860,11 +860,19 @@ impl Ppo {
         };
 
         let mut sums = MinibatchStats::default();
+        // Every row a decision: SB3's minibatches (a last, smaller one takes the remainder). With
+        // held rows (a hierarchy's k_high > 1) the number of decisions changes from rollout to
+        // rollout, so they are split into ⌈n / batch_size⌉ minibatches of near-equal size rather
+        // than leaving a stray one of a row or two (which would skip advantage normalisation and
+        // decide the `target_kl` stop).
+        let n = indices.len();
+        let chunk_size =
+            if n == self.buffer.len() { batch_size } else { n.div_ceil(n.div_ceil(batch_size).max(1)).max(1) };
         let (mut n_minibatches, mut epochs_run, mut early_stopped) = (0, 0, false);
         for _epoch in 0..n_epochs {
             indices.shuffle(&mut self.rng);
             let mut last_kl = 0.0;
-            for chunk in indices.chunks(batch_size) {
+            for chunk in indices.chunks(chunk_size) {
                 let s = self.train_minibatch(chunk, learning_rate, clip_range, temperature as f32);
                 last_kl = s.approx_kl;
                 sums.add(&s);

@@ -117,6 +117,9 @@ fn k_high_is_refused_where_an_option_has_no_meaning() {
     c.high.gamma = 0.0;
     let e = err(c);
     assert!(matches!(&e, PpoError::Config(f) if f.field == "high.gamma"), "{e}");
+    // An option ends with its rollout: one longer than the rollout is never held.
+    let e = err(config(5, 1, 4));
+    assert!(matches!(&e, PpoError::Config(f) if f.field == "k_high" && f.allowed.contains("n_steps = 4")), "{e}");
     assert!(Hppo::new(config(3, 1, 4), shape(), 0).is_ok());
 }
 

@@ -54,6 +54,11 @@ pub trait Policy: Send {
     /// Called at the start of every episode.
     fn reset(&mut self, _seed: u64) {}
 
+    /// Called when an episode ends and the next continues without a reseed (`splitwise
+    /// simulate`): drops what a policy keeps within an episode (a hierarchy's held high choice)
+    /// and nothing else.
+    fn end_episode(&mut self) {}
+
     fn decide(&mut self, ctx: &DecisionContext<'_>) -> Decision;
 }
 
