@@ -146,12 +146,12 @@ pub fn export(args: &ExportArgs) -> Result<ExportOutcome> {
         .with_context(|| format!("exporting the policy of checkpoint {}", dir.display()))?;
 
     let weights_crc32c = checkpoint::content_crc32c(&policy.parameter_values());
-    let mut sidecar = Sidecar::new(&files, &dir, &env, &levels, &exported, &paths, format, weights_crc32c)?;
-    if let Learner::Hierarchical(h) = &policy
-        && h.k_high() > 1
-    {
-        sidecar.hold_high_choice(h.k_high());
-    }
+    // A hierarchy trained to hold its high choice: the stateless graphs leave the holding to the caller.
+    let high_hold = match &policy {
+        Learner::Hierarchical(h) if h.k_high() > 1 => Some(h.k_high()),
+        _ => None,
+    };
+    let sidecar = Sidecar::new(&files, &dir, &env, &levels, &exported, &paths, format, weights_crc32c, high_hold)?;
     let sidecar_json = serde_json::to_vec_pretty(&sidecar).context("serialising the sidecar")?;
     let mut graphs = Vec::new();
     for (level, path) in exported.iter().zip(&paths) {
@@ -444,22 +444,6 @@ fn crc_hex(bytes: &[u8]) -> String {
 }
 
 impl Sidecar {
-    /// Says that the `high` level's choice is held for `k` slots, and how, before the step that
-    /// runs it.
-    fn hold_high_choice(&mut self, k: usize) {
-        self.high_hold_slots = Some(k);
-        let step = format!(
-            "Hold the `high` level's choice for {k} slots, as the policy was trained (agent.k_high): run its graph \
-             at an episode's first slot, {k} slots after its last decision, and whenever the masks no longer allow \
-             the held values (or leave the next level no legal value); at every other slot reuse the held values \
-             as its output. The `low` level runs every slot."
-        );
-        let at = self.chain.iter().position(|s| s.contains("(`high` level"));
-        debug_assert!(at.is_some(), "the chain has no step that runs the high level: {:?}", self.chain);
-        let at = at.unwrap_or(self.chain.len());
-        self.chain.insert(at, step);
-    }
-
     // Each argument is a distinct source the sidecar describes; a struct would only rename them.
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -471,6 +455,7 @@ impl Sidecar {
         paths: &[PathBuf],
         format: OutputFormat,
         weights_crc32c: String,
+        high_hold: Option<usize>,
     ) -> Result<Self> {
         let m = &files.metadata;
         let sc = env.scenario.as_deref();
@@ -534,8 +519,8 @@ impl Sidecar {
             observation: observation_doc(env, levels),
             action: action_doc(env, format),
             levels: level_docs,
-            chain: chain(env, exported, paths, format),
-            high_hold_slots: None,
+            chain: chain(env, exported, paths, format, high_hold),
+            high_hold_slots: high_hold,
         })
     }
 }
@@ -805,7 +790,15 @@ fn action_doc(env: &EnvDescription, format: OutputFormat) -> ActionDoc {
     ActionDoc { n_components: a.n_components(), mask_len: a.mask_len(), components, mask, autoregressive }
 }
 
-fn chain(env: &EnvDescription, exported: &[ExportedLevel], paths: &[PathBuf], format: OutputFormat) -> Vec<String> {
+/// `high_hold`: the slots a hierarchy holds its high choice for (`agent.k_high > 1`), said before
+/// the step that runs the high level.
+fn chain(
+    env: &EnvDescription,
+    exported: &[ExportedLevel],
+    paths: &[PathBuf],
+    format: OutputFormat,
+    high_hold: Option<usize>,
+) -> Vec<String> {
     let batch = BATCH_AXIS;
     let mut steps = vec![format!(
         "Build `observation` [{batch}, {}] float32 from raw measurements as `observation.features` describe \
@@ -829,6 +822,14 @@ fn chain(env: &EnvDescription, exported: &[ExportedLevel], paths: &[PathBuf], fo
                 "Build the `{}` level's `context` [{batch}, {}]: the one-hot of the values chosen by {:?} \
                  (per component, 1.0 at the chosen value's column), concatenated in that order.",
                 e.role, e.context_dim, e.context_from
+            ));
+        }
+        if let Some(k) = high_hold.filter(|_| e.role == "high") {
+            steps.push(format!(
+                "Hold the `high` level's choice for {k} slots, as the policy was trained (agent.k_high): run its \
+                 graph at an episode's first slot, {k} slots after its last decision, and whenever the masks no \
+                 longer allow the held values (or leave the next level no legal value); at every other slot reuse \
+                 the held values as its output. The `low` level runs every slot."
             ));
         }
         let inputs: Vec<&str> = e.inputs.iter().map(|t| t.name.as_str()).collect();
