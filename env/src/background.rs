@@ -218,6 +218,11 @@ impl CloudLoad {
         self.chain.initial_state(rng)
     }
 
+    /// A fresh residual dwell ([`RegimeChain::redraw_residual`]).
+    pub fn redraw_residual(&self, state: &mut RegimeState, rng: &mut impl Rng) {
+        self.chain.redraw_residual(state, rng);
+    }
+
     /// Advances by one slot and returns the slot's utilisation.
     pub fn advance(&self, state: &mut RegimeState, slot_s: f64, rng: &mut impl Rng) -> f64 {
         self.chain.advance(state, slot_s, rng);
@@ -274,6 +279,11 @@ impl EdgeLoad {
 
     pub fn initial_state(&self, rng: &mut impl Rng) -> RegimeState {
         self.chain.initial_state(rng)
+    }
+
+    /// A fresh residual dwell ([`RegimeChain::redraw_residual`]).
+    pub fn redraw_residual(&self, state: &mut RegimeState, rng: &mut impl Rng) {
+        self.chain.redraw_residual(state, rng);
     }
 
     pub fn advance(&self, state: &mut RegimeState, slot_s: f64, rng: &mut impl Rng) -> EdgeAvailability {

@@ -11,7 +11,7 @@ use crate::background::EdgeAvailability;
 use crate::failure::GeState;
 use crate::link::{LinkSlot, LinkState, LinkStreams};
 use crate::regime::RegimeState;
-use crate::rng::{Stream, StreamRng, stream_rng};
+use crate::rng::{Stream, StreamRng, derive_seed, stream_rng};
 use crate::scenario::Scenario;
 use crate::workload::ArrivalState;
 use rand::RngExt;
@@ -49,6 +49,19 @@ struct ExoStreams {
     probe: StreamRng,
 }
 
+impl ExoStreams {
+    fn new(seed: u64) -> Self {
+        Self {
+            link: LinkStreams::new(seed),
+            ge: stream_rng(seed, Stream::GilbertElliott),
+            cloud: stream_rng(seed, Stream::CloudLoad),
+            edge: stream_rng(seed, Stream::EdgeLoad),
+            arrival_rate: stream_rng(seed, Stream::ArrivalRate),
+            probe: stream_rng(seed, Stream::Probe),
+        }
+    }
+}
+
 /// Process states plus the generated-but-not-yet-discarded slots.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExoState {
@@ -61,20 +74,16 @@ pub struct ExoState {
     /// Absolute slot index of `buffer[0]`.
     first: u64,
     buffer: VecDeque<ExoSlot>,
+    /// The episode seed of a replay ([`Self::replayed`]); 0 otherwise. Not serialised.
+    #[serde(skip)]
+    seed_check: u64,
 }
 
 impl ExoState {
     /// Slot 0 of episode `seed`: every process from its stationary law.
     pub fn new(s: &Scenario, seed: u64) -> Self {
         let slot_s = s.config.serving.slot_s;
-        let mut streams = ExoStreams {
-            link: LinkStreams::new(seed),
-            ge: stream_rng(seed, Stream::GilbertElliott),
-            cloud: stream_rng(seed, Stream::CloudLoad),
-            edge: stream_rng(seed, Stream::EdgeLoad),
-            arrival_rate: stream_rng(seed, Stream::ArrivalRate),
-            probe: stream_rng(seed, Stream::Probe),
-        };
+        let mut streams = ExoStreams::new(seed);
         let link = s.link.initial_state(slot_s, &mut streams.link.rngs());
         let ge = s.ge.as_ref().map_or_else(RegimeState::default, |g| g.initial_state(&mut streams.ge));
         let mut cloud = s.cloud_load.initial_state(&mut streams.cloud);
@@ -84,7 +93,17 @@ impl ExoState {
         // the initial level without moving the chains.
         let cloud_load = s.cloud_load.advance(&mut cloud, 0.0, &mut streams.cloud);
         let edge_avail = s.edge_load.advance(&mut edge, 0.0, &mut streams.edge);
-        let mut state = Self { streams, link, ge, cloud, edge, arrival, first: 0, buffer: VecDeque::with_capacity(64) };
+        let mut state = Self {
+            streams,
+            link,
+            ge,
+            cloud,
+            edge,
+            arrival,
+            first: 0,
+            buffer: VecDeque::with_capacity(64),
+            seed_check: 0,
+        };
         let slot0 = state.realise(s, cloud_load, edge_avail, 0.0);
         state.buffer.push_back(slot0);
         state
@@ -127,6 +146,63 @@ impl ExoState {
             self.buffer.push_back(slot);
         }
         self.buffer[(index - self.first) as usize]
+    }
+
+    /// The episode's own process replayed to the end of slot `through`, for
+    /// [`Self::resampled`]. The process states at a slot are not kept per slot (that would cost
+    /// every step), so they are rebuilt by replaying the episode's streams: `replay` is a
+    /// previous result for the same episode (`seed`) at or before `through`, advanced from where
+    /// it is (O(1) per slot when called slot after slot), or a fresh replay from slot 0.
+    pub fn replayed(s: &Scenario, seed: u64, through: u64, replay: Option<ExoState>) -> ExoState {
+        let mut r = match replay {
+            Some(r) if r.seed_check == seed && r.last_generated() <= through => r,
+            _ => {
+                let mut r = ExoState::new(s, seed);
+                r.seed_check = seed;
+                r
+            }
+        };
+        r.get(s, through);
+        r.discard_before(through);
+        r
+    }
+
+    /// Index of the last generated slot.
+    fn last_generated(&self) -> u64 {
+        (self.first + self.buffer.len() as u64).saturating_sub(1)
+    }
+
+    /// Another future after slot `through` of episode `seed`: the same slots up to `through`
+    /// (those this state still holds, and `through` itself), the same process states at the end of slot `through`
+    /// (taken from `replay`, [`Self::replayed`] at `through`), and from then on fresh draws from
+    /// streams of `derive_seed(seed, salt)`, with every regime's residual dwell redrawn
+    /// (exponential dwells: the redrawn residual has the law of the true one, so the result is a
+    /// sample of the future *given the state at `through`*). Trace-driven rates stay the
+    /// trace's. What a model-predictive look-ahead samples from.
+    pub fn resampled(&self, s: &Scenario, seed: u64, replay: &ExoState, salt: u64) -> ExoState {
+        let through = replay.last_generated();
+        let mut fresh = replay.clone();
+        // The slots this state keeps before `through` (the replay kept only `through`).
+        let mut buffer: VecDeque<ExoSlot> = (self.first..through).filter_map(|i| self.peek(i)).collect();
+        let first = through - buffer.len() as u64;
+        buffer.extend(fresh.buffer.iter().copied());
+        debug_assert!(
+            self.peek(through).is_none_or(|x| Some(x) == fresh.peek(through)),
+            "the replay must reproduce the episode's slots"
+        );
+        fresh.buffer = buffer;
+        fresh.first = first;
+        let mut streams = ExoStreams::new(derive_seed(seed, salt));
+        s.link.redraw_residual(&mut fresh.link, &mut streams.link.rngs());
+        if let Some(g) = &s.ge {
+            g.redraw_residual(&mut fresh.ge, &mut streams.ge);
+        }
+        s.cloud_load.redraw_residual(&mut fresh.cloud, &mut streams.cloud);
+        s.edge_load.redraw_residual(&mut fresh.edge, &mut streams.edge);
+        s.arrivals.redraw_residual(&mut fresh.arrival, &mut streams.arrival_rate);
+        fresh.streams = streams;
+        fresh.seed_check = 0;
+        fresh
     }
 
     /// The conditions of slot `index` if it has been generated and not discarded.

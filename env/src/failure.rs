@@ -121,6 +121,11 @@ impl GilbertElliott {
         self.chain.initial_state(rng)
     }
 
+    /// A fresh residual sojourn ([`RegimeChain::redraw_residual`]).
+    pub fn redraw_residual(&self, state: &mut RegimeState, rng: &mut impl Rng) {
+        self.chain.redraw_residual(state, rng);
+    }
+
     /// Advances the chain by one slot of `slot_s` (any number of switches inside it) and returns
     /// the state the slot ends in.
     #[inline]

@@ -496,6 +496,14 @@ impl RateProcess {
         }
     }
 
+    /// A fresh residual dwell of the current rate regime ([`RegimeChain::redraw_residual`]);
+    /// constant and trace rates have none (a trace's future is the trace).
+    pub fn redraw_residual<R: Rng + ?Sized>(&self, state: &mut RateState, rng: &mut R) {
+        if let (Self::Regimes { chain, .. }, RateState::Regimes { regime, .. }) = (self, state) {
+            chain.redraw_residual(regime, &mut &mut *rng);
+        }
+    }
+
     /// The rate of the slot `state` describes.
     pub fn rate_bps(&self, state: &RateState) -> f64 {
         match (self, state) {
@@ -975,6 +983,13 @@ impl Link {
         };
         let slot = self.realise(process_rate, snr_db, rngs);
         LinkState { rate, snr, slot }
+    }
+
+    /// A fresh residual dwell of the rate regime, if the rate has one.
+    pub fn redraw_residual(&self, state: &mut LinkState, rngs: &mut LinkRngs<'_>) {
+        if let RateModel::Process(p) = &self.rate {
+            p.redraw_residual(&mut state.rate, &mut *rngs.bandwidth);
+        }
     }
 
     /// Moves every process to the next slot and returns (and stores in `state.slot`) what the

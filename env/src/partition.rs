@@ -289,6 +289,9 @@ pub struct PartitionEnv {
     /// Re-seeds every request's failure draws when non-zero (a look-ahead that knows the future
     /// conditions but not the coin flips: [`Self::set_request_salt`]).
     request_salt: u64,
+    /// The episode's exogenous process replayed to the current slot ([`Self::resample_future`]);
+    /// a cache, not state.
+    exo_replay: Option<ExoState>,
     /// Stands in for the accuracy-loss formula when set (a model-based agent's surrogate;
     /// [`crate::accuracy_measurement`]). Configuration, not state.
     accuracy_model: Option<Arc<dyn ComponentModel>>,
@@ -366,6 +369,7 @@ impl PartitionEnv {
             state,
             scratch,
             request_salt: 0,
+            exo_replay: None,
             accuracy_model: None,
         }
     }
@@ -474,6 +478,40 @@ impl PartitionEnv {
     /// flips of each request. Not part of the saved state.
     pub fn set_request_salt(&mut self, salt: u64) {
         self.request_salt = salt;
+    }
+
+    /// Replaces the future with a sample of it given the present: the exogenous conditions from
+    /// the decided slot on ([`ExoState::resampled`]; the slots before it and every process's
+    /// state at the end of the previous slot are kept), the arrival times and request lengths from
+    /// now on, and every request's failure and rejection draws ([`Self::set_request_salt`]) come
+    /// from streams of `salt`. The queue and the requests in flight are kept; a request already
+    /// started keeps the service walk it was given on the true future (the state holds when it
+    /// finishes, not how). The decided slot's own conditions are resampled too, because a device
+    /// decides before it sees them (its observation ends with the previous slot; the first slot of
+    /// an episode is kept: it has no previous one). What a model-predictive look-ahead plans on
+    /// (`salt` is non-zero: 0 names the episode's own streams).
+    pub fn resample_future(&mut self, salt: std::num::NonZeroU64) {
+        let salt = salt.get();
+        let sc = self.scenario.clone();
+        let st = &mut self.state;
+        let replay = ExoState::replayed(&sc, st.seed, st.slot.saturating_sub(1), self.exo_replay.take());
+        st.exo = st.exo.resampled(&sc, st.seed, &replay, salt);
+        self.exo_replay = Some(replay);
+        let rs = derive_seed(st.seed, salt);
+        st.arrivals_rng = stream_rng(rs, Stream::Arrivals);
+        st.lengths_rng = stream_rng(rs, Stream::Lengths);
+        // The buffer holds the decided slot, as after a step.
+        st.exo.get(&sc, st.slot);
+        self.request_salt = salt;
+    }
+
+    /// Generates the exogenous conditions of the next `slots` slots now. They do not depend on
+    /// actions and are drawn in slot order from their own streams, so this changes nothing but
+    /// when they are drawn: a look-ahead that restores one state many times draws them once.
+    pub fn prepare_conditions(&mut self, slots: u64) {
+        let sc = self.scenario.clone();
+        let last = (self.state.slot + slots).min(sc.config.serving.episode_slots);
+        self.state.exo.get(&sc, last);
     }
 
     /// Arrival time of the oldest request still waiting, if any.

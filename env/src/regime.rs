@@ -108,6 +108,15 @@ impl RegimeChain {
         state.dwell_left_s -= left_s;
     }
 
+    /// Draws a fresh residual dwell for the current regime: by memorylessness it has the law of
+    /// the one it replaces, so the future it starts is a sample of the chain's future given the
+    /// regime alone (a look-ahead that must not know when the regime ends).
+    pub fn redraw_residual(&self, state: &mut RegimeState, rng: &mut impl Rng) {
+        if self.n_regimes() >= 2 {
+            state.dwell_left_s = self.draw_dwell_s(state.regime, rng);
+        }
+    }
+
     fn draw_dwell_s(&self, regime: usize, rng: &mut impl Rng) -> f64 {
         let e: f64 = Exp1.sample(rng);
         e * self.mean_dwell_s[regime]

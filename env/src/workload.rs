@@ -162,6 +162,14 @@ impl ArrivalProcess {
         }
     }
 
+    /// A fresh residual dwell of a Markov regime ([`RegimeChain::redraw_residual`]); the other
+    /// kinds are functions of time and have none.
+    pub fn redraw_residual(&self, state: &mut ArrivalState, rng: &mut impl Rng) {
+        if let Self::Markov { chain, .. } = self {
+            chain.redraw_residual(state, rng);
+        }
+    }
+
     /// λ at time `t_s` (s since episode start) in `state`.
     pub fn rate_per_s(&self, state: &ArrivalState, t_s: f64) -> f64 {
         match self {
