@@ -1,6 +1,8 @@
 //! The clairvoyant bound: equal to the static optimum where one plan is best throughout, never
 //! below the best static plan, deterministic; and above every static plan where conditions
-//! change (here a cloud that alternates between idle and saturated).
+//! change (here a cloud that alternates between idle and saturated). `oracle-mpc` (the bound's
+//! look-ahead on sampled futures): equal to the static optimum where one plan is best, and to
+//! each episode's best static plan where the present tells which one that is.
 
 use splitwise_env::api::Env;
 use splitwise_env::partition::PartitionEnv;
@@ -14,6 +16,11 @@ use std::sync::Arc;
 /// nothing is random per request: the look-ahead's re-seeded coin flips change nothing), fixed
 /// 64/32-token requests; `extra` adds sections.
 fn scenario(extra: &str, mode: &str, slots: u32) -> Arc<Scenario> {
+    scenario_at_rate(extra, mode, slots, 0.5)
+}
+
+/// [`scenario`] with `rate` requests per second.
+fn scenario_at_rate(extra: &str, mode: &str, slots: u32, rate: f64) -> Arc<Scenario> {
     let text = format!(
         r#"
         version = 1
@@ -43,7 +50,7 @@ fn scenario(extra: &str, mode: &str, slots: u32) -> Arc<Scenario> {
         [workload]
         [workload.arrivals]
         kind = "constant"
-        rate_per_s = 0.5
+        rate_per_s = {rate}
         [workload.prompt_tokens]
         median_tokens = 64
         sigma = 0.0
@@ -128,4 +135,29 @@ fn best_fixed_holds_the_best_static_plan_of_its_tuning_episodes() {
     let b = total(&sc, p.as_mut(), 9);
     let s = best_static(&sc, 9);
     assert!((b - s).abs() <= 1e-9 * s.abs().max(1.0), "best-fixed {b} vs best static {s}");
+}
+
+#[test]
+fn oracle_mpc_holds_the_static_optimum_and_reads_the_present() {
+    // Where one plan is best throughout, sampling the future changes nothing.
+    let sc = scenario("", "layer-split", 60);
+    let m = total(&sc, build("oracle-mpc", Some("2"), 0, &sc).unwrap().as_mut(), 3);
+    let s = best_static(&sc, 3);
+    assert!((m - s).abs() <= 1e-9 * s.abs().max(1.0), "oracle-mpc {m} vs best static {s}");
+    // A cloud that stays idle or busy (0.95) for a whole episode, which one drawn per episode
+    // (seed 4: idle, cloud-only is best; seed 5: busy, the Jetson alone is best, cloud-only
+    // costs ~8x more). No fixed plan is right in both; the planner reads the regime from the
+    // present and matches each episode's best static plan; deterministic.
+    let regime = "[cloud_load]\nlevels = [0.0, 0.95]\nmean_dwell_s = [1e6, 1e6]\n";
+    let sc = scenario(regime, "layer-split", 60);
+    let cloud = |seed| total(&sc, &mut FixedSplit { layer: 0, precision: Precision::Bits16 }, seed);
+    let edge = |seed| total(&sc, &mut FixedSplit { layer: sc.n_layers(), precision: Precision::Bits16 }, seed);
+    assert!(cloud(4) > edge(4) && edge(5) > 4.0 * cloud(5), "one idle and one busy episode");
+    for seed in [4, 5] {
+        let m = total(&sc, build("oracle-mpc", Some("4"), 0, &sc).unwrap().as_mut(), seed);
+        let again = total(&sc, build("oracle-mpc", Some("4"), 0, &sc).unwrap().as_mut(), seed);
+        let s = best_static(&sc, seed);
+        assert_eq!(m, again, "deterministic");
+        assert!((m - s).abs() <= 1e-9 * s.abs().max(1.0), "seed {seed}: oracle-mpc {m} vs best static {s}");
+    }
 }

@@ -174,68 +174,9 @@ impl Clairvoyant {
     }
 
     /// The window score of `candidate` from `state` (lower is better; module doc).
-    /// Window of `horizon` slots; the candidate holds for the first `hold` of them.
     fn window_score(&mut self, state: &PartitionState, candidate: &Plan, base: &Plan, horizon: u32, hold: u32) -> f64 {
-        let sc = self.scenario.clone();
-        let cfg = &sc.config.reward;
-        let (w, s) = (&cfg.weights, &cfg.scales);
-        let slot_s = sc.config.serving.slot_s;
-        let env = &mut self.probe;
-        if env.restore_state(state).is_err() {
-            return f64::INFINITY;
-        }
-        env.set_request_salt(LOOKAHEAD_SALT);
-        env.set_recording(true);
-        let _ = env.take_records();
-        let t0 = env.slot();
-        let end_slot = sc.config.serving.episode_slots;
-        let window_end_s = (t0 + u64::from(horizon)) as f64 * slot_s;
-        let backlog = env.queued() as f64;
-        let queues = env.virtual_queues();
-        let v = cfg.v.v(backlog);
-        let mut slot_terms = 0.0;
-        let mut energy = 0.0;
-        let mut accuracy = 0.0;
-        let mut started = 0.0;
-        let mut k = 0u32;
-        loop {
-            let slot = env.slot();
-            if slot >= end_slot {
-                break;
-            }
-            let in_window = k < horizon;
-            if !in_window && env.oldest_queued_arrival_s().is_none_or(|a| a >= window_end_s) {
-                break;
-            }
-            // The candidate holds through the window (a plan whose weights take longer than a
-            // slot to load pays off only if it is kept), then the best static plan serves the
-            // window's remaining requests.
-            let plan = if k < hold { candidate } else { base };
-            let Some(info) = Self::step_feasible(env, plan, &mut self.buf_obs, &mut self.buf_mask) else {
-                return f64::INFINITY;
-            };
-            if in_window {
-                slot_terms += w.energy * info.switch_energy_j / s.energy_j + w.drop * f64::from(info.dropped);
-                energy += info.switch_energy_j;
-            }
-            k += 1;
-        }
-        let mut requests = 0.0;
-        for r in env.take_records() {
-            if r.arrival_s >= window_end_s {
-                continue;
-            }
-            requests += request_penalty(&sc, &r);
-            energy += r.energy_j;
-            accuracy += r.accuracy_loss;
-            started += 1.0;
-        }
-        env.set_recording(false);
-        let energy_budget = cfg.energy_budget_w.map_or(0.0, |b| b * slot_s * f64::from(horizon));
-        let accuracy_budget = cfg.accuracy_budget.map_or(0.0, |a| a * started);
-        let z_e = if cfg.energy_budget_w.is_some() { queues.energy_j / (s.energy_j * s.energy_j) } else { 0.0 };
-        let z_a = if cfg.accuracy_budget.is_some() { queues.accuracy / (s.accuracy * s.accuracy) } else { 0.0 };
-        v * (requests + slot_terms) + z_e * (energy - energy_budget) + z_a * (accuracy - accuracy_budget)
+        let w = Window { candidate, base, horizon, hold };
+        window_score(&mut self.probe, state, LOOKAHEAD_SALT, &w, &mut self.buf_obs, &mut self.buf_mask)
     }
 
     /// Plans the episode that `state` starts (module doc).
@@ -300,6 +241,88 @@ impl Clairvoyant {
         self.adaptive = ok && schedule.len() as u64 == end && total > best_total;
         self.schedule = if self.adaptive { schedule } else { vec![best_static; end as usize] };
     }
+}
+
+/// One look-ahead window: `candidate` for the first `hold` of `horizon` slots, then `base`.
+pub struct Window<'a> {
+    pub candidate: &'a Plan,
+    pub base: &'a Plan,
+    pub horizon: u32,
+    pub hold: u32,
+}
+
+/// The window score of `win.candidate` from `state` with the requests' draws of `salt` (lower is
+/// better; module doc): the requests that arrive in the window's `win.horizon` slots, served by the
+/// candidate for its first `win.hold` slots and by `win.base` after, plus the window's drops, switch
+/// energy and virtual-queue terms. `env` is a scratch copy; ∞ when no plan fits.
+pub fn window_score(
+    env: &mut PartitionEnv,
+    state: &PartitionState,
+    salt: u64,
+    win: &Window<'_>,
+    obs: &mut [f32],
+    mask: &mut [bool],
+) -> f64 {
+    let (candidate, base, horizon, hold) = (win.candidate, win.base, win.horizon, win.hold);
+    let sc = env.scenario().clone();
+    let cfg = &sc.config.reward;
+    let (w, s) = (&cfg.weights, &cfg.scales);
+    let slot_s = sc.config.serving.slot_s;
+    if env.restore_state(state).is_err() {
+        return f64::INFINITY;
+    }
+    env.set_request_salt(salt);
+    env.set_recording(true);
+    let _ = env.take_records();
+    let t0 = env.slot();
+    let end_slot = sc.config.serving.episode_slots;
+    let window_end_s = (t0 + u64::from(horizon)) as f64 * slot_s;
+    let backlog = env.queued() as f64;
+    let queues = env.virtual_queues();
+    let v = cfg.v.v(backlog);
+    let mut slot_terms = 0.0;
+    let mut energy = 0.0;
+    let mut accuracy = 0.0;
+    let mut started = 0.0;
+    let mut k = 0u32;
+    loop {
+        let slot = env.slot();
+        if slot >= end_slot {
+            break;
+        }
+        let in_window = k < horizon;
+        if !in_window && env.oldest_queued_arrival_s().is_none_or(|a| a >= window_end_s) {
+            break;
+        }
+        // The candidate holds through the window (a plan whose weights take longer than a
+        // slot to load pays off only if it is kept), then the best static plan serves the
+        // window's remaining requests.
+        let plan = if k < hold { candidate } else { base };
+        let Some(info) = Clairvoyant::step_feasible(env, plan, obs, mask) else {
+            return f64::INFINITY;
+        };
+        if in_window {
+            slot_terms += w.energy * info.switch_energy_j / s.energy_j + w.drop * f64::from(info.dropped);
+            energy += info.switch_energy_j;
+        }
+        k += 1;
+    }
+    let mut requests = 0.0;
+    for r in env.take_records() {
+        if r.arrival_s >= window_end_s {
+            continue;
+        }
+        requests += request_penalty(&sc, &r);
+        energy += r.energy_j;
+        accuracy += r.accuracy_loss;
+        started += 1.0;
+    }
+    env.set_recording(false);
+    let energy_budget = cfg.energy_budget_w.map_or(0.0, |b| b * slot_s * f64::from(horizon));
+    let accuracy_budget = cfg.accuracy_budget.map_or(0.0, |a| a * started);
+    let z_e = if cfg.energy_budget_w.is_some() { queues.energy_j / (s.energy_j * s.energy_j) } else { 0.0 };
+    let z_a = if cfg.accuracy_budget.is_some() { queues.accuracy / (s.accuracy * s.accuracy) } else { 0.0 };
+    v * (requests + slot_terms) + z_e * (energy - energy_budget) + z_a * (accuracy - accuracy_budget)
 }
 
 /// Total reward of holding `plan` (lowered when memory is short) from `env`'s current slot to

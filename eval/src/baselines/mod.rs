@@ -15,6 +15,7 @@
 //! | `failover[:HOLD_S]` | static-best while healthy, edge-only while the link or cloud is in trouble | [`failover`] |
 //! | `clairvoyant[:H]` | the clairvoyant bound (sees the future; H-slot look-ahead) | [`clairvoyant`] |
 //! | `clairvoyant-layers[:H]` | the bound over whole-layer plans only | [`clairvoyant`] |
+//! | `oracle-mpc[:N]` | the bound's look-ahead over N sampled futures: a planner with the model and the hidden state, no foresight | [`mpc`] |
 //!
 //! `oracle-neurosurgeon`, `oracle-greedy`, `oracle-splitllm-dp` and `oracle-dpp-one-slot` are
 //! the same algorithms fed the true conditions of the decided slot (exact rate, latency, loss,
@@ -40,6 +41,7 @@ pub mod common;
 pub mod dpp;
 pub mod failover;
 pub mod layer_wise;
+pub mod mpc;
 pub mod placement;
 
 use layer_wise::{MemoryProportional, Neurosurgeon, Objective, StaticBest};
@@ -232,6 +234,15 @@ pub const REGISTRY: &[BaselineInfo] = &[
         trivial: false,
         static_plan: false,
     },
+    BaselineInfo {
+        name: "oracle-mpc",
+        args: "N",
+        help: "model-predictive control on the simulator: the clairvoyant look-ahead (H = 4, whole-layer plans) scored on futures sampled from the true state at the end of the previous slot (N per stratum, default 8) instead of the true future; what a planner that knows the model and the hidden state, but not the future, reaches",
+        knowledge: Knowledge::Oracle,
+        layer_wise: false,
+        trivial: false,
+        static_plan: false,
+    },
 ];
 
 /// Every baseline name, in report order.
@@ -361,6 +372,11 @@ pub fn build(
         "clairvoyant-layers" => Ok(Box::new(clairvoyant::Clairvoyant::layers_only(
             scenario.clone(),
             count(clairvoyant::DEFAULT_HORIZON, 1..=1000)?,
+        ))),
+        "oracle-mpc" => Ok(Box::new(mpc::OracleMpc::new(
+            scenario.clone(),
+            count(mpc::DEFAULT_SAMPLES, 1..=mpc::MAX_SAMPLES)?,
+            clairvoyant::DEFAULT_HORIZON,
         ))),
         _ => {
             let allowed: Vec<String> = REGISTRY.iter().map(usage_short).collect();
