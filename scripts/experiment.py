@@ -194,8 +194,19 @@ MPC_POLICIES = "oracle-neurosurgeon,oracle-mpc"
 
 
 def evaluate_mpc(binary, out, config, scenario, episodes):
-    """`oracle-mpc` on the held-out episodes (~10 s per 500-slot episode on one core)."""
+    """`oracle-mpc` on the held-out episodes (18–21 s of CPU per 500-slot phone episode, ~7 s on the
+    Jetson: BENCHMARKS.md)."""
     return run_eval(binary, out, config, "mpc", scenario, MPC_POLICIES, episodes, extra=["--no-headroom"])
+
+
+def drain_evaluations(futures):
+    """Wait for `run_eval` futures, printing each; True if any did work (not reused)."""
+    did_work = False
+    for f in concurrent.futures.as_completed(futures):
+        dest, cached = f.result()
+        did_work |= not cached
+        print(f"evaluated {dest}{' (earlier)' if cached else ''}", flush=True)
+    return did_work
 
 
 def has_headroom(out, scenario):
@@ -419,6 +430,12 @@ def headroom_of(sc, rows):
     return s_label, c_label, s, c, fraction
 
 
+def best_causal_of(sc, rows):
+    """The eval's best causal baseline: (its label, its Δ + V·p; nan where there is none)."""
+    k_label = (sc.get("headroom") or {}).get("best_causal")
+    return k_label, dpp(rows, k_label) if k_label else float("nan")
+
+
 def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, figures_dir):
     names = {"ppo": "flat PPO", "hppo": "H-PPO", "mbrl": "model-based RL"}
     agents = [names[a] for a in AGENTS if a in RUN_AGENTS]
@@ -454,8 +471,7 @@ def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, fig
                 continue
             sc, rows = load_eval(dest)
             s_label, c_label, s, c, headroom = headroom_of(sc, rows)
-            k_label = (sc.get("headroom") or {}).get("best_causal")
-            k = dpp(rows, k_label) if k_label else float("nan")
+            k_label, k = best_causal_of(sc, rows)
             labels = [f"{agent}-s{x}" for x in seeds]
             per = [dpp(rows, lb) for lb in labels]
             m = mean(per)
@@ -548,6 +564,7 @@ def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, fig
 def without_foresight(out, scenarios, seeds):
     """How much of each scenario's headroom a planner without foresight reaches, and how much of
     that the agents capture."""
+    run = [a for a in AGENTS if a in RUN_AGENTS]
     lines = ["### What a planner without foresight reaches\n",
              "The bound's headroom mixes what reacting to the present wins with what only knowing the future "
              "wins. `oracle-mpc`† is model-predictive control with the simulator as its model: it knows the "
@@ -558,11 +575,12 @@ def without_foresight(out, scenarios, seeds):
              "*share without foresight* = (best static − oracle-mpc)/(best static − bound); the rest of the "
              "headroom is what foresight is worth. *Capture of it* = (best static − agent)/(best static − "
              "oracle-mpc), per seed, then the mean. Same held-out episodes as above. `oracle-mpc` is an "
-             "estimate, not a bound: it plans 4 slots ahead on a few sampled futures, which miss rare, long "
-             "stalls (the optimizer's curse), so a causal policy can beat it and a capture above 1 is possible.\n",
+             "estimate, not a bound: it plans 4 slots ahead on a few sampled futures, which rarely contain the "
+             "rare, long stalls that decide a scenario like the subway (64 futures per stratum did not score better "
+             "than 8: docs/agents.md), so a causal policy can beat it and a capture above 1 is possible.\n",
              "| scenario | best static | best causal | oracle-neurosurgeon† | oracle-mpc† | bound | share with a "
-             "one-slot look ahead | share without foresight | " + " | ".join(f"{a}: capture of it" for a in AGENTS if a in RUN_AGENTS) + " |",
-             "|---|---|---|---|---|---|---|---|" + "---|" * len([a for a in AGENTS if a in RUN_AGENTS])]
+             "one-slot look ahead | share without foresight | " + " | ".join(f"{a}: capture of it" for a in run) + " |",
+             "|---|---|---|---|---|---|---|---|" + "---|" * len(run)]
     for scenario in scenarios:
         dest = os.path.join(out, "eval", f"mpc-{scenario}")
         if not os.path.exists(os.path.join(dest, "metrics.json")):
@@ -570,14 +588,11 @@ def without_foresight(out, scenarios, seeds):
         _, mrows = load_eval(dest)
         sc, rows = load_eval(os.path.join(out, "eval", f"ppo-{scenario}"))
         s_label, c_label, s, c, _ = headroom_of(sc, rows)
-        k_label = (sc.get("headroom") or {}).get("best_causal")
-        k = dpp(rows, k_label) if k_label else float("nan")
+        k_label, k = best_causal_of(sc, rows)
         m = dpp(mrows, "oracle-mpc")
         o = dpp(mrows, "oracle-neurosurgeon")
         cells = []
-        for agent in AGENTS:
-            if agent not in RUN_AGENTS:
-                continue
+        for agent in run:
             adest = os.path.join(out, "eval", f"{agent}-{scenario}")
             if agent not in agents_on(scenario) or not os.path.exists(os.path.join(adest, "metrics.json")):
                 cells.append("–")
@@ -770,17 +785,10 @@ def main():
                    for sc in a.scenarios for ag in agents_on(sc)]
         futures += [pool.submit(evaluate_random, a.binary, a.out, configs[("ppo", sc)], sc, a.episodes)
                     for sc in a.scenarios]
-        for f in concurrent.futures.as_completed(futures):
-            dest, cached = f.result()
-            did_work |= not cached
-            print(f"evaluated {dest}{' (earlier)' if cached else ''}", flush=True)
+        did_work |= drain_evaluations(futures)
         # Needs the agents' evaluations (their headroom) first.
-        futures = [pool.submit(evaluate_mpc, a.binary, a.out, configs[("ppo", sc)], sc, a.episodes)
-                   for sc in a.scenarios if has_headroom(a.out, sc)]
-        for f in concurrent.futures.as_completed(futures):
-            dest, cached = f.result()
-            did_work |= not cached
-            print(f"evaluated {dest}{' (earlier)' if cached else ''}", flush=True)
+        did_work |= drain_evaluations([pool.submit(evaluate_mpc, a.binary, a.out, configs[("ppo", sc)], sc, a.episodes)
+                                       for sc in a.scenarios if has_headroom(a.out, sc)])
     seconds = record_wall(a.out, time.time() - start, did_work)
     steps = re.search(r"(?m)^total_steps = (.*)$", open(configs[("ppo", a.scenarios[0])]).read()).group(1)
     section = report(a.out, a.scenarios, seeds, seconds, steps, a.episodes, a.command, a.figures)
