@@ -15,6 +15,8 @@
 //! | `failover[:HOLD_S]` | static-best while healthy, edge-only while the link or cloud is in trouble | [`failover`] |
 //! | `clairvoyant[:H]` | the clairvoyant bound (sees the future; H-slot look-ahead) | [`clairvoyant`] |
 //! | `clairvoyant-layers[:H]` | the bound over whole-layer plans only | [`clairvoyant`] |
+//! | `oracle-regime[:EPISODES]` | the best per-regime table of whole-layer plans, read from the true regimes of the decided slot | [`regime`] |
+//! | `oracle-regime-late[:EPISODES]` | the same, read from the previous slot's regimes (what a device can know at best) | [`regime`] |
 //! | `oracle-mpc[:N]` | the bound's look-ahead over N sampled futures: a planner with the model and the hidden state, no foresight | [`mpc`] |
 //!
 //! `oracle-neurosurgeon`, `oracle-greedy`, `oracle-splitllm-dp` and `oracle-dpp-one-slot` are
@@ -43,6 +45,7 @@ pub mod failover;
 pub mod layer_wise;
 pub mod mpc;
 pub mod placement;
+pub mod regime;
 
 use layer_wise::{MemoryProportional, Neurosurgeon, Objective, StaticBest};
 use placement::{Algorithm, PlacementPolicy};
@@ -156,7 +159,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
     BaselineInfo {
         name: "failover",
         args: "HOLD_S",
-        help: "static-best while link and cloud look healthy; edge-only while the modem reports no service, the last probe failed or the cloud rejected it, and HOLD_S seconds after (default 10)",
+        help: "static-best while link and cloud look healthy; edge-only while the modem reports no service, the last probe failed or the cloud rejected it, and HOLD_S seconds after (default 1)",
         knowledge: Knowledge::Causal,
         layer_wise: false,
         trivial: false,
@@ -230,6 +233,24 @@ pub const REGISTRY: &[BaselineInfo] = &[
         args: "H",
         help: "the clairvoyant bound over whole-layer plans only (what head/FFN granularity adds is the gap to `clairvoyant`)",
         knowledge: Knowledge::Clairvoyant,
+        layer_wise: false,
+        trivial: false,
+        static_plan: false,
+    },
+    BaselineInfo {
+        name: "oracle-regime",
+        args: "EPISODES",
+        help: "a whole-layer plan per regime (Gilbert–Elliott state × cloud-load level × link-rate regime, read from the true slot conditions), the table tuned by coordinate descent on EPISODES tuning episodes (default 100); what knowing the present's regimes, not the future, is worth",
+        knowledge: Knowledge::Oracle,
+        layer_wise: false,
+        trivial: false,
+        static_plan: false,
+    },
+    BaselineInfo {
+        name: "oracle-regime-late",
+        args: "EPISODES",
+        help: "oracle-regime keyed on the previous slot's true regimes: what a device's probe and requests can tell about the present at best",
+        knowledge: Knowledge::Oracle,
         layer_wise: false,
         trivial: false,
         static_plan: false,
@@ -372,6 +393,11 @@ pub fn build(
         "clairvoyant-layers" => Ok(Box::new(clairvoyant::Clairvoyant::layers_only(
             scenario.clone(),
             count(clairvoyant::DEFAULT_HORIZON, 1..=1000)?,
+        ))),
+        "oracle-regime" | "oracle-regime-late" => Ok(Box::new(regime::OracleRegime::new(
+            scenario,
+            count(regime::DEFAULT_EPISODES, 1..=regime::MAX_EPISODES)?,
+            name == "oracle-regime-late",
         ))),
         "oracle-mpc" => Ok(Box::new(mpc::OracleMpc::new(
             scenario.clone(),
