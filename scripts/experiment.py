@@ -158,20 +158,28 @@ def run_eval(binary, out, config, label, scenario, policies, episodes, extra=())
     (reused when it is there)."""
     dest = os.path.join(out, "eval", f"{label}-{scenario}")
     metrics = os.path.join(dest, "metrics.json")
-    if os.path.exists(metrics):
-        d = json.load(open(metrics))
-        if d.get("episodes") == episodes and d.get("seed") == HELD_OUT_SEED:
-            return dest, True
-        # Another episode count or seed (EPISODES changed): an evaluation derived from the
-        # checkpoints, so it is redone rather than reported under the wrong count.
-        shutil.rmtree(dest)
     cmd = [binary, "eval", "--config", config, "--policies", policies, *extra, "--episodes", str(episodes),
            "--seed", str(HELD_OUT_SEED), "--out", dest]
+    # What the evaluation was asked (besides the binary's own version): an earlier one is reused
+    # only if it asked the same, so a changed policy list is never reported from an old run.
+    asked = json.dumps({"policies": policies, "extra": list(extra), "config": config_digest(config)})
+    asked_path = os.path.join(out, "eval", f".{label}-{scenario}.asked.json")
+    if os.path.exists(metrics):
+        d = json.load(open(metrics))
+        same = os.path.exists(asked_path) and open(asked_path).read() == asked
+        if same and d.get("episodes") == episodes and d.get("seed") == HELD_OUT_SEED:
+            return dest, True
+        # Another episode count, seed or policy list: an evaluation derived from the
+        # checkpoints, so it is redone rather than reported under the wrong count or baselines.
+        shutil.rmtree(dest)
     log_path = os.path.join(out, "logs", f"eval-{label}-{scenario}.log")
     with open(log_path, "w") as log:
         rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
     if rc != 0:
         raise RuntimeError(f"eval {label} {scenario}: exited {rc} (log: {log_path})")
+    with open(asked_path + ".tmp", "w") as f:
+        f.write(asked)
+    os.replace(asked_path + ".tmp", asked_path)
     return dest, False
 
 
