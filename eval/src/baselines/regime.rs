@@ -96,7 +96,7 @@ pub struct OracleRegime {
     late: bool,
     /// The conditions of the slot decided last (for `late`).
     previous: Option<ExoSlot>,
-    /// Index into `candidates` per key.
+    /// The tuned plan per key.
     table: Vec<Plan>,
     episodes: u32,
     n_heads: u32,
