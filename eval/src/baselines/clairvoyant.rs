@@ -328,9 +328,21 @@ pub fn window_score(
 /// Total reward of holding `plan` (lowered when memory is short) from `env`'s current slot to
 /// the episode's end; −∞ when no split at its precision fits some slot.
 pub fn hold_to_episode_end(env: &mut PartitionEnv, plan: &Plan, obs: &mut [f32], mask: &mut [bool]) -> f64 {
+    play_to_episode_end(env, obs, mask, |_| plan)
+}
+
+/// Total reward of playing `plan_for(env)` in every slot (lowered when memory is short) from
+/// `env`'s current slot to the episode's end; −∞ when no split at a plan's precision fits.
+pub fn play_to_episode_end<'p>(
+    env: &mut PartitionEnv,
+    obs: &mut [f32],
+    mask: &mut [bool],
+    mut plan_for: impl FnMut(&mut PartitionEnv) -> &'p Plan,
+) -> f64 {
     let end = env.scenario().config.serving.episode_slots;
     let mut total = 0.0;
     while env.slot() < end {
+        let plan = plan_for(env);
         match Clairvoyant::step_feasible(env, plan, obs, mask) {
             Some(info) => total += info.reward.reward,
             None => return f64::NEG_INFINITY,

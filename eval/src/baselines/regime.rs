@@ -25,7 +25,7 @@
 //! (8 keys, 33 candidates in the layer-split space, 100 episodes of 500 slots) 27 s in release
 //! on one core (about 110 s with the hierarchical space's 99), on the subway (2 keys) 8 s.
 
-use super::clairvoyant::{Clairvoyant, static_candidates};
+use super::clairvoyant::{play_to_episode_end, static_candidates};
 use splitwise_env::api::Env;
 use splitwise_env::exogenous::ExoSlot;
 use splitwise_env::failure::GeState;
@@ -118,19 +118,18 @@ fn score(
     obs: &mut [f32],
     mask: &mut [bool],
 ) -> f64 {
-    let end = env.scenario().config.serving.episode_slots;
     let mut total = 0.0;
     for k in 0..u64::from(episodes) {
         env.reset_into(Some(derive_seed(TUNING_SALT, k)), obs, mask);
         let mut previous = None;
-        while env.slot() < end {
+        total += play_to_episode_end(env, obs, mask, |env| {
             let now = env.oracle_conditions();
             let key = keying.key(&keyed(late, previous, now));
             previous = Some(now);
-            match Clairvoyant::step_feasible(env, table[key], obs, mask) {
-                Some(info) => total += info.reward.reward,
-                None => return f64::NEG_INFINITY,
-            }
+            table[key]
+        });
+        if total == f64::NEG_INFINITY {
+            break;
         }
     }
     total
