@@ -425,3 +425,17 @@ fn the_intercity_train_scenario_leaves_adaptation_more_than_the_30_percent_bar()
     let headroom = e.headroom_over_edge_only();
     assert!(headroom > 0.3, "headroom {headroom}");
 }
+
+#[test]
+fn the_rural_highway_scenario_leaves_adaptation_more_than_the_30_percent_bar() {
+    // configs/rural-highway-vehicle.toml (docs/scenario-sources.md §1c): the vehicle of
+    // vehicle-dead-spots.toml (a control: its dead spots last seconds) on a road without service
+    // for 35 % of its length, in gaps of ~6 min. Cloud-bound requests that meet a gap stall, so the
+    // best static plan is the Jetson alone; the bound uses the cloud while covered. Measured: 35.0 %
+    // on these 2 episodes (seed 0), 61.2 % on RESULTS.md's 10; the bar is 30 % (issue 10).
+    let e = TwoEpisodes::run("configs/rural-highway-vehicle.toml");
+    let (cloud, edge) = (e.dpp("cloud-only"), e.dpp("edge-only"));
+    assert!(cloud > 3.0 * edge, "{cloud} vs {edge}");
+    let headroom = e.headroom_over_edge_only();
+    assert!(headroom > 0.3, "headroom {headroom}");
+}
