@@ -70,22 +70,13 @@ impl Keying {
     }
 
     fn key(&self, x: &ExoSlot) -> usize {
+        // Index of the value nearest `v` (the first on a tie; 0 when there are none).
         let nearest = |values: &[f64], v: f64| {
-            let mut best = 0;
-            for (i, c) in values.iter().enumerate() {
-                if (c - v).abs() < (values[best] - v).abs() {
-                    best = i;
-                }
-            }
-            best
+            (0..values.len()).min_by(|&a, &b| (values[a] - v).abs().total_cmp(&(values[b] - v).abs())).unwrap_or(0)
         };
         let ge = usize::from(x.ge == GeState::Bad);
-        let cloud = if self.cloud_levels.is_empty() { 0 } else { nearest(&self.cloud_levels, x.cloud_load) };
-        let rate = if self.log_rate_means.is_empty() {
-            0
-        } else {
-            nearest(&self.log_rate_means, x.link.rate_bps.max(1.0).ln())
-        };
+        let cloud = nearest(&self.cloud_levels, x.cloud_load);
+        let rate = nearest(&self.log_rate_means, x.link.rate_bps.max(1.0).ln());
         (ge * self.cloud_levels.len().max(1) + cloud) * self.log_rate_means.len().max(1) + rate
     }
 }
