@@ -32,8 +32,10 @@ fn every_referenced_markdown_file_exists() {
         let text = std::fs::read_to_string(file).unwrap();
         for word in text.split(|c: char| !(c.is_alphanumeric() || "._/-".contains(c))) {
             let Some(stem) = word.strip_suffix(".md") else { continue };
-            // `report.md` is what `splitwise eval` writes, not a document.
-            if stem.is_empty() || word.starts_with("http") || word.contains("//") || word.ends_with("report.md") {
+            // `report.md` is what `splitwise eval` writes, and `runs/` is where the scripts write
+            // (git-ignored): outputs a command produces, not documents the repository ships.
+            let output = word.ends_with("report.md") || word.starts_with("runs/");
+            if stem.is_empty() || word.starts_with("http") || word.contains("//") || output {
                 continue;
             }
             let here = file.parent().unwrap().join(word);
