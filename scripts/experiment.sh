@@ -25,7 +25,7 @@ STEPS="${STEPS:-0}"
 OUT="${OUT:-runs/experiment}"
 RESULTS="${RESULTS:-"RESULTS.md"}"   # the file the learned-policies section goes into
 FIGURES="${FIGURES:-docs/figures/experiment}"
-SCENARIOS="${SCENARIOS:-jetson-llama7b-lte control-healthy vehicle-dead-spots subway-commute-phone intercity-train-phone rural-highway-vehicle phone-api-overload shared-cloud-ttft privacy-floor-heads pi5-gpt2xl-wifi s23-llama13b-5g-fading}"
+SCENARIOS="${SCENARIOS:-$(scripts/scenarios.sh | tr '\n' ' ')}"   # every shipped scenario
 
 cargo build --release --locked --quiet
 BIN="${CARGO_TARGET_DIR:-target}/release/splitwise"

@@ -13,7 +13,7 @@ EPISODES="${EPISODES:-10}"
 SEED="${SEED:-0}"
 JOBS="${JOBS:-2}"
 OUT="${OUT:-runs/results}"
-SCENARIOS="${SCENARIOS:-control-healthy vehicle-dead-spots subway-commute-phone intercity-train-phone rural-highway-vehicle phone-api-overload shared-cloud-ttft privacy-floor-heads jetson-llama7b-lte pi5-gpt2xl-wifi s23-llama13b-5g-fading}"
+SCENARIOS="${SCENARIOS:-$(scripts/scenarios.sh | tr '\n' ' ')}"   # every shipped scenario
 POLICIES="cloud-only,edge-only,static-best,neurosurgeon,oracle-neurosurgeon,failover,dpp-one-slot,best-fixed,clairvoyant,clairvoyant-layers"
 
 cargo build --release --locked --quiet
