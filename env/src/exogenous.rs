@@ -9,7 +9,7 @@
 
 use crate::background::EdgeAvailability;
 use crate::failure::GeState;
-use crate::link::{LinkSlot, LinkState, LinkStreams};
+use crate::link::{LinkSlot, LinkState, LinkStreams, RateState};
 use crate::regime::RegimeState;
 use crate::rng::{Stream, StreamRng, derive_seed, stream_rng};
 use crate::scenario::Scenario;
@@ -37,6 +37,15 @@ pub struct ExoSlot {
     /// it sends no work there; action-independent.
     pub probe_failed: bool,
     pub probe_rejected: bool,
+    /// The hidden regimes behind the slot's values: the index of the cloud-load level (into
+    /// `cloud_load.levels`) and of the link-rate regime (into the rate process's `regimes`; 0
+    /// for a rate without regimes). What an oracle keys on: a jittered load or rate can sit
+    /// nearer another regime's value than its own. Absent from states saved before they were
+    /// recorded (read as 0).
+    #[serde(default)]
+    pub cloud_level: usize,
+    #[serde(default)]
+    pub rate_regime: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -126,6 +135,11 @@ impl ExoState {
             arrival_rate_per_s: s.arrivals.rate_per_s(&self.arrival, t_s),
             probe_failed: u < crossing_failure_probability,
             probe_rejected: v < cloud_reject_probability,
+            cloud_level: self.cloud.regime,
+            rate_regime: match self.link.rate {
+                RateState::Regimes { regime, .. } => regime.regime,
+                RateState::Stateless | RateState::Trace { .. } => 0,
+            },
         }
     }
 

@@ -200,3 +200,36 @@ fn sampled_futures_forget_when_the_tunnel_ends() {
     assert!((mean - expected).abs() < 5.0 * MEAN_BAD_S / (n as f64).sqrt(), "mean {mean} (truth {truth})");
     assert!(distinct.len() > 40, "the sampled residuals vary: {} values", distinct.len());
 }
+
+/// Each slot's conditions record the regimes behind its values (what `oracle-regime` keys on):
+/// the rate lies inside its recorded regime's bounds, the load near its recorded level, both
+/// chains visit every regime, and they spend the share of time their dwell means give (rate
+/// good 50 / (50 + 25) = 2/3, cloud quiet 40 / (40 + 15) = 0.73).
+#[test]
+fn slot_conditions_record_the_regimes_behind_their_values() {
+    let sc = scenario();
+    let mut env = stepped(&sc, 0);
+    let (mut rate_good, mut cloud_quiet, n) = (0u32, 0u32, 20_000u32);
+    let plan = Plan::layer_split(sc.n_layers(), sc.n_heads(), sc.n_layers(), Precision::Bits16);
+    for k in 0..n {
+        if k % 4000 == 0 {
+            env.reset(Some(100 + u64::from(k)));
+        }
+        let x = env.oracle_conditions();
+        let (lo, hi) = [(1e6, 60e6), (0.1e6, 10e6)][x.rate_regime];
+        assert!(
+            (lo..=hi).contains(&x.link.rate_bps),
+            "slot {k}: rate {} outside regime {}",
+            x.link.rate_bps,
+            x.rate_regime
+        );
+        let level = [0.1, 0.9][x.cloud_level];
+        assert!((x.cloud_load - level).abs() < 0.4, "slot {k}: load {} at level {level}", x.cloud_load);
+        rate_good += u32::from(x.rate_regime == 0);
+        cloud_quiet += u32::from(x.cloud_level == 0);
+        step(&mut env, &plan);
+    }
+    let (good, quiet) = (f64::from(rate_good) / f64::from(n), f64::from(cloud_quiet) / f64::from(n));
+    assert!((good - 2.0 / 3.0).abs() < 0.08, "rate good share {good}");
+    assert!((quiet - 40.0 / 55.0).abs() < 0.08, "cloud quiet share {quiet}");
+}

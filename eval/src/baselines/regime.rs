@@ -1,8 +1,8 @@
 //! `oracle-regime[:EPISODES]` and `oracle-regime-late[:EPISODES]`: the best *regime table*, a
 //! reference for what knowing the hidden regimes of the present (not the future) is worth. Each
-//! slot it reduces true conditions to a regime key (Gilbert–Elliott state × the cloud-load level
-//! nearest the slot's load × the link-rate regime whose mean is nearest the slot's rate on a log
-//! scale) and plays the whole-layer plan its table holds for that key. `oracle-regime` keys on
+//! slot it reduces true conditions to a regime key (Gilbert–Elliott state × cloud-load level ×
+//! link-rate regime, the indices the env records in each slot's conditions) and plays the
+//! whole-layer plan its table holds for that key. `oracle-regime` keys on
 //! the decided slot's conditions; `oracle-regime-late` on the previous slot's (the first slot of
 //! an episode on its own), which is the most a device's observation can tell about the regimes:
 //! its probe and its requests report on the slot that has just ended.
@@ -49,35 +49,32 @@ const TUNING_SALT: u64 = 0x0E61_3E00_0000_0001;
 /// How a slot's true conditions map to a regime key.
 #[derive(Clone, Debug)]
 struct Keying {
-    cloud_levels: Vec<f64>,
-    /// ln of each link-rate regime's mean (empty: one regime).
-    log_rate_means: Vec<f64>,
+    /// Cloud-load levels (at least 1).
+    cloud_levels: usize,
+    /// Link-rate regimes (1 for a rate without regimes).
+    rate_regimes: usize,
 }
 
 impl Keying {
     fn new(sc: &Scenario) -> Self {
-        let log_rate_means = match &sc.config.link.rate {
-            RateModelConfig::Rate { process: RateProcessConfig::Regimes(r) } if r.regimes.len() > 1 => {
-                r.regimes.iter().map(|g| g.mean_bps.max(1.0).ln()).collect()
-            }
-            _ => Vec::new(),
+        let rate_regimes = match &sc.config.link.rate {
+            RateModelConfig::Rate { process: RateProcessConfig::Regimes(r) } => r.regimes.len(),
+            _ => 1,
         };
-        Self { cloud_levels: sc.config.cloud_load.levels.clone(), log_rate_means }
+        Self { cloud_levels: sc.config.cloud_load.levels.len().max(1), rate_regimes: rate_regimes.max(1) }
     }
 
     fn n_keys(&self) -> usize {
-        2 * self.cloud_levels.len().max(1) * self.log_rate_means.len().max(1)
+        2 * self.cloud_levels * self.rate_regimes
     }
 
+    /// The slot's regimes as recorded by the env (`ExoSlot::cloud_level`, `rate_regime`), not
+    /// inferred from the jittered load and rate.
     fn key(&self, x: &ExoSlot) -> usize {
-        // Index of the value nearest `v` (the first on a tie; 0 when there are none).
-        let nearest = |values: &[f64], v: f64| {
-            (0..values.len()).min_by(|&a, &b| (values[a] - v).abs().total_cmp(&(values[b] - v).abs())).unwrap_or(0)
-        };
         let ge = usize::from(x.ge == GeState::Bad);
-        let cloud = nearest(&self.cloud_levels, x.cloud_load);
-        let rate = nearest(&self.log_rate_means, x.link.rate_bps.max(1.0).ln());
-        (ge * self.cloud_levels.len().max(1) + cloud) * self.log_rate_means.len().max(1) + rate
+        let cloud = x.cloud_level.min(self.cloud_levels - 1);
+        let rate = x.rate_regime.min(self.rate_regimes - 1);
+        (ge * self.cloud_levels + cloud) * self.rate_regimes + rate
     }
 }
 
