@@ -112,10 +112,23 @@ def step_scale(out, agent, scenario):
     return 1.0 / real_share(open(os.path.join(out, "configs", f"{agent}-{scenario}.toml")).read())
 
 
-def config_digest(path):
-    """sha256 of the config's parsed values (canonical JSON): comments and layout do not count."""
+def config_digests(path):
+    """sha256 of the config's parsed values (canonical JSON): comments and layout do not count,
+    nor where the run writes (`logging.checkpoints_dir`, an absolute path under OUT), so an OUT
+    copied or moved elsewhere is still reused. Returns (digest, the digest with that path), the
+    second to recognise records written before the path was left out."""
     values = tomllib.load(open(path, "rb"))
-    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
+
+    def sha(v):
+        return hashlib.sha256(json.dumps(v, sort_keys=True, default=str).encode()).hexdigest()
+
+    with_path = sha(values)
+    values.get("logging", {}).pop("checkpoints_dir", None)
+    return sha(values), with_path
+
+
+def config_digest(path):
+    return config_digests(path)[0]
 
 
 def run_name(agent, scenario, seed):
@@ -125,13 +138,13 @@ def run_name(agent, scenario, seed):
 def train(binary, out, config, agent, scenario, seed):
     name = run_name(agent, scenario, seed)
     done = os.path.join(out, "logs", name + ".done")
-    digest = config_digest(config)
+    digest, legacy = config_digests(config)
     if os.path.exists(done):
         record = json.load(open(done))
         # A finished run is reused only for the same config (PPO_CONFIG or an edited agent file
         # with the same OUT would otherwise silently reuse runs of another config). Records from
         # before the parsed digest hold the file's raw sha256, which a comment edit changes.
-        same = (record["config_digest"] == digest if "config_digest" in record
+        same = (record["config_digest"] in (digest, legacy) if "config_digest" in record
                 else record.get("config_sha256") == hashlib.sha256(open(config, "rb").read()).hexdigest())
         if not same:
             raise RuntimeError(f"{name}: {out} holds a finished run of another config than {config}; "
@@ -162,11 +175,14 @@ def run_eval(binary, out, config, label, scenario, policies, episodes, extra=())
            "--seed", str(HELD_OUT_SEED), "--out", dest]
     # What the evaluation was asked (besides the binary's own version): an earlier one is reused
     # only if it asked the same, so a changed policy list is never reported from an old run.
-    asked = json.dumps({"policies": policies, "extra": list(extra), "config": config_digest(config)})
+    # (An agent's checkpoints are named by their path under OUT: a moved OUT re-evaluates them.)
+    digest, legacy = config_digests(config)
+    asked = json.dumps({"policies": policies, "extra": list(extra), "config": digest})
+    asked_before = json.dumps({"policies": policies, "extra": list(extra), "config": legacy})
     asked_path = os.path.join(out, "eval", f".{label}-{scenario}.asked.json")
     if os.path.exists(metrics):
         d = json.load(open(metrics))
-        same = os.path.exists(asked_path) and open(asked_path).read() == asked
+        same = os.path.exists(asked_path) and open(asked_path).read() in (asked, asked_before)
         if same and d.get("episodes") == episodes and d.get("seed") == HELD_OUT_SEED:
             return dest, True
         # Another episode count, seed or policy list: an evaluation derived from the
