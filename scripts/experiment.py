@@ -127,10 +127,6 @@ def config_digests(path):
     return sha(values), with_path
 
 
-def config_digest(path):
-    return config_digests(path)[0]
-
-
 def run_name(agent, scenario, seed):
     return f"{agent}-{scenario}-s{seed}"
 
