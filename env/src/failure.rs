@@ -8,7 +8,7 @@
 //! a failure (checkpoint resume, fallback plan, counting) lives with the environment.
 
 use crate::link::{db_to_linear, outage_probability};
-use crate::regime::{RegimeChain, RegimeState};
+use crate::regime::{MAX_DWELL_SHAPE, RegimeChain, RegimeState};
 use crate::validate::{InvalidField, Validation, in_range, non_negative, positive, probability};
 use rand::Rng;
 use rand_distr::{Distribution, Exp1};
@@ -57,6 +57,11 @@ pub enum GeState {
 /// slot length; the classic per-slot form p_GB, p_BG is its sampling at one slot with
 /// p_GB ≈ slot_s / mean_good_s for short slots). In each state a crossing fails with that state's
 /// failure probability.
+///
+/// `sojourn_shape_good` / `sojourn_shape_bad` (default 1 = exponential) make a state's sojourns
+/// Gamma-distributed with the same mean and a coefficient of variation 1/√shape: a semi-Markov
+/// channel for outages that follow a schedule (a train's station dwell), where the time already
+/// spent in a state predicts its end. Shape 1 leaves the chain exactly as the exponential one.
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GilbertElliottConfig {
@@ -64,6 +69,20 @@ pub struct GilbertElliottConfig {
     pub mean_bad_s: f64,
     pub failure_probability_good: f64,
     pub failure_probability_bad: f64,
+    #[serde(default = "exponential_shape", skip_serializing_if = "is_exponential_shape")]
+    pub sojourn_shape_good: f64,
+    #[serde(default = "exponential_shape", skip_serializing_if = "is_exponential_shape")]
+    pub sojourn_shape_bad: f64,
+}
+
+fn exponential_shape() -> f64 {
+    1.0
+}
+
+// Serde's skip_serializing_if passes a reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_exponential_shape(shape: &f64) -> bool {
+    *shape == 1.0
 }
 
 impl GilbertElliottConfig {
@@ -71,7 +90,10 @@ impl GilbertElliottConfig {
         positive("mean_good_s", self.mean_good_s, "mean sojourn time in the Good state, s")?;
         positive("mean_bad_s", self.mean_bad_s, "mean sojourn time in the Bad state, s")?;
         probability("failure_probability_good", self.failure_probability_good)?;
-        probability("failure_probability_bad", self.failure_probability_bad)
+        probability("failure_probability_bad", self.failure_probability_bad)?;
+        let what = "Gamma shape of the sojourns: 1 = exponential, k = coefficient of variation 1/√k";
+        in_range("sojourn_shape_good", self.sojourn_shape_good, 1.0, MAX_DWELL_SHAPE, what)?;
+        in_range("sojourn_shape_bad", self.sojourn_shape_bad, 1.0, MAX_DWELL_SHAPE, what)
     }
 
     /// Long-run fraction of time in Bad: mean_bad_s / (mean_good_s + mean_bad_s) (an alternating
@@ -104,7 +126,11 @@ impl GilbertElliott {
     /// Errors name the config field (`mean_good_s`, ...).
     pub fn new(config: &GilbertElliottConfig) -> Result<Self, InvalidField> {
         config.validate()?;
-        let chain = RegimeChain::new(&[config.mean_good_s, config.mean_bad_s]).map_err(|e| {
+        let chain = RegimeChain::with_dwell_shapes(
+            &[config.mean_good_s, config.mean_bad_s],
+            &[config.sojourn_shape_good, config.sojourn_shape_bad],
+        )
+        .map_err(|e| {
             let field = if e.field.ends_with(&format!("[{BAD_REGIME}]")) { "mean_bad_s" } else { "mean_good_s" };
             InvalidField { field: field.to_string(), ..e }
         })?;
@@ -411,6 +437,8 @@ mod tests {
             mean_bad_s: 10.0,
             failure_probability_good: 0.01,
             failure_probability_bad: 0.5,
+            sojourn_shape_good: 1.0,
+            sojourn_shape_bad: 1.0,
         }
     }
 
@@ -549,6 +577,51 @@ mod tests {
     }
 
     #[test]
+    fn gamma_sojourns_keep_the_means_and_shrink_the_spread() {
+        // Good sojourns Gamma(k = 16, mean 30 s): sd 30/√16 = 7.5 s, so every sojourn seen over
+        // 400 000 s (~10 000 of them) averages 30 s within 5·7.5/√10 000 = 0.375 s and has a
+        // coefficient of variation near 0.25; Bad stays exponential (CV 1). The stationary share
+        // of Bad is still 10/40 = 0.25 (a renewal process spends its share of the mean cycle).
+        let config = GilbertElliottConfig { sojourn_shape_good: 16.0, ..ge() };
+        let g = GilbertElliott::new(&config).unwrap();
+        assert_eq!(g.stationary_bad_probability(), 0.25);
+        let mut r = rng(5);
+        let mut s = g.initial_state(&mut r);
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        let (mut run, mut first) = (0.0, true);
+        let mut state = g.state(&s);
+        let slot_s = 0.05;
+        for _ in 0..(400_000.0 / slot_s) as usize {
+            let next = g.advance(&mut s, slot_s, &mut r);
+            run += slot_s;
+            if next != state {
+                // The first run is cut by the start; every later one is a whole sojourn (±1 slot).
+                if !first {
+                    if state == GeState::Good { good.push(run) } else { bad.push(run) }
+                }
+                (run, first, state) = (0.0, false, next);
+            }
+        }
+        let stats = |v: &[f64]| {
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+            (m, sd / m, v.len())
+        };
+        let (m_good, cv_good, n_good) = stats(&good);
+        let (m_bad, cv_bad, _) = stats(&bad);
+        assert!(n_good > 9_000, "{n_good}");
+        assert!((m_good - 30.0).abs() < 0.375 + slot_s, "{m_good}");
+        assert!((cv_good - 0.25).abs() < 0.02, "{cv_good}");
+        assert!((m_bad - 10.0).abs() < 5.0 * 10.0 / (n_good as f64).sqrt() + slot_s, "{m_bad}");
+        assert!((cv_bad - 1.0).abs() < 0.06, "{cv_bad}");
+        // Round trip: the shapes serialise only when they differ from 1.
+        let toml = toml::to_string(&config).unwrap();
+        assert!(toml.contains("sojourn_shape_good = 16.0") && !toml.contains("sojourn_shape_bad"), "{toml}");
+        assert!(!toml::to_string(&ge()).unwrap().contains("sojourn_shape"));
+        assert_eq!(toml::from_str::<GilbertElliottConfig>(&toml).unwrap(), config);
+    }
+
+    #[test]
     fn crossing_failure_combines_independent_causes() {
         // Outage only, m = 1: γ̄ = 10 dB, γ_th = 0 dB → 1 − e^{−0.1} = 0.0951626.
         let outage_only = FailureConfig { outage_threshold_db: Some(0.0), gilbert_elliott: None };
@@ -622,6 +695,9 @@ mod tests {
             ("mean_bad_s", GilbertElliottConfig { mean_bad_s: f64::NAN, ..ge() }),
             ("failure_probability_good", GilbertElliottConfig { failure_probability_good: 1.5, ..ge() }),
             ("failure_probability_bad", GilbertElliottConfig { failure_probability_bad: -0.1, ..ge() }),
+            ("sojourn_shape_good", GilbertElliottConfig { sojourn_shape_good: 0.5, ..ge() }),
+            ("sojourn_shape_bad", GilbertElliottConfig { sojourn_shape_bad: f64::NAN, ..ge() }),
+            ("sojourn_shape_bad", GilbertElliottConfig { sojourn_shape_bad: 2e4, ..ge() }),
         ];
         for (name, g) in cases {
             c.gilbert_elliott = Some(g.clone());

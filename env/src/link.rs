@@ -1658,7 +1658,10 @@ mod tests {
         let state = RateState::Trace { time_s: 1.5, cursor: TraceCursor { index: 2 } };
         let json = serde_json::to_string(&state).unwrap();
         assert_eq!(serde_json::from_str::<RateState>(&json).unwrap(), state);
-        let state = RateState::Regimes { regime: RegimeState { regime: 2, dwell_left_s: 12.5 }, log_deviation: -0.1 };
+        let state = RateState::Regimes {
+            regime: RegimeState { regime: 2, dwell_left_s: 12.5, elapsed_s: 0.0 },
+            log_deviation: -0.1,
+        };
         let json = serde_json::to_string(&state).unwrap();
         assert_eq!(serde_json::from_str::<RateState>(&json).unwrap(), state);
     }
