@@ -18,6 +18,11 @@ const MEAN_BAD_S: f64 = 20.0;
 /// GPT-2 Medium, 1 s slots, a regime-switching link rate and a Gilbert–Elliott chain (Good mean
 /// 30 s, Bad mean 20 s), a two-regime cloud, Poisson arrivals.
 fn scenario() -> Arc<Scenario> {
+    scenario_with_bad_shape(1.0)
+}
+
+/// [`scenario`] with Gamma Bad sojourns of shape `shape` (1 = exponential).
+fn scenario_with_bad_shape(shape: f64) -> Arc<Scenario> {
     let text = format!(
         r#"
         version = 1
@@ -63,6 +68,7 @@ fn scenario() -> Arc<Scenario> {
         [failures.gilbert_elliott]
         mean_good_s = 30.0
         mean_bad_s = {MEAN_BAD_S}
+        sojourn_shape_bad = {shape:?}
         failure_probability_good = 0.0
         failure_probability_bad = 1.0
         [workload]
@@ -199,6 +205,57 @@ fn sampled_futures_forget_when_the_tunnel_ends() {
     let expected = 1.0 / ((1.0 / MEAN_BAD_S).exp() - 1.0) + 0.33;
     assert!((mean - expected).abs() < 5.0 * MEAN_BAD_S / (n as f64).sqrt(), "mean {mean} (truth {truth})");
     assert!(distinct.len() > 40, "the sampled residuals vary: {} values", distinct.len());
+}
+
+#[test]
+fn sampled_futures_of_a_scheduled_tunnel_remember_how_long_it_has_lasted() {
+    // Bad sojourns Gamma(k = 16, θ = 20/16 s) (CV 0.25). The decided slot follows n = 16 slots
+    // that ended in Bad after one that ended in Good, so at the end of the slot before it the
+    // tunnel had lasted a ∈ (n − 1, n] s. A sampled future's residual R then has the law of
+    // T − a given T > a: E[R] = (kθ·S_{k+1}(a) − a·S_k(a)) / S_k(a), S_j the survival of
+    // Gamma(j, θ) (E[(T − a)⁺] = E[T; T > a] − a·S_k(a), and E[T; T > a] = kθ·S_{k+1}(a)).
+    // Counted in whole slots that end in Bad that is about E[R] − 0.5, plus ~0.33 from
+    // re-entering Bad inside the slot it left (as in the exponential test above): between 5.6 and
+    // 6.1 here, where an exponential tunnel gives ~19.8 whatever a. 2,000 samples, R's sd below
+    // 5 s: allow 5·5/√2000 = 0.56 beyond that range.
+    use statrs::distribution::{ContinuousCDF, Gamma};
+    const K: f64 = 16.0;
+    const N_BAD: u32 = 16;
+    let theta = MEAN_BAD_S / K;
+    let sc = scenario_with_bad_shape(K);
+    let mut env = stepped(&sc, 0);
+    let plan = Plan::layer_split(sc.n_layers(), sc.n_heads(), sc.n_layers(), Precision::Bits16);
+    let (mut bad_slots, mut seen_good) = (0, false);
+    loop {
+        let bad = env.oracle_conditions().ge == GeState::Bad;
+        if bad && seen_good && bad_slots == N_BAD {
+            break;
+        }
+        seen_good |= !bad;
+        bad_slots = if bad { bad_slots + 1 } else { 0 };
+        step(&mut env, &plan);
+    }
+    let state = env.save_state();
+    let expected = |a: f64| {
+        let survival = |shape: f64| 1.0 - Gamma::new(shape, 1.0 / theta).unwrap().cdf(a);
+        (K * theta * survival(K + 1.0) - a * survival(K)) / survival(K) - 0.5 + 0.33
+    };
+    let (low, high) = (expected(f64::from(N_BAD)), expected(f64::from(N_BAD - 1)));
+    let n = 2000;
+    let mut sum = 0.0;
+    for i in 1..=n {
+        env.restore_state(&state).unwrap();
+        env.resample_future(salt(i));
+        let mut slots = 0u32;
+        while env.oracle_conditions().ge == GeState::Bad && slots < 2000 {
+            step(&mut env, &plan);
+            slots += 1;
+        }
+        sum += f64::from(slots);
+    }
+    let mean = sum / n as f64;
+    assert!(high < 6.2, "16 s into a 20 s tunnel leaves little: {low}..{high}");
+    assert!(mean > low - 0.56 && mean < high + 0.56, "mean {mean}, want {low}..{high}");
 }
 
 /// Each slot's conditions record the regimes behind its values (what `oracle-regime` keys on):
