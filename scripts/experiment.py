@@ -127,6 +127,35 @@ def config_digests(path):
     return sha(values), with_path
 
 
+def inputs_digest(path):
+    """sha256 of what the run reads besides its config: the scenario file it names
+    (`scenario_file`, parsed, so comments do not count) and the bytes of every data file a
+    `path` names in it (traces). A scenario whose physics or traces change is then a different
+    run, not a stale one reused (until 2026-12-04 only the agent config was digested, and a
+    changed scenario was silently reused)."""
+    base = os.path.dirname(os.path.abspath(path))
+    seen = {}
+
+    def walk(values, base):
+        if isinstance(values, dict):
+            for key, v in sorted(values.items()):
+                if key == "scenario_file" and isinstance(v, str):
+                    f = os.path.normpath(os.path.join(base, v))
+                    scenario = tomllib.load(open(f, "rb"))
+                    seen[f"scenario:{os.path.basename(f)}"] = scenario
+                    walk(scenario, os.path.dirname(f))
+                elif key == "path" and isinstance(v, str) and os.path.isfile(os.path.join(base, v)):
+                    seen[f"file:{v}"] = hashlib.sha256(open(os.path.join(base, v), "rb").read()).hexdigest()
+                else:
+                    walk(v, base)
+        elif isinstance(values, list):
+            for v in values:
+                walk(v, base)
+
+    walk(tomllib.load(open(path, "rb")), base)
+    return hashlib.sha256(json.dumps(seen, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def run_name(agent, scenario, seed):
     return f"{agent}-{scenario}-s{seed}"
 
@@ -135,16 +164,19 @@ def train(binary, out, config, agent, scenario, seed):
     name = run_name(agent, scenario, seed)
     done = os.path.join(out, "logs", name + ".done")
     digest, legacy = config_digests(config)
+    inputs = inputs_digest(config)
     if os.path.exists(done):
         record = json.load(open(done))
-        # A finished run is reused only for the same config (PPO_CONFIG or an edited agent file
-        # with the same OUT would otherwise silently reuse runs of another config). Records from
-        # before the parsed digest hold the file's raw sha256, which a comment edit changes.
+        # A finished run is reused only for the same config and the same scenario and traces
+        # (PPO_CONFIG, an edited agent file or a changed scenario with the same OUT would
+        # otherwise silently reuse runs of another config). Records from before the parsed
+        # digest hold the file's raw sha256, which a comment edit changes.
         same = (record["config_digest"] in (digest, legacy) if "config_digest" in record
                 else record.get("config_sha256") == hashlib.sha256(open(config, "rb").read()).hexdigest())
-        if not same:
-            raise RuntimeError(f"{name}: {out} holds a finished run of another config than {config}; "
-                               "use another OUT (or remove that run)")
+        if not same or record.get("inputs_digest") != inputs:
+            what = "config" if not same else "scenario or trace (or a record from before they were digested)"
+            raise RuntimeError(f"{name}: {out} holds a finished run of another {what} than {config}; "
+                               f"use another OUT (or remove that run: {done} and its checkpoints)")
         return name, record["seconds"], True
     run_dir = os.path.join(out, "checkpoints", name)
     checks = ["--final-report-episodes", str(CHECK_EPISODES)]
@@ -158,7 +190,7 @@ def train(binary, out, config, agent, scenario, seed):
     if rc != 0:
         raise RuntimeError(f"{name}: `{' '.join(cmd)}` exited {rc} (log: {out}/logs/{name}.log)")
     with open(done, "w") as f:
-        json.dump({"seconds": seconds, "config_digest": digest}, f)
+        json.dump({"seconds": seconds, "config_digest": digest, "inputs_digest": inputs}, f)
     return name, seconds, False
 
 
@@ -170,11 +202,13 @@ def run_eval(binary, out, config, label, scenario, policies, episodes, extra=())
     cmd = [binary, "eval", "--config", config, "--policies", policies, *extra, "--episodes", str(episodes),
            "--seed", str(HELD_OUT_SEED), "--out", dest]
     # What the evaluation was asked (besides the binary's own version): an earlier one is reused
-    # only if it asked the same, so a changed policy list is never reported from an old run.
+    # only if it asked the same of the same scenario and traces, so a changed policy list or
+    # scenario is never reported from an old run.
     # (An agent's checkpoints are named by their path under OUT: a moved OUT re-evaluates them.)
     digest, legacy = config_digests(config)
-    asked = json.dumps({"policies": policies, "extra": list(extra), "config": digest})
-    asked_before = json.dumps({"policies": policies, "extra": list(extra), "config": legacy})
+    inputs = inputs_digest(config)
+    asked = json.dumps({"policies": policies, "extra": list(extra), "config": digest, "inputs": inputs})
+    asked_before = json.dumps({"policies": policies, "extra": list(extra), "config": legacy, "inputs": inputs})
     asked_path = os.path.join(out, "eval", f".{label}-{scenario}.asked.json")
     if os.path.exists(metrics):
         d = json.load(open(metrics))

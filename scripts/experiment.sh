@@ -13,8 +13,9 @@
 #     RESULTS=runs/exp-rawobs/results FIGURES=runs/exp-rawobs/figures scripts/experiment.sh
 #                                                # flat PPO only, another config's agent, kept aside
 #
-# Finished runs and evaluations under $OUT are reused (an evaluation only if it asked the same
-# policies of the same config): rerunning after an interruption continues.
+# Finished runs and evaluations under $OUT are reused (only for the same config, scenario file and
+# traces; an evaluation only if it also asked the same policies): rerunning after an interruption
+# continues. A run whose scenario changed stops the script with the run to remove.
 # Needs only the release binary (built here) and python3 (standard library).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
