@@ -13,6 +13,7 @@
 //! | `splitllm-dp[:SLA_S]` | SplitLLM's DP: least cloud work under the SLA, several switches | [`placement`] |
 //! | `dpp-one-slot[:starts\|queue]` | one-slot Lyapunov drift-plus-penalty minimiser | [`dpp`] |
 //! | `failover[:HOLD_S]` | static-best while healthy, edge-only while the link or cloud is in trouble | [`failover`] |
+//! | `service-window[:WINDOW_S]` | failover that also leaves the cloud once service has lasted WINDOW_S s (scheduled outages) | [`service_window`] |
 //! | `clairvoyant[:H]` | the clairvoyant bound (sees the future; H-slot look-ahead) | [`clairvoyant`] |
 //! | `clairvoyant-layers[:H]` | the bound over whole-layer plans only | [`clairvoyant`] |
 //! | `oracle-regime[:EPISODES]` | the best per-regime table of whole-layer plans, read from the true regimes of the decided slot | [`regime`] |
@@ -46,6 +47,7 @@ pub mod layer_wise;
 pub mod mpc;
 pub mod placement;
 pub mod regime;
+pub mod service_window;
 
 use layer_wise::{MemoryProportional, Neurosurgeon, Objective, StaticBest};
 use placement::{Algorithm, PlacementPolicy};
@@ -160,6 +162,15 @@ pub const REGISTRY: &[BaselineInfo] = &[
         name: "failover",
         args: "HOLD_S",
         help: "static-best while link and cloud look healthy; edge-only while the modem reports no service, the last probe failed or the cloud rejected it, and HOLD_S seconds after (default 1)",
+        knowledge: Knowledge::Causal,
+        layer_wise: false,
+        trivial: false,
+        static_plan: false,
+    },
+    BaselineInfo {
+        name: "service-window",
+        args: "WINDOW_S",
+        help: "failover that also stays on the edge once service has lasted WINDOW_S seconds (default 20): for outages on a schedule, where a request sent late in a service period meets the next outage",
         knowledge: Knowledge::Causal,
         layer_wise: false,
         trivial: false,
@@ -380,6 +391,10 @@ pub fn build(
             Ok(Box::new(best_fixed::BestFixed::new(scenario, count(best_fixed::DEFAULT_EPISODES, 1..=100)?)))
         }
         "failover" => Ok(Box::new(failover::Failover::new(scenario, seconds()?.unwrap_or(failover::DEFAULT_HOLD_S)))),
+        "service-window" => Ok(Box::new(service_window::ServiceWindow::new(
+            scenario,
+            seconds()?.unwrap_or(service_window::DEFAULT_WINDOW_S),
+        ))),
         "greedy" => placement(Algorithm::Greedy, false),
         "oracle-greedy" => placement(Algorithm::Greedy, true),
         "splitllm-dp" => placement(Algorithm::Dp, false),
