@@ -40,6 +40,9 @@ MBRL_SCENARIOS = []
 # budget read its config).
 RUN_AGENTS = list(AGENTS)
 BASELINES = "cloud-only,edge-only,static-best,neurosurgeon,failover,dpp-one-slot,best-fixed,clairvoyant"
+# The rule for outages on a schedule, evaluated where the scenario has one (a Gilbert–Elliott
+# state with Gamma sojourns): elsewhere the service age predicts nothing.
+SCHEDULE_BASELINES = "service-window"
 HELD_OUT_SEED = 7919
 MARK_BEGIN = "<!-- experiment:begin (scripts/experiment.sh writes this section) -->"
 MARK_END = "<!-- experiment:end -->"
@@ -156,6 +159,26 @@ def inputs_digest(path):
     return hashlib.sha256(json.dumps(seen, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def scheduled(config):
+    """Whether the scenario of `config` (a run config naming it, or a scenario file) has outages
+    on a schedule: a Gilbert–Elliott state with Gamma sojourns (shape ≠ 1)."""
+    values = tomllib.load(open(config, "rb"))
+    env = values.get("env")
+    if env is not None:
+        if env.get("scenario_file"):
+            path = os.path.join(os.path.dirname(os.path.abspath(config)), env["scenario_file"])
+            values = tomllib.load(open(path, "rb"))
+        else:
+            values = env.get("scenario", {})
+    ge = values.get("failures", {}).get("gilbert_elliott", {})
+    return any(ge.get(k, 1.0) != 1.0 for k in ("sojourn_shape_good", "sojourn_shape_bad"))
+
+
+def baselines_for(config):
+    """BASELINES, plus SCHEDULE_BASELINES where the run's scenario has outages on a schedule."""
+    return f"{BASELINES},{SCHEDULE_BASELINES}" if scheduled(config) else BASELINES
+
+
 def run_name(agent, scenario, seed):
     return f"{agent}-{scenario}-s{seed}"
 
@@ -238,7 +261,7 @@ def evaluate(binary, out, config, agent, scenario, seeds, episodes):
         return best if os.path.isdir(best) else run_dir
 
     ckpts = ",".join(f"{agent}-s{s}=ckpt:{checkpoint(s)}" for s in seeds)
-    return run_eval(binary, out, config, agent, scenario, f"{ckpts},{BASELINES}", episodes)
+    return run_eval(binary, out, config, agent, scenario, f"{ckpts},{baselines_for(config)}", episodes)
 
 
 # What a planner without foresight reaches (docs/system-model.md, "What can be known"): the

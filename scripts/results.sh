@@ -20,8 +20,13 @@ cargo build --release --locked --quiet
 BIN="${CARGO_TARGET_DIR:-target}/release/splitwise"
 mkdir -p "$OUT"
 start=$(date +%s)
+# Where outages follow a schedule (Gamma sojourns), the rule for them too (as scripts/experiment.py).
+SCHEDULED="$(python3 -c 'import sys; sys.path.insert(0, "scripts"); import experiment as e
+print(" ".join(s for s in sys.argv[1:] if e.scheduled(f"configs/{s}.toml")))' $SCENARIOS)"
+SCHEDULE_BASELINES="$(python3 -c 'import sys; sys.path.insert(0, "scripts"); import experiment as e; print(e.SCHEDULE_BASELINES)')"
 printf '%s\n' $SCENARIOS | xargs -P "$JOBS" -I{} sh -c \
-  "\"$BIN\" eval --config configs/{}.toml --policies $POLICIES --episodes $EPISODES --seed $SEED --out $OUT/{} > $OUT/{}.log 2>&1 && echo done {}"
+  "p=$POLICIES; case ' $SCHEDULED ' in *' {} '*) p=\$p,$SCHEDULE_BASELINES;; esac; \
+   \"$BIN\" eval --config configs/{}.toml --policies \$p --episodes $EPISODES --seed $SEED --out $OUT/{} > $OUT/{}.log 2>&1 && echo done {}"
 end=$(date +%s)
 python3 scripts/results.py --out RESULTS.md --runs "$OUT" --seconds $((end - start)) --jobs "$JOBS" \
   --command "scripts/results.sh (EPISODES=$EPISODES SEED=$SEED JOBS=$JOBS)" $SCENARIOS
