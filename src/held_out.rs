@@ -18,6 +18,15 @@ use std::sync::Arc;
 pub const HELD_OUT_SEED: u64 = 7_919;
 /// The causal baselines a trained policy is compared with (the headroom rows are added).
 pub const BASELINES: &str = "static-best,neurosurgeon,failover,dpp-one-slot";
+/// Added where the scenario's outages follow a schedule ([`Scenario::has_scheduled_outages`]):
+/// the rule for them (scripts/experiment.py adds the same).
+pub const SCHEDULE_BASELINES: &str = "service-window";
+
+/// The causal baselines for `scenario`: [`BASELINES`], plus [`SCHEDULE_BASELINES`] where its
+/// outages follow a schedule.
+pub fn baselines_for(scenario: &Scenario) -> String {
+    if scenario.has_scheduled_outages() { format!("{BASELINES},{SCHEDULE_BASELINES}") } else { BASELINES.to_string() }
+}
 const DPP: &str = "drift_plus_penalty";
 /// Below this fraction of the objective between the best static plan and the bound, a capture is
 /// noise (the end-of-training report uses the same threshold).
@@ -112,7 +121,10 @@ impl HeldOut {
         if self.references.is_none() {
             let prepared = runner::prepare(
                 vec![self.input.clone()],
-                entries(&with_headroom(BASELINES, false), splitwise_agents::ComputeDevice::Cpu)?,
+                entries(
+                    &with_headroom(&baselines_for(&self.input.scenario), false),
+                    splitwise_agents::ComputeDevice::Cpu,
+                )?,
                 self.config(),
             )?;
             let evaluation = prepared.run(&mut |_| {})?;

@@ -105,7 +105,7 @@ pub const FINAL_REPORT_EPISODES: u32 = 10;
 /// periodic evaluations use the run's own seed).
 pub use crate::held_out::HELD_OUT_SEED;
 /// The baselines the trained policy is compared with (at each evaluation and at the end).
-use crate::held_out::{BASELINES as FINAL_REPORT_BASELINES, HeldOut};
+use crate::held_out::{HeldOut, baselines_for};
 
 /// One `--allow-config-change` resume: where, and which fields changed (`field: old -> new`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -195,12 +195,12 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 /// scenario (CartPole).
 fn final_report(out: &TrainOutcome, episodes: u32) -> Result<Option<String>> {
     let config = out.run_dir.join(CONFIG_FILE);
-    if config::load(&config)?.scenario.is_none() {
+    let Some(scenario) = config::load(&config)?.scenario else {
         return Ok(None); // CartPole: no partition scenario to compare on
-    }
+    };
     let best = out.run_dir.join("best");
     let ckpt = if best.is_dir() { best } else { out.last_checkpoint.clone() };
-    let policies = format!("trained=ckpt:{},{FINAL_REPORT_BASELINES}", ckpt.display());
+    let policies = format!("trained=ckpt:{},{}", ckpt.display(), baselines_for(&scenario));
     let args = crate::eval::EvalArgs {
         config: vec![config.clone()],
         policies: policies.clone(),

@@ -223,6 +223,7 @@ fn sampled_futures_of_a_scheduled_tunnel_remember_how_long_it_has_lasted() {
     const N_BAD: u32 = 16;
     let theta = MEAN_BAD_S / K;
     let sc = scenario_with_bad_shape(K);
+    assert!(sc.has_scheduled_outages() && !scenario().has_scheduled_outages());
     let mut env = stepped(&sc, 0);
     let plan = Plan::layer_split(sc.n_layers(), sc.n_heads(), sc.n_layers(), Precision::Bits16);
     let (mut bad_slots, mut seen_good) = (0, false);
