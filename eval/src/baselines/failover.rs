@@ -75,35 +75,18 @@ impl Policy for Failover {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::baselines::test_support::{jetson, plan_of};
     use splitwise_env::api::Env;
-    use splitwise_env::partition::PartitionEnv;
     use splitwise_env::plan::Plan;
-    use splitwise_env::scenario::NoTraces;
-    use std::sync::Arc;
 
     #[test]
     fn goes_to_the_edge_on_trouble_and_holds_there() {
-        let text = include_str!("../../../configs/jetson-llama7b-lte.toml");
-        let sc = Arc::new(Scenario::from_toml(text, &NoTraces).unwrap());
-        let env = PartitionEnv::new(sc.clone());
-        let (mut obs, mask) = env.buffers();
+        let (sc, env) = jetson();
+        let (mut obs, _) = env.buffers();
         let mut p = Failover::new(&sc, 10.0);
-        let decide = |p: &mut Failover, obs: &[f32]| {
-            let ctx = DecisionContext {
-                obs,
-                mask: &mask,
-                env: &env,
-                oracle: None,
-                edge_memory_bytes: sc.edge.usable_memory_bytes,
-            };
-            match p.decide(&ctx) {
-                Decision::Plan(plan) => plan,
-                Decision::Action(_) => panic!("plans"),
-            }
-        };
         let (l, h) = (sc.n_layers(), sc.n_heads());
         obs[index::LINK_CONNECTED] = 1.0;
-        let healthy = decide(&mut p, &obs);
+        let healthy = plan_of(&mut p, &env, &obs);
         assert!(!healthy.is_edge_only(h), "static-best is a cloud plan here: {healthy:?}");
         for (feature, value) in
             [(index::LINK_CONNECTED, 0.0), (index::PROBE_FAILED_LAST, 1.0), (index::CLOUD_REJECTED_LAST, 1.0)]
@@ -111,15 +94,15 @@ mod tests {
             let mut o = obs.clone();
             o[feature] = value as f32;
             let mut q = Failover::new(&sc, 10.0);
-            let plan = decide(&mut q, &o);
+            let plan = plan_of(&mut q, &env, &o);
             assert_eq!(plan, Plan::edge_only(l, h, plan.precision), "feature {feature}");
         }
         // Trouble at slot 0; the env stays at slot 0 here, so the hold keeps it on the edge.
         let mut o = obs.clone();
         o[index::PROBE_FAILED_LAST] = 1.0;
-        assert!(decide(&mut p, &o).is_edge_only(h));
-        assert!(decide(&mut p, &obs).is_edge_only(h), "held for HOLD_S after the last trouble");
+        assert!(plan_of(&mut p, &env, &o).is_edge_only(h));
+        assert!(plan_of(&mut p, &env, &obs).is_edge_only(h), "held for HOLD_S after the last trouble");
         p.reset(0);
-        assert_eq!(decide(&mut p, &obs), healthy);
+        assert_eq!(plan_of(&mut p, &env, &obs), healthy);
     }
 }

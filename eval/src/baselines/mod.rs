@@ -48,6 +48,8 @@ pub mod mpc;
 pub mod placement;
 pub mod regime;
 pub mod service_window;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use layer_wise::{MemoryProportional, Neurosurgeon, Objective, StaticBest};
 use placement::{Algorithm, PlacementPolicy};

@@ -54,44 +54,28 @@ impl Policy for ServiceWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::baselines::test_support::{jetson, plan_of};
     use splitwise_env::api::Env;
     use splitwise_env::observation::FEATURES;
-    use splitwise_env::partition::PartitionEnv;
-    use splitwise_env::scenario::NoTraces;
-    use std::sync::Arc;
 
     #[test]
     fn uses_the_cloud_early_in_a_service_period_only() {
-        let text = include_str!("../../../configs/jetson-llama7b-lte.toml");
-        let sc = Arc::new(Scenario::from_toml(text, &NoTraces).unwrap());
-        let env = PartitionEnv::new(sc.clone());
-        let (mut obs, mask) = env.buffers();
+        let (sc, env) = jetson();
+        let (mut obs, _) = env.buffers();
         let h = sc.n_heads();
         let mut p = ServiceWindow::new(&sc, 10.0);
         assert_eq!(p.name(), "service-window:10");
-        let mut decide = |obs: &[f32]| {
-            let ctx = DecisionContext {
-                obs,
-                mask: &mask,
-                env: &env,
-                oracle: None,
-                edge_memory_bytes: sc.edge.usable_memory_bytes,
-            };
-            match p.decide(&ctx) {
-                Decision::Plan(plan) => plan.is_edge_only(h),
-                Decision::Action(_) => panic!("plans"),
-            }
-        };
+        let mut edge = |obs: &[f32]| plan_of(&mut p, &env, obs).is_edge_only(h);
         let age = |s: f64| (FEATURES[index::TIME_SINCE_FAILURE].encode)(s) as f32;
         obs[index::LINK_CONNECTED] = 1.0;
         obs[index::TIME_SINCE_FAILURE] = age(9.5);
-        assert!(!decide(&obs), "9.5 s into service: the cloud (static-best is a cloud plan here)");
+        assert!(!edge(&obs), "9.5 s into service: the cloud (static-best is a cloud plan here)");
         obs[index::TIME_SINCE_FAILURE] = age(10.5);
-        assert!(decide(&obs), "10.5 s in: the window is over");
+        assert!(edge(&obs), "10.5 s in: the window is over");
         obs[index::TIME_SINCE_FAILURE] = age(9999.0);
-        assert!(decide(&obs), "never failed: as long past the window");
+        assert!(edge(&obs), "never failed: as long past the window");
         obs[index::TIME_SINCE_FAILURE] = age(0.0);
         obs[index::PROBE_FAILED_LAST] = 1.0;
-        assert!(decide(&obs), "trouble: failover's edge");
+        assert!(edge(&obs), "trouble: failover's edge");
     }
 }
