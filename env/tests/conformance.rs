@@ -469,3 +469,77 @@ fn counterfactual_rewards_share_the_real_steps_randomness_and_change_nothing() {
         assert!(alternatives == 0 || differed > 0, "{name}: every alternative action earned the same reward");
     }
 }
+
+/// A diagnostic, not a check (run it by name with `--ignored --nocapture`): on the subway, the
+/// one-slot reward of the cloud and of the phone in every slot where a request starts, probed
+/// under the same randomness as the all-action advantage probes them (save, step, restore), by
+/// the service age the observation shows (seconds since the last failed probe). Driven by the
+/// `neurosurgeon`-like rule "cloud while connected". Prints the mean reward difference per age
+/// bucket, raw and as the learners see it: divided by the driving run's reward sd and clipped at
+/// ±10 (the experiment's `clip_reward`). docs/agents.md, "The subway's regular station dwell".
+#[test]
+#[ignore = "a diagnostic that prints a table; run it by name"]
+fn subway_probed_rewards_by_service_age() {
+    use splitwise_env::observation::{decode, index};
+    use splitwise_env::plan::Precision;
+    let text = std::fs::read_to_string(configs_dir().join("subway-commute-phone.toml")).expect("the subway");
+    let sc = scenario(&text, |c| {
+        c.actions.mode = ActionMode::LayerSplit;
+        c.serving.episode_slots = 500;
+    });
+    let (l, h) = (sc.n_layers(), sc.n_heads());
+    let cloud = Plan::layer_split(l, h, 0, Precision::Bits16);
+    let edge = Plan::edge_only(l, h, Precision::Bits16);
+    let mut env = PartitionEnv::new(sc.clone());
+    let (mut obs, mut mask) = env.buffers();
+    // (service age s or −1 in an outage, r(cloud), r(phone)) for slots where a request starts.
+    let mut probes: Vec<(f64, f64, f64)> = Vec::new();
+    let mut driven = Vec::new();
+    for episode in 0..200u64 {
+        obs.copy_from_slice(&env.reset(Some(10_000 + episode)).0.features);
+        loop {
+            let connected = decode(&obs, index::LINK_CONNECTED) > 0.5 && decode(&obs, index::PROBE_FAILED_LAST) < 0.5;
+            let age = if connected { decode(&obs, index::TIME_SINCE_FAILURE) } else { -1.0 };
+            let saved = env.save_state();
+            let (mut o, mut m) = env.buffers();
+            let rc = env.step_plan_into(&cloud, &mut o, &mut m).expect("cloud plan");
+            env.restore_state(&saved).expect("restore");
+            let re = env.step_plan_into(&edge, &mut o, &mut m).expect("edge plan");
+            env.restore_state(&saved).expect("restore");
+            if rc.info.started > 0 || re.info.started > 0 {
+                probes.push((age, rc.reward, re.reward));
+            }
+            let t = env.step_plan_into(if connected { &cloud } else { &edge }, &mut obs, &mut mask).expect("step");
+            driven.push(t.reward);
+            if t.terminated || t.truncated {
+                break;
+            }
+        }
+    }
+    let mean = driven.iter().sum::<f64>() / driven.len() as f64;
+    let sd = (driven.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / driven.len() as f64).sqrt();
+    println!(
+        "driving run: {} slots, reward sd {sd:.3}; a request slot's r(phone) − r(cloud), mean [and share > 0]:",
+        driven.len()
+    );
+    println!("{:>10} {:>6} {:>12} {:>12}", "age (s)", "n", "raw", "clipped/sd");
+    for lo in [-1.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0] {
+        let hi = if lo < 0.0 {
+            0.0
+        } else if lo >= 35.0 {
+            f64::INFINITY
+        } else {
+            lo + 5.0
+        };
+        let sel: Vec<_> = probes.iter().filter(|p| if lo < 0.0 { p.0 < 0.0 } else { p.0 >= lo && p.0 < hi }).collect();
+        if sel.is_empty() {
+            continue;
+        }
+        let n = sel.len() as f64;
+        let raw = sel.iter().map(|p| p.2 - p.1).sum::<f64>() / n;
+        let clip = |r: f64| (r / sd).clamp(-10.0, 10.0);
+        let clipped = sel.iter().map(|p| clip(p.2) - clip(p.1)).sum::<f64>() / n;
+        let label = if lo < 0.0 { "outage".to_string() } else { format!("{lo}–{hi}") };
+        println!("{label:>10} {:>6} {raw:>12.3} {clipped:>12.3}", sel.len());
+    }
+}
