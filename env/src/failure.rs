@@ -141,6 +141,11 @@ impl GilbertElliott {
         &self.config
     }
 
+    /// Whether a state's sojourns are Gamma, not exponential: outages on a schedule.
+    pub fn is_scheduled(&self) -> bool {
+        self.chain.is_semi_markov()
+    }
+
     /// Stationary start: Bad with probability [`Self::stationary_bad_probability`], and an
     /// exponential residual sojourn.
     pub fn initial_state(&self, rng: &mut impl Rng) -> RegimeState {
@@ -584,6 +589,7 @@ mod tests {
         // of Bad is still 10/40 = 0.25 (a renewal process spends its share of the mean cycle).
         let config = GilbertElliottConfig { sojourn_shape_good: 16.0, ..ge() };
         let g = GilbertElliott::new(&config).unwrap();
+        assert!(g.is_scheduled() && !GilbertElliott::new(&ge()).unwrap().is_scheduled());
         assert_eq!(g.stationary_bad_probability(), 0.25);
         let mut r = rng(5);
         let mut s = g.initial_state(&mut r);

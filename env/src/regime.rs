@@ -95,6 +95,12 @@ impl RegimeChain {
         Ok(chain)
     }
 
+    /// Whether some regime's dwell is not exponential (a semi-Markov chain: the time spent in a
+    /// regime tells when it ends).
+    pub fn is_semi_markov(&self) -> bool {
+        !self.dwell_shape.is_empty()
+    }
+
     /// Gamma shape of regime `k`'s dwell (1 = exponential).
     pub fn dwell_shape(&self, k: usize) -> f64 {
         self.dwell_shape.get(k).copied().unwrap_or(1.0)

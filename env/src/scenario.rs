@@ -481,7 +481,7 @@ impl Scenario {
     /// Whether the link's outages follow a schedule: a Gilbert–Elliott state with Gamma sojourns
     /// (shape ≠ 1), where the time already spent in a state tells when it ends.
     pub fn has_scheduled_outages(&self) -> bool {
-        self.ge.as_ref().is_some_and(|g| g.config().sojourn_shape_good != 1.0 || g.config().sojourn_shape_bad != 1.0)
+        self.ge.as_ref().is_some_and(GilbertElliott::is_scheduled)
     }
 
     pub fn n_layers(&self) -> u32 {
