@@ -470,15 +470,15 @@ fn counterfactual_rewards_share_the_real_steps_randomness_and_change_nothing() {
     }
 }
 
-/// A diagnostic, not a check (run it by name with `--ignored --nocapture`): on the subway, the
-/// one-slot reward of the cloud and of the phone in every slot where a request starts, probed
-/// under the same randomness as the all-action advantage probes them (save, step, restore), by
-/// the service age the observation shows (seconds since the last failed probe). Driven by the
-/// `neurosurgeon`-like rule "cloud while connected". Prints the mean reward difference per age
-/// bucket, raw and as the learners see it: divided by the driving run's reward sd and clipped at
-/// ±10 (the experiment's `clip_reward`). docs/agents.md, "The subway's regular station dwell".
+/// On the subway, the one-slot reward of the cloud and of the phone in every slot where a request
+/// starts, probed under the same randomness as the all-action advantage probes them (save, step,
+/// restore), by the service age the observation shows (seconds since the last failed probe).
+/// Driven by the `neurosurgeon`-like rule "cloud while connected". The mean difference per age
+/// bucket, raw and as the learners see it (divided by the driving run's reward sd and clipped at
+/// ±10, the experiment's `clip_reward`), is printed with `--nocapture` (docs/agents.md, "The
+/// subway's regular station dwell") and checked: the regular dwell makes the cloud the better
+/// choice early in a station and the phone late, and the clip turns the late sign around.
 #[test]
-#[ignore = "a diagnostic that prints a table; run it by name"]
 fn subway_probed_rewards_by_service_age() {
     use splitwise_env::observation::{decode, index};
     use splitwise_env::plan::Precision;
@@ -518,11 +518,10 @@ fn subway_probed_rewards_by_service_age() {
     }
     let mean = driven.iter().sum::<f64>() / driven.len() as f64;
     let sd = (driven.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / driven.len() as f64).sqrt();
-    println!(
-        "driving run: {} slots, reward sd {sd:.3}; a request slot's r(phone) − r(cloud), mean [and share > 0]:",
-        driven.len()
-    );
+    println!("driving run: {} slots, reward sd {sd:.3}; a request slot's mean r(phone) − r(cloud):", driven.len());
     println!("{:>10} {:>6} {:>12} {:>12}", "age (s)", "n", "raw", "clipped/sd");
+    // (bucket start, raw mean, clipped mean); −1 is the outage bucket.
+    let mut table = Vec::new();
     for lo in [-1.0, 0.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0] {
         let hi = if lo < 0.0 {
             0.0
@@ -541,5 +540,20 @@ fn subway_probed_rewards_by_service_age() {
         let clipped = sel.iter().map(|p| clip(p.2) - clip(p.1)).sum::<f64>() / n;
         let label = if lo < 0.0 { "outage".to_string() } else { format!("{lo}–{hi}") };
         println!("{label:>10} {:>6} {raw:>12.3} {clipped:>12.3}", sel.len());
+        table.push((lo, raw, clipped));
     }
+    let at = |lo: f64| table.iter().find(|b| b.0 == lo).copied().expect("every age bucket has request slots");
+    for lo in [0.0, 5.0, 10.0] {
+        assert!(at(lo).1 < 0.0, "{lo}–{} s of service: the cloud wins a request slot, raw: {:?}", lo + 5.0, at(lo));
+    }
+    for lo in [20.0, 25.0, 30.0] {
+        let (_, raw, clipped) = at(lo);
+        assert!(raw > 0.0, "{lo}–{} s: the phone wins, raw (the station is about to end): {raw}", lo + 5.0);
+        assert!(
+            clipped < 0.0,
+            "{lo}–{} s: clipped at 10 sd, the stalls shrink and the cloud looks better: {clipped}",
+            lo + 5.0
+        );
+    }
+    assert!(at(-1.0).1 > 0.0 && at(-1.0).2 > 0.0, "in an outage the phone wins either way: {:?}", at(-1.0));
 }
