@@ -1,0 +1,141 @@
+//! Can the PPO actor represent the subway's service-window rule? A capacity check, not an RL run:
+//! fit the actor network (the experiment's shape: 2 × 64 tanh, observations standardised as
+//! `normalize_obs` does) by cross-entropy to the rule's action (cloud while connected and the
+//! service has lasted < 20 s, else the phone) on 100 episodes driven by the rule, then report,
+//! on 100 other episodes, the share of request slots per service-age bucket where the fitted
+//! actor's greedy choice is the cloud. docs/agents.md, "The subway's regular station dwell".
+//!
+//! `cargo run --release -p splitwise-agents --example subway_bc -- [EPOCHS] [WINDOW_S]`
+
+use burn::optim::AdamConfig;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use splitwise_agents::network::Mlp;
+use splitwise_env::api::Env;
+use splitwise_env::observation::{decode, index};
+use splitwise_env::partition::PartitionEnv;
+use splitwise_env::plan::{Plan, Precision};
+use splitwise_env::scenario::{ActionMode, Scenario, ScenarioConfig, TraceSource};
+use std::sync::Arc;
+
+struct ConfigTraces;
+
+impl TraceSource for ConfigTraces {
+    fn read(&self, path: &str) -> Result<String, String> {
+        let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs").join(path);
+        std::fs::read_to_string(&full).map_err(|e| format!("{}: {e}", full.display()))
+    }
+}
+
+/// (features, age or −1 in an outage, label 0 = cloud / 1 = phone, a request started) per slot.
+type Row = (Vec<f32>, f64, usize, bool);
+
+fn rows(sc: &Arc<Scenario>, seeds: std::ops::Range<u64>, window_s: f64) -> Vec<Row> {
+    let (l, h) = (sc.n_layers(), sc.n_heads());
+    let cloud = Plan::layer_split(l, h, 0, Precision::Bits16);
+    let edge = Plan::edge_only(l, h, Precision::Bits16);
+    let mut env = PartitionEnv::new(sc.clone());
+    let (mut obs, mut mask) = env.buffers();
+    let mut out = Vec::new();
+    for seed in seeds {
+        obs.copy_from_slice(&env.reset(Some(seed)).0.features);
+        loop {
+            let connected = decode(&obs, index::LINK_CONNECTED) > 0.5 && decode(&obs, index::PROBE_FAILED_LAST) < 0.5;
+            let age = if connected { decode(&obs, index::TIME_SINCE_FAILURE) } else { -1.0 };
+            let to_cloud = connected && age < window_s;
+            let features = obs.clone();
+            let t = env.step_plan_into(if to_cloud { &cloud } else { &edge }, &mut obs, &mut mask).expect("step");
+            out.push((features, age, usize::from(!to_cloud), t.info.started > 0));
+            if t.terminated || t.truncated {
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let epochs: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
+    let window_s: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(20.0);
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/subway-commute-phone.toml"),
+    )
+    .expect("configs/subway-commute-phone.toml");
+    let mut cfg = ScenarioConfig::from_toml(&text).expect("the subway parses");
+    cfg.actions.mode = ActionMode::LayerSplit;
+    cfg.serving.episode_slots = 500;
+    let sc = Arc::new(Scenario::resolve(cfg, &ConfigTraces).expect("the subway resolves"));
+    let n_actions = sc.n_layers() as usize + 1;
+    let train = rows(&sc, 0..100, window_s);
+    let test = rows(&sc, 100..200, window_s);
+    let d = train[0].0.len();
+    // Standardise as `normalize_obs` does (mean and sd over the data, clipped at ±10).
+    let mut mean = vec![0.0f64; d];
+    let mut sq = vec![0.0f64; d];
+    for (x, ..) in &train {
+        for j in 0..d {
+            mean[j] += f64::from(x[j]);
+            sq[j] += f64::from(x[j]).powi(2);
+        }
+    }
+    let n = train.len() as f64;
+    let sd: Vec<f64> = (0..d).map(|j| (sq[j] / n - (mean[j] / n).powi(2)).max(1e-8).sqrt()).collect();
+    let mean: Vec<f64> = mean.iter().map(|m| m / n).collect();
+    let norm = |x: &[f32]| -> Vec<f32> {
+        (0..d).map(|j| ((f64::from(x[j]) - mean[j]) / sd[j]).clamp(-10.0, 10.0) as f32).collect()
+    };
+    // Label index: the layer-split action is the split layer; 0 = cloud, L = the phone.
+    let label = |y: usize| if y == 0 { 0i64 } else { (n_actions - 1) as i64 };
+    let device = Device::flex().autodiff();
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(0);
+    let mut net = Mlp::new(d, &[64, 64], n_actions, 0.01, &mut rng, &device);
+    let mut opt = AdamConfig::new().with_epsilon(1e-5).init();
+    // Weight the request slots (where the choice matters) like every other slot: all slots.
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    for epoch in 0..epochs {
+        order.shuffle(&mut rng);
+        let mut total = 0.0;
+        for chunk in order.chunks(256) {
+            let xs: Vec<f32> = chunk.iter().flat_map(|&i| norm(&train[i].0)).collect();
+            let ys: Vec<i64> = chunk.iter().map(|&i| label(train[i].2)).collect();
+            let b = chunk.len();
+            let x = Tensor::<2>::from_data(TensorData::new(xs, [b, d]), &device);
+            let y = Tensor::<2, Int>::from_data(TensorData::new(ys, [b, 1]), &device);
+            let logp = log_softmax(net.forward(x), 1);
+            let loss = logp.gather(1, y).mean().neg();
+            total += f64::from(loss.clone().into_data().try_into_vec::<f32>().expect("f32")[0]) * b as f64;
+            let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &net);
+            net = opt.step(3e-4, net, grads);
+        }
+        if epoch % 5 == 4 || epoch + 1 == epochs {
+            println!("epoch {}: mean cross-entropy {:.4}", epoch + 1, total / train.len() as f64);
+        }
+    }
+    let xs: Vec<f32> = test.iter().flat_map(|r| norm(&r.0)).collect();
+    let x = Tensor::<2>::from_data(TensorData::new(xs, [test.len(), d]), &device);
+    let greedy: Vec<i64> = net.forward(x).argmax(1).into_data().convert::<i64>().try_into_vec::<i64>().expect("ints");
+    println!("held-out request slots (episodes 100–199): share the fitted actor sends to the cloud, and the rule's");
+    for (lo, hi) in [
+        (-1.0, 0.0),
+        (0.0, 5.0),
+        (5.0, 10.0),
+        (10.0, 15.0),
+        (15.0, 20.0),
+        (20.0, 25.0),
+        (25.0, 30.0),
+        (30.0, 35.0),
+        (35.0, f64::INFINITY),
+    ] {
+        let sel: Vec<usize> = (0..test.len()).filter(|&i| test[i].3 && test[i].1 >= lo && test[i].1 < hi).collect();
+        if sel.is_empty() {
+            continue;
+        }
+        let fitted = sel.iter().filter(|&&i| greedy[i] == 0).count() as f64 / sel.len() as f64;
+        let rule = sel.iter().filter(|&&i| test[i].2 == 0).count() as f64 / sel.len() as f64;
+        let label = if lo < 0.0 { "outage".to_string() } else { format!("{lo}–{hi} s") };
+        println!("{label:>10}: {:>4} slots, fitted {fitted:.2}, rule {rule:.2}", sel.len());
+    }
+}
