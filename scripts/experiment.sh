@@ -5,7 +5,7 @@
 # clairvoyant bound; writes the "Learned policies" section of RESULTS.md
 # and its training curves (docs/figures/experiment/*.svg).
 #
-#   scripts/experiment.sh                          # everything (≈ 1.5 h on 2 cores; see RESULTS.md)
+#   scripts/experiment.sh                          # everything (≈ 4.5 h on 2 cores; see RESULTS.md)
 #   SCENARIOS=jetson-llama7b-lte SEEDS="0" scripts/experiment.sh   # one scenario, one seed
 #   STEPS=1000000 SCENARIOS=jetson-llama7b-lte OUT=runs/exp-1m RESULTS=runs/exp-1m/results \
 #     FIGURES=runs/exp-1m/figures scripts/experiment.sh          # a larger budget, kept aside
@@ -34,4 +34,4 @@ python3 scripts/experiment.py --binary "$BIN" --out "$OUT" --seeds "$SEEDS" --jo
   --episodes "$EPISODES" --steps "$STEPS" --results "$RESULTS" --figures "$FIGURES" \
   --mbrl-scenarios "${MBRL_SCENARIOS:-$SCENARIOS}" ${AGENTS:+--agents "$AGENTS"} \
   ${PPO_CONFIG:+--agent-config "ppo=$PPO_CONFIG"} \
-  --command "scripts/experiment.sh (SEEDS=\"$SEEDS\" EPISODES=$EPISODES STEPS=$STEPS${AGENTS:+ AGENTS=\"$AGENTS\"}${PPO_CONFIG:+ PPO_CONFIG=$PPO_CONFIG})" $SCENARIOS
+  --command "SEEDS=\"$SEEDS\" EPISODES=$EPISODES STEPS=$STEPS OUT=$OUT${AGENTS:+ AGENTS=\"$AGENTS\"}${PPO_CONFIG:+ PPO_CONFIG=$PPO_CONFIG} scripts/experiment.sh" $SCENARIOS
