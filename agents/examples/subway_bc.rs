@@ -3,7 +3,12 @@
 //! `normalize_obs` does) by cross-entropy to the rule's action (cloud while connected and the
 //! service has lasted < 20 s, else the phone) on 100 episodes driven by the rule, then report,
 //! on 100 other episodes, the share of request slots per service-age bucket where the fitted
-//! actor's greedy choice is the cloud. docs/agents.md, "The subway's regular station dwell".
+//! actor's greedy choice is the cloud. Then the same network shape fitted by least squares to the
+//! probed one-slot rewards of the cloud and of the phone (both probed under the same randomness in
+//! every slot of 100 episodes driven by the phone, scaled by the driving run's reward sd as the
+//! learners scale them): per service-age bucket of 100 other episodes, the fitted mean
+//! r̂(phone) − r̂(cloud) next to the probed one. docs/agents.md, "The subway's regular station
+//! dwell".
 //!
 //! `cargo run --release -p splitwise-agents --example subway_bc -- [EPOCHS] [WINDOW_S]`
 
@@ -56,6 +61,76 @@ fn rows(sc: &Arc<Scenario>, seeds: std::ops::Range<u64>, window_s: f64) -> Vec<R
     out
 }
 
+/// (features, age or −1 in an outage, r(cloud), r(phone), a request started) per slot, driven by
+/// the phone, and the driving run's reward sd.
+type Probe = (Vec<f32>, f64, f64, f64, bool);
+
+fn probes(sc: &Arc<Scenario>, seeds: std::ops::Range<u64>) -> (Vec<Probe>, f64) {
+    let (l, h) = (sc.n_layers(), sc.n_heads());
+    let cloud = Plan::layer_split(l, h, 0, Precision::Bits16);
+    let edge = Plan::edge_only(l, h, Precision::Bits16);
+    let mut env = PartitionEnv::new(sc.clone());
+    let (mut obs, mut mask) = env.buffers();
+    let (mut out, mut driven) = (Vec::new(), Vec::new());
+    for seed in seeds {
+        obs.copy_from_slice(&env.reset(Some(seed)).0.features);
+        loop {
+            let connected = decode(&obs, index::LINK_CONNECTED) > 0.5 && decode(&obs, index::PROBE_FAILED_LAST) < 0.5;
+            let age = if connected { decode(&obs, index::TIME_SINCE_FAILURE) } else { -1.0 };
+            let saved = env.save_state();
+            let (mut o, mut m) = env.buffers();
+            let rc = env.step_plan_into(&cloud, &mut o, &mut m).expect("cloud plan");
+            env.restore_state(&saved).expect("restore");
+            let features = obs.clone();
+            let t = env.step_plan_into(&edge, &mut obs, &mut mask).expect("step");
+            out.push((features, age, rc.reward, t.reward, rc.info.started > 0 || t.info.started > 0));
+            driven.push(t.reward);
+            if t.terminated || t.truncated {
+                break;
+            }
+        }
+    }
+    let mean = driven.iter().sum::<f64>() / driven.len() as f64;
+    let sd = (driven.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / driven.len() as f64).sqrt();
+    (out, sd)
+}
+
+/// The service-age buckets of docs/agents.md (−1: an outage).
+const BUCKETS: [(f64, f64); 9] = [
+    (-1.0, 0.0),
+    (0.0, 5.0),
+    (5.0, 10.0),
+    (10.0, 15.0),
+    (15.0, 20.0),
+    (20.0, 25.0),
+    (25.0, 30.0),
+    (30.0, 35.0),
+    (35.0, f64::INFINITY),
+];
+
+fn bucket_label(lo: f64, hi: f64) -> String {
+    if lo < 0.0 { "outage".to_string() } else { format!("{lo}–{hi} s") }
+}
+
+/// Standardises as `normalize_obs` does (mean and sd over `rows`, clipped at ±10).
+fn standardiser<'a>(rows: impl Iterator<Item = &'a [f32]>) -> impl Fn(&[f32]) -> Vec<f32> {
+    let (mut mean, mut sq, mut n) = (Vec::<f64>::new(), Vec::<f64>::new(), 0.0);
+    for x in rows {
+        mean.resize(x.len(), 0.0);
+        sq.resize(x.len(), 0.0);
+        for (j, &v) in x.iter().enumerate() {
+            mean[j] += f64::from(v);
+            sq[j] += f64::from(v).powi(2);
+        }
+        n += 1.0;
+    }
+    let sd: Vec<f64> = mean.iter().zip(&sq).map(|(m, s)| (s / n - (m / n).powi(2)).max(1e-8).sqrt()).collect();
+    let mean: Vec<f64> = mean.iter().map(|m| m / n).collect();
+    move |x: &[f32]| {
+        x.iter().enumerate().map(|(j, &v)| ((f64::from(v) - mean[j]) / sd[j]).clamp(-10.0, 10.0) as f32).collect()
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let epochs: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
@@ -72,21 +147,7 @@ fn main() {
     let train = rows(&sc, 0..100, window_s);
     let test = rows(&sc, 100..200, window_s);
     let d = train[0].0.len();
-    // Standardise as `normalize_obs` does (mean and sd over the data, clipped at ±10).
-    let mut mean = vec![0.0f64; d];
-    let mut sq = vec![0.0f64; d];
-    for (x, ..) in &train {
-        for j in 0..d {
-            mean[j] += f64::from(x[j]);
-            sq[j] += f64::from(x[j]).powi(2);
-        }
-    }
-    let n = train.len() as f64;
-    let sd: Vec<f64> = (0..d).map(|j| (sq[j] / n - (mean[j] / n).powi(2)).max(1e-8).sqrt()).collect();
-    let mean: Vec<f64> = mean.iter().map(|m| m / n).collect();
-    let norm = |x: &[f32]| -> Vec<f32> {
-        (0..d).map(|j| ((f64::from(x[j]) - mean[j]) / sd[j]).clamp(-10.0, 10.0) as f32).collect()
-    };
+    let norm = standardiser(train.iter().map(|r| r.0.as_slice()));
     // Label index: the layer-split action is the split layer; 0 = cloud, L = the phone.
     let label = |y: usize| if y == 0 { 0i64 } else { (n_actions - 1) as i64 };
     let device = Device::flex().autodiff();
@@ -118,24 +179,55 @@ fn main() {
     let x = Tensor::<2>::from_data(TensorData::new(xs, [test.len(), d]), &device);
     let greedy: Vec<i64> = net.forward(x).argmax(1).into_data().convert::<i64>().try_into_vec::<i64>().expect("ints");
     println!("held-out request slots (episodes 100–199): share the fitted actor sends to the cloud, and the rule's");
-    for (lo, hi) in [
-        (-1.0, 0.0),
-        (0.0, 5.0),
-        (5.0, 10.0),
-        (10.0, 15.0),
-        (15.0, 20.0),
-        (20.0, 25.0),
-        (25.0, 30.0),
-        (30.0, 35.0),
-        (35.0, f64::INFINITY),
-    ] {
+    for (lo, hi) in BUCKETS {
         let sel: Vec<usize> = (0..test.len()).filter(|&i| test[i].3 && test[i].1 >= lo && test[i].1 < hi).collect();
         if sel.is_empty() {
             continue;
         }
         let fitted = sel.iter().filter(|&&i| greedy[i] == 0).count() as f64 / sel.len() as f64;
         let rule = sel.iter().filter(|&&i| test[i].2 == 0).count() as f64 / sel.len() as f64;
-        let label = if lo < 0.0 { "outage".to_string() } else { format!("{lo}–{hi} s") };
-        println!("{label:>10}: {:>4} slots, fitted {fitted:.2}, rule {rule:.2}", sel.len());
+        println!("{:>10}: {:>4} slots, fitted {fitted:.2}, rule {rule:.2}", bucket_label(lo, hi), sel.len());
+    }
+
+    // The value check: (r̂(cloud), r̂(phone)) by least squares on the scaled probed rewards.
+    let (train, sd) = probes(&sc, 0..100);
+    let (test, _) = probes(&sc, 100..200);
+    let norm = standardiser(train.iter().map(|r| r.0.as_slice()));
+    let mut net = Mlp::new(d, &[64, 64], 2, 1.0, &mut rng, &device);
+    let mut opt = AdamConfig::new().with_epsilon(1e-5).init();
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    for epoch in 0..epochs {
+        order.shuffle(&mut rng);
+        let mut total = 0.0;
+        for chunk in order.chunks(256) {
+            let xs: Vec<f32> = chunk.iter().flat_map(|&i| norm(&train[i].0)).collect();
+            let ys: Vec<f32> =
+                chunk.iter().flat_map(|&i| [(train[i].2 / sd) as f32, (train[i].3 / sd) as f32]).collect();
+            let b = chunk.len();
+            let x = Tensor::<2>::from_data(TensorData::new(xs, [b, d]), &device);
+            let y = Tensor::<2>::from_data(TensorData::new(ys, [b, 2]), &device);
+            let err = net.forward(x).sub(y);
+            let loss = err.clone().mul(err).mean();
+            total += f64::from(loss.clone().into_data().try_into_vec::<f32>().expect("f32")[0]) * b as f64;
+            let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &net);
+            net = opt.step(1e-3, net, grads);
+        }
+        if epoch % 5 == 4 || epoch + 1 == epochs {
+            println!("epoch {}: mean squared error {:.4}", epoch + 1, total / train.len() as f64);
+        }
+    }
+    let xs: Vec<f32> = test.iter().flat_map(|r| norm(&r.0)).collect();
+    let x = Tensor::<2>::from_data(TensorData::new(xs, [test.len(), d]), &device);
+    let fitted: Vec<f32> = net.forward(x).into_data().try_into_vec::<f32>().expect("f32");
+    println!("held-out request slots: mean r(phone) − r(cloud) in reward sd ({sd:.3}), probed and fitted");
+    for (lo, hi) in BUCKETS {
+        let sel: Vec<usize> = (0..test.len()).filter(|&i| test[i].4 && test[i].1 >= lo && test[i].1 < hi).collect();
+        if sel.is_empty() {
+            continue;
+        }
+        let n = sel.len() as f64;
+        let probed = sel.iter().map(|&i| (test[i].3 - test[i].2) / sd).sum::<f64>() / n;
+        let fit = sel.iter().map(|&i| f64::from(fitted[2 * i + 1] - fitted[2 * i])).sum::<f64>() / n;
+        println!("{:>10}: {:>4} slots, probed {probed:>8.2}, fitted {fit:>8.2}", bucket_label(lo, hi), sel.len());
     }
 }
