@@ -131,6 +131,51 @@ fn standardiser<'a>(rows: impl Iterator<Item = &'a [f32]>) -> impl Fn(&[f32]) ->
     }
 }
 
+/// Minibatch Adam on `loss` (a scalar over the rows at the given indices) for `epochs` passes over
+/// `n` rows; prints the mean loss every 5 epochs under `name`.
+fn fit(
+    mut net: Mlp,
+    n: usize,
+    epochs: usize,
+    learning_rate: f64,
+    name: &str,
+    rng: &mut rand_pcg::Pcg64,
+    loss: impl Fn(&Mlp, &[usize]) -> Tensor<1>,
+) -> Mlp {
+    let mut opt = AdamConfig::new().with_epsilon(1e-5).init();
+    let mut order: Vec<usize> = (0..n).collect();
+    for epoch in 0..epochs {
+        order.shuffle(rng);
+        let mut total = 0.0;
+        for chunk in order.chunks(256) {
+            let l = loss(&net, chunk);
+            total += f64::from(l.clone().into_data().try_into_vec::<f32>().expect("f32")[0]) * chunk.len() as f64;
+            let grads = burn::optim::GradientsParams::from_grads(l.backward(), &net);
+            net = opt.step(learning_rate, net, grads);
+        }
+        if epoch % 5 == 4 || epoch + 1 == epochs {
+            println!("epoch {}: mean {name} {:.4}", epoch + 1, total / n as f64);
+        }
+    }
+    net
+}
+
+/// Calls `row` with each age bucket's label and the indices of its request slots (skipping empty
+/// buckets); `slot(i)` gives slot i's age and whether a request started in it.
+fn by_bucket(n: usize, slot: impl Fn(usize) -> (f64, bool), mut row: impl FnMut(&str, &[usize])) {
+    for (lo, hi) in BUCKETS {
+        let sel: Vec<usize> = (0..n)
+            .filter(|&i| {
+                let (age, started) = slot(i);
+                started && age >= lo && age < hi
+            })
+            .collect();
+        if !sel.is_empty() {
+            row(&bucket_label(lo, hi), &sel);
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let epochs: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
@@ -152,82 +197,56 @@ fn main() {
     let label = |y: usize| if y == 0 { 0i64 } else { (n_actions - 1) as i64 };
     let device = Device::flex().autodiff();
     let mut rng = rand_pcg::Pcg64::seed_from_u64(0);
-    let mut net = Mlp::new(d, &[64, 64], n_actions, 0.01, &mut rng, &device);
-    let mut opt = AdamConfig::new().with_epsilon(1e-5).init();
-    // Weight the request slots (where the choice matters) like every other slot: all slots.
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    for epoch in 0..epochs {
-        order.shuffle(&mut rng);
-        let mut total = 0.0;
-        for chunk in order.chunks(256) {
-            let xs: Vec<f32> = chunk.iter().flat_map(|&i| norm(&train[i].0)).collect();
-            let ys: Vec<i64> = chunk.iter().map(|&i| label(train[i].2)).collect();
-            let b = chunk.len();
-            let x = Tensor::<2>::from_data(TensorData::new(xs, [b, d]), &device);
-            let y = Tensor::<2, Int>::from_data(TensorData::new(ys, [b, 1]), &device);
-            let logp = log_softmax(net.forward(x), 1);
-            let loss = logp.gather(1, y).mean().neg();
-            total += f64::from(loss.clone().into_data().try_into_vec::<f32>().expect("f32")[0]) * b as f64;
-            let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &net);
-            net = opt.step(3e-4, net, grads);
-        }
-        if epoch % 5 == 4 || epoch + 1 == epochs {
-            println!("epoch {}: mean cross-entropy {:.4}", epoch + 1, total / train.len() as f64);
-        }
-    }
+    let net = Mlp::new(d, &[64, 64], n_actions, 0.01, &mut rng, &device);
+    // Every slot counts in the fit, not only the request slots where the choice matters.
+    let net = fit(net, train.len(), epochs, 3e-4, "cross-entropy", &mut rng, |net, chunk| {
+        let xs: Vec<f32> = chunk.iter().flat_map(|&i| norm(&train[i].0)).collect();
+        let ys: Vec<i64> = chunk.iter().map(|&i| label(train[i].2)).collect();
+        let b = chunk.len();
+        let x = Tensor::<2>::from_data(TensorData::new(xs, [b, d]), &device);
+        let y = Tensor::<2, Int>::from_data(TensorData::new(ys, [b, 1]), &device);
+        log_softmax(net.forward(x), 1).gather(1, y).mean().neg()
+    });
     let xs: Vec<f32> = test.iter().flat_map(|r| norm(&r.0)).collect();
     let x = Tensor::<2>::from_data(TensorData::new(xs, [test.len(), d]), &device);
     let greedy: Vec<i64> = net.forward(x).argmax(1).into_data().convert::<i64>().try_into_vec::<i64>().expect("ints");
     println!("held-out request slots (episodes 100–199): share the fitted actor sends to the cloud, and the rule's");
-    for (lo, hi) in BUCKETS {
-        let sel: Vec<usize> = (0..test.len()).filter(|&i| test[i].3 && test[i].1 >= lo && test[i].1 < hi).collect();
-        if sel.is_empty() {
-            continue;
-        }
-        let fitted = sel.iter().filter(|&&i| greedy[i] == 0).count() as f64 / sel.len() as f64;
-        let rule = sel.iter().filter(|&&i| test[i].2 == 0).count() as f64 / sel.len() as f64;
-        println!("{:>10}: {:>4} slots, fitted {fitted:.2}, rule {rule:.2}", bucket_label(lo, hi), sel.len());
-    }
+    by_bucket(
+        test.len(),
+        |i| (test[i].1, test[i].3),
+        |label, sel| {
+            let fitted = sel.iter().filter(|&&i| greedy[i] == 0).count() as f64 / sel.len() as f64;
+            let rule = sel.iter().filter(|&&i| test[i].2 == 0).count() as f64 / sel.len() as f64;
+            println!("{label:>10}: {:>4} slots, fitted {fitted:.2}, rule {rule:.2}", sel.len());
+        },
+    );
 
     // The value check: (r̂(cloud), r̂(phone)) by least squares on the scaled probed rewards.
     let (train, sd) = probes(&sc, 0..100);
     let (test, _) = probes(&sc, 100..200);
     let norm = standardiser(train.iter().map(|r| r.0.as_slice()));
-    let mut net = Mlp::new(d, &[64, 64], 2, 1.0, &mut rng, &device);
-    let mut opt = AdamConfig::new().with_epsilon(1e-5).init();
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    for epoch in 0..epochs {
-        order.shuffle(&mut rng);
-        let mut total = 0.0;
-        for chunk in order.chunks(256) {
-            let xs: Vec<f32> = chunk.iter().flat_map(|&i| norm(&train[i].0)).collect();
-            let ys: Vec<f32> =
-                chunk.iter().flat_map(|&i| [(train[i].2 / sd) as f32, (train[i].3 / sd) as f32]).collect();
-            let b = chunk.len();
-            let x = Tensor::<2>::from_data(TensorData::new(xs, [b, d]), &device);
-            let y = Tensor::<2>::from_data(TensorData::new(ys, [b, 2]), &device);
-            let err = net.forward(x).sub(y);
-            let loss = err.clone().mul(err).mean();
-            total += f64::from(loss.clone().into_data().try_into_vec::<f32>().expect("f32")[0]) * b as f64;
-            let grads = burn::optim::GradientsParams::from_grads(loss.backward(), &net);
-            net = opt.step(1e-3, net, grads);
-        }
-        if epoch % 5 == 4 || epoch + 1 == epochs {
-            println!("epoch {}: mean squared error {:.4}", epoch + 1, total / train.len() as f64);
-        }
-    }
+    let net = Mlp::new(d, &[64, 64], 2, 1.0, &mut rng, &device);
+    let net = fit(net, train.len(), epochs, 1e-3, "squared error", &mut rng, |net, chunk| {
+        let xs: Vec<f32> = chunk.iter().flat_map(|&i| norm(&train[i].0)).collect();
+        let ys: Vec<f32> = chunk.iter().flat_map(|&i| [(train[i].2 / sd) as f32, (train[i].3 / sd) as f32]).collect();
+        let b = chunk.len();
+        let x = Tensor::<2>::from_data(TensorData::new(xs, [b, d]), &device);
+        let y = Tensor::<2>::from_data(TensorData::new(ys, [b, 2]), &device);
+        let err = net.forward(x).sub(y);
+        err.clone().mul(err).mean()
+    });
     let xs: Vec<f32> = test.iter().flat_map(|r| norm(&r.0)).collect();
     let x = Tensor::<2>::from_data(TensorData::new(xs, [test.len(), d]), &device);
     let fitted: Vec<f32> = net.forward(x).into_data().try_into_vec::<f32>().expect("f32");
     println!("held-out request slots: mean r(phone) − r(cloud) in reward sd ({sd:.3}), probed and fitted");
-    for (lo, hi) in BUCKETS {
-        let sel: Vec<usize> = (0..test.len()).filter(|&i| test[i].4 && test[i].1 >= lo && test[i].1 < hi).collect();
-        if sel.is_empty() {
-            continue;
-        }
-        let n = sel.len() as f64;
-        let probed = sel.iter().map(|&i| (test[i].3 - test[i].2) / sd).sum::<f64>() / n;
-        let fit = sel.iter().map(|&i| f64::from(fitted[2 * i + 1] - fitted[2 * i])).sum::<f64>() / n;
-        println!("{:>10}: {:>4} slots, probed {probed:>8.2}, fitted {fit:>8.2}", bucket_label(lo, hi), sel.len());
-    }
+    by_bucket(
+        test.len(),
+        |i| (test[i].1, test[i].4),
+        |label, sel| {
+            let n = sel.len() as f64;
+            let probed = sel.iter().map(|&i| (test[i].3 - test[i].2) / sd).sum::<f64>() / n;
+            let fit = sel.iter().map(|&i| f64::from(fitted[2 * i + 1] - fitted[2 * i])).sum::<f64>() / n;
+            println!("{label:>10}: {:>4} slots, probed {probed:>8.2}, fitted {fit:>8.2}", sel.len());
+        },
+    );
 }
