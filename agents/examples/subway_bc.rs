@@ -34,38 +34,22 @@ impl TraceSource for ConfigTraces {
     }
 }
 
-/// (features, age or −1 in an outage, label 0 = cloud / 1 = phone, a request started) per slot.
-type Row = (Vec<f32>, f64, usize, bool);
-
-fn rows(sc: &Arc<Scenario>, seeds: std::ops::Range<u64>, window_s: f64) -> Vec<Row> {
-    let (l, h) = (sc.n_layers(), sc.n_heads());
-    let cloud = Plan::layer_split(l, h, 0, Precision::Bits16);
-    let edge = Plan::edge_only(l, h, Precision::Bits16);
-    let mut env = PartitionEnv::new(sc.clone());
-    let (mut obs, mut mask) = env.buffers();
-    let mut out = Vec::new();
-    for seed in seeds {
-        obs.copy_from_slice(&env.reset(Some(seed)).0.features);
-        loop {
-            let connected = decode(&obs, index::LINK_CONNECTED) > 0.5 && decode(&obs, index::PROBE_FAILED_LAST) < 0.5;
-            let age = if connected { decode(&obs, index::TIME_SINCE_FAILURE) } else { -1.0 };
-            let to_cloud = connected && age < window_s;
-            let features = obs.clone();
-            let t = env.step_plan_into(if to_cloud { &cloud } else { &edge }, &mut obs, &mut mask).expect("step");
-            out.push((features, age, usize::from(!to_cloud), t.info.started > 0));
-            if t.terminated || t.truncated {
-                break;
-            }
-        }
-    }
-    out
+/// One slot: its features, the service age (−1 in an outage), whether the driving rule sent it to
+/// the cloud, the rewards of the cloud and of the phone under the same randomness, and whether a
+/// request started under the driven plan / under either plan.
+struct Slot {
+    features: Vec<f32>,
+    age: f64,
+    to_cloud: bool,
+    r_cloud: f64,
+    r_phone: f64,
+    started: bool,
+    started_either: bool,
 }
 
-/// (features, age or −1 in an outage, r(cloud), r(phone), a request started) per slot, driven by
-/// the phone, and the driving run's reward sd.
-type Probe = (Vec<f32>, f64, f64, f64, bool);
-
-fn probes(sc: &Arc<Scenario>, seeds: std::ops::Range<u64>) -> (Vec<Probe>, f64) {
+/// Drives episodes `seeds` with `to_cloud(age)` (age −1 in an outage), probing the plan not taken
+/// from a saved state; returns every slot and the driven rewards' sd.
+fn drive(sc: &Arc<Scenario>, seeds: std::ops::Range<u64>, to_cloud: impl Fn(f64) -> bool) -> (Vec<Slot>, f64) {
     let (l, h) = (sc.n_layers(), sc.n_heads());
     let cloud = Plan::layer_split(l, h, 0, Precision::Bits16);
     let edge = Plan::edge_only(l, h, Precision::Bits16);
@@ -77,13 +61,24 @@ fn probes(sc: &Arc<Scenario>, seeds: std::ops::Range<u64>) -> (Vec<Probe>, f64) 
         loop {
             let connected = decode(&obs, index::LINK_CONNECTED) > 0.5 && decode(&obs, index::PROBE_FAILED_LAST) < 0.5;
             let age = if connected { decode(&obs, index::TIME_SINCE_FAILURE) } else { -1.0 };
+            let go_cloud = to_cloud(age);
+            let (taken, other) = if go_cloud { (&cloud, &edge) } else { (&edge, &cloud) };
             let saved = env.save_state();
             let (mut o, mut m) = env.buffers();
-            let rc = env.step_plan_into(&cloud, &mut o, &mut m).expect("cloud plan");
+            let probe = env.step_plan_into(other, &mut o, &mut m).expect("probed plan");
             env.restore_state(&saved).expect("restore");
             let features = obs.clone();
-            let t = env.step_plan_into(&edge, &mut obs, &mut mask).expect("step");
-            out.push((features, age, rc.reward, t.reward, rc.info.started > 0 || t.info.started > 0));
+            let t = env.step_plan_into(taken, &mut obs, &mut mask).expect("step");
+            let (r_cloud, r_phone) = if go_cloud { (t.reward, probe.reward) } else { (probe.reward, t.reward) };
+            out.push(Slot {
+                features,
+                age,
+                to_cloud: go_cloud,
+                r_cloud,
+                r_phone,
+                started: t.info.started > 0,
+                started_either: t.info.started > 0 || probe.info.started > 0,
+            });
             driven.push(t.reward);
             if t.terminated || t.truncated {
                 break;
@@ -189,62 +184,64 @@ fn main() {
     cfg.serving.episode_slots = 500;
     let sc = Arc::new(Scenario::resolve(cfg, &ConfigTraces).expect("the subway resolves"));
     let n_actions = sc.n_layers() as usize + 1;
-    let train = rows(&sc, 0..100, window_s);
-    let test = rows(&sc, 100..200, window_s);
-    let d = train[0].0.len();
-    let norm = standardiser(train.iter().map(|r| r.0.as_slice()));
+    let rule = |age: f64| age >= 0.0 && age < window_s;
+    let (train, _) = drive(&sc, 0..100, rule);
+    let (test, _) = drive(&sc, 100..200, rule);
+    let d = train[0].features.len();
+    let norm = standardiser(train.iter().map(|r| r.features.as_slice()));
     // Label index: the layer-split action is the split layer; 0 = cloud, L = the phone.
-    let label = |y: usize| if y == 0 { 0i64 } else { (n_actions - 1) as i64 };
+    let label = |cloud: bool| if cloud { 0i64 } else { (n_actions - 1) as i64 };
     let device = Device::flex().autodiff();
     let mut rng = rand_pcg::Pcg64::seed_from_u64(0);
     let net = Mlp::new(d, &[64, 64], n_actions, 0.01, &mut rng, &device);
     // Every slot counts in the fit, not only the request slots where the choice matters.
     let net = fit(net, train.len(), epochs, 3e-4, "cross-entropy", &mut rng, |net, chunk| {
-        let xs: Vec<f32> = chunk.iter().flat_map(|&i| norm(&train[i].0)).collect();
-        let ys: Vec<i64> = chunk.iter().map(|&i| label(train[i].2)).collect();
+        let xs: Vec<f32> = chunk.iter().flat_map(|&i| norm(&train[i].features)).collect();
+        let ys: Vec<i64> = chunk.iter().map(|&i| label(train[i].to_cloud)).collect();
         let b = chunk.len();
         let x = Tensor::<2>::from_data(TensorData::new(xs, [b, d]), &device);
         let y = Tensor::<2, Int>::from_data(TensorData::new(ys, [b, 1]), &device);
         log_softmax(net.forward(x), 1).gather(1, y).mean().neg()
     });
-    let xs: Vec<f32> = test.iter().flat_map(|r| norm(&r.0)).collect();
+    let xs: Vec<f32> = test.iter().flat_map(|r| norm(&r.features)).collect();
     let x = Tensor::<2>::from_data(TensorData::new(xs, [test.len(), d]), &device);
     let greedy: Vec<i64> = net.forward(x).argmax(1).into_data().convert::<i64>().try_into_vec::<i64>().expect("ints");
     println!("held-out request slots (episodes 100–199): share the fitted actor sends to the cloud, and the rule's");
     by_bucket(
         test.len(),
-        |i| (test[i].1, test[i].3),
+        |i| (test[i].age, test[i].started),
         |label, sel| {
             let fitted = sel.iter().filter(|&&i| greedy[i] == 0).count() as f64 / sel.len() as f64;
-            let rule = sel.iter().filter(|&&i| test[i].2 == 0).count() as f64 / sel.len() as f64;
+            let rule = sel.iter().filter(|&&i| test[i].to_cloud).count() as f64 / sel.len() as f64;
             println!("{label:>10}: {:>4} slots, fitted {fitted:.2}, rule {rule:.2}", sel.len());
         },
     );
 
     // The value check: (r̂(cloud), r̂(phone)) by least squares on the scaled probed rewards.
-    let (train, sd) = probes(&sc, 0..100);
-    let (test, _) = probes(&sc, 100..200);
-    let norm = standardiser(train.iter().map(|r| r.0.as_slice()));
+    let (train, sd) = drive(&sc, 0..100, |_| false);
+    let (test, _) = drive(&sc, 100..200, |_| false);
+    let norm = standardiser(train.iter().map(|r| r.features.as_slice()));
     let net = Mlp::new(d, &[64, 64], 2, 1.0, &mut rng, &device);
     let net = fit(net, train.len(), epochs, 1e-3, "squared error", &mut rng, |net, chunk| {
-        let xs: Vec<f32> = chunk.iter().flat_map(|&i| norm(&train[i].0)).collect();
-        let ys: Vec<f32> = chunk.iter().flat_map(|&i| [(train[i].2 / sd) as f32, (train[i].3 / sd) as f32]).collect();
+        let xs: Vec<f32> = chunk.iter().flat_map(|&i| norm(&train[i].features)).collect();
+        let ys: Vec<f32> =
+            chunk.iter().flat_map(|&i| [(train[i].r_cloud / sd) as f32, (train[i].r_phone / sd) as f32]).collect();
         let b = chunk.len();
         let x = Tensor::<2>::from_data(TensorData::new(xs, [b, d]), &device);
         let y = Tensor::<2>::from_data(TensorData::new(ys, [b, 2]), &device);
         let err = net.forward(x).sub(y);
         err.clone().mul(err).mean()
     });
-    let xs: Vec<f32> = test.iter().flat_map(|r| norm(&r.0)).collect();
+    let xs: Vec<f32> = test.iter().flat_map(|r| norm(&r.features)).collect();
     let x = Tensor::<2>::from_data(TensorData::new(xs, [test.len(), d]), &device);
     let fitted: Vec<f32> = net.forward(x).into_data().try_into_vec::<f32>().expect("f32");
     println!("held-out request slots: mean r(phone) − r(cloud) in reward sd ({sd:.3}), probed and fitted");
     by_bucket(
         test.len(),
-        |i| (test[i].1, test[i].4),
+        |i| (test[i].age, test[i].started_either),
         |label, sel| {
             let n = sel.len() as f64;
-            let probed = sel.iter().map(|&i| (test[i].3 - test[i].2) / sd).sum::<f64>() / n;
+            let probed = sel.iter().map(|&i| (test[i].r_phone - test[i].r_cloud) / sd).sum::<f64>() / n;
             let fit = sel.iter().map(|&i| f64::from(fitted[2 * i + 1] - fitted[2 * i])).sum::<f64>() / n;
             println!("{label:>10}: {:>4} slots, probed {probed:>8.2}, fitted {fit:>8.2}", sel.len());
         },
