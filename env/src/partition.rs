@@ -591,6 +591,30 @@ impl PartitionEnv {
         }
     }
 
+    /// The action that describes `plan` ([`Self::plan_of_action`]'s inverse), or `None` when the
+    /// action space cannot express it: a layer split at another precision than the scenario's
+    /// `layer_split_precision` in the layer-split space, or a plan that places heads or FFN parts
+    /// outside the window in the hierarchical one. (Baselines that place heads or FFN parts outside the window have no
+    /// action; a learner imitating one must be told so, not given a near plan.) In the
+    /// hierarchical space the split is the plan's leading edge layers and the window follows it.
+    pub fn action_of_plan(&self, plan: &Plan) -> Option<Vec<usize>> {
+        let sc = &*self.scenario;
+        let split = plan.leading_edge_layers(sc.n_heads());
+        let action = match self.mode {
+            ActionMode::LayerSplit => vec![split as usize],
+            ActionMode::Hierarchical => {
+                let mut action = vec![split as usize, Precision::ALL.iter().position(|&p| p == plan.precision)?];
+                let ws = self.window_start(split) as usize;
+                for p in plan.layers.get(ws..ws + self.window as usize)? {
+                    action.push((u32::from(p.edge_heads) / self.head_step) as usize);
+                    action.push(FfnMode::ALL.iter().position(|&f| f == p.ffn)?);
+                }
+                action
+            }
+        };
+        (self.plan_of_action(&action) == *plan).then_some(action)
+    }
+
     /// The hierarchical action of the whole-layer plan with split `split` at precision index
     /// `precision`: window layers below the split on the edge (all heads, FFN on the edge), the
     /// rest on the cloud.
@@ -1389,6 +1413,16 @@ mod tests {
                 assert_eq!(env.whole_layer_action(split, p), action);
             }
         }
+        // action_of_plan inverts plan_of_action on whole-layer plans, and refuses the rest.
+        for split in 0..=24u32 {
+            let plan = Plan::layer_split(24, 16, split, Precision::Bits8);
+            assert_eq!(env.action_of_plan(&plan), Some(env.whole_layer_action(split, 1)), "split {split}");
+        }
+        let mut partial = Plan::layer_split(24, 16, 12, Precision::Bits16);
+        partial.layers[12].edge_heads = 4; // a window layer's heads: expressible
+        assert_eq!(env.plan_of_action(&env.action_of_plan(&partial).unwrap()), partial);
+        partial.layers[20].edge_heads = 4; // outside the window [10, 14): not expressible
+        assert_eq!(env.action_of_plan(&partial), None);
         // Given the split only, the precision is completed too (16-bit, index 0).
         let mut rest = vec![0; n - 1];
         assert!(env.default_completion(&[12], &mut rest));
@@ -1398,6 +1432,10 @@ mod tests {
         assert!(!env.default_completion(&[12], &mut [0; 3]));
         let flat = PartitionEnv::new(calm());
         assert!(!flat.default_completion(&[3], &mut []));
+        // The layer-split space: the split at the scenario's precision (16-bit here), nothing else.
+        assert_eq!(flat.action_of_plan(&Plan::layer_split(24, 16, 5, Precision::Bits16)), Some(vec![5]));
+        assert_eq!(flat.action_of_plan(&Plan::layer_split(24, 16, 5, Precision::Bits8)), None);
+        assert_eq!(flat.action_of_plan(&Plan::cloud_only(23, Precision::Bits16)), None, "a plan of the wrong shape");
     }
 
     fn first_record(sc: &Arc<Scenario>, policy: &mut dyn Policy) -> RequestRecord {
