@@ -9,6 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use splitwise_agents::{ComputeDevice, HppoConfig, LearnerConfig, MbrlConfig, PpoConfig};
 use splitwise_env::als::{AlsConfig, QualityTable};
+use splitwise_env::policy::PolicySpec;
 use splitwise_env::scenario::{Scenario, ScenarioConfig, ScenarioOverrides};
 use splitwise_env::validate::{InvalidField, Validation};
 use std::path::{Path, PathBuf};
@@ -273,6 +274,28 @@ impl TrainConfig {
         for (path, p) in self.agent.levels() {
             p.validate().map_err(|e| e.under(path))?;
             crate::limits::check_agent(p).map_err(|e| e.under(path))?;
+            if let Some(i) = &p.imitation {
+                let field = format!("{path}.imitation.teacher");
+                if !matches!(self.agent, AgentSection::Ppo(_)) {
+                    return Err(InvalidField::new(
+                        field,
+                        &i.teacher,
+                        "imitation is implemented for kind = \"ppo\" only",
+                    ));
+                }
+                if !matches!(self.env, EnvSection::Partition { .. }) {
+                    return Err(InvalidField::new(
+                        field,
+                        &i.teacher,
+                        format!(
+                            "needs a partition scenario (the teacher is one of its policies), not {}",
+                            self.env.describe()
+                        ),
+                    ));
+                }
+                PolicySpec::parse(&i.teacher, &crate::policies::extra_names())
+                    .map_err(|e| InvalidField::new(&field, &i.teacher, e.to_string()))?;
+            }
             if p.total_timesteps != policy_timesteps {
                 return Err(InvalidField::new(
                     format!("{path}.total_timesteps"),

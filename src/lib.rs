@@ -17,5 +17,6 @@ pub mod metrics_jsonl;
 pub mod policies;
 pub mod scenario_file;
 pub mod simulate;
+pub mod teacher;
 pub mod tensorboard;
 pub mod train;

@@ -18,10 +18,11 @@ use crate::config::{self, EnvSection, ResolvedTrainConfig};
 use crate::device::Acting;
 use crate::logging::{EnvMetrics, Progress, log_scalars, say};
 use crate::metrics_jsonl::MetricsJsonl;
+use crate::teacher::PolicyTeacher;
 use crate::tensorboard::{self, EventWriter};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
-use splitwise_agents::{ComputeDevice, Learner, LearnerConfig, LearnerState, PpoState, UpdateStats, evaluate};
+use splitwise_agents::{ComputeDevice, Learner, LearnerConfig, LearnerState, PpoState, Teacher, UpdateStats, evaluate};
 use splitwise_env::als::AlsEnv;
 use splitwise_env::api::Env;
 use splitwise_env::cartpole::CartPole;
@@ -35,6 +36,7 @@ use std::time::Instant;
 /// Sub-seeds of a run's seed (frozen: changing them changes every run).
 const ENV_SEED_INDEX: u64 = 0xE0;
 const EVAL_SEED_INDEX: u64 = 0xE7A1;
+const TEACHER_SEED_INDEX: u64 = 0x7EAC;
 /// Episodes in the progress bar's running mean return.
 const RECENT_EPISODES: usize = 100;
 
@@ -147,6 +149,17 @@ pub struct TrainOutcome {
 pub trait TrainEnv: Env {
     fn log_requests(&mut self) {}
     fn drain_latencies(&mut self, _out: &mut Vec<f64>) {}
+    /// The imitation teacher `spec` (`[agent.imitation]`) for `venv`, or why this environment
+    /// has none.
+    fn teacher(spec: &str, _venv: &VecEnv<Self>, _seed: u64) -> Result<Box<dyn Teacher<Self>>>
+    where
+        Self: Sized,
+    {
+        bail!(
+            "agent.imitation.teacher = \"{spec}\": a teacher is a policy of the partition environment (a baseline or a \
+             checkpoint), and this environment has none; leave [agent.imitation] out"
+        )
+    }
 }
 
 impl TrainEnv for CartPole {}
@@ -159,6 +172,10 @@ impl TrainEnv for PartitionEnv {
 
     fn drain_latencies(&mut self, out: &mut Vec<f64>) {
         out.extend(self.take_records().iter().filter(|r| !r.failed).map(|r| r.latency_s));
+    }
+
+    fn teacher(spec: &str, venv: &VecEnv<Self>, seed: u64) -> Result<Box<dyn Teacher<Self>>> {
+        Ok(Box::new(PolicyTeacher::new(spec, venv, seed)?))
     }
 }
 
@@ -616,6 +633,16 @@ fn train_on<E: TrainEnv>(
     let mut metrics = EnvMetrics::default();
     // Held-out comparisons at each evaluation, on partition scenarios, unless switched off with
     // the end-of-run report (`--final-report-episodes 0`).
+    // The imitation teacher, while the learner still imitates (built afresh on a resume: a
+    // teacher's memory, e.g. failover's hold clock, is not checkpointed).
+    let mut teacher = match (&learner_config, agent.imitating()) {
+        (LearnerConfig::Flat(c), true) => {
+            let spec = &c.imitation.as_ref().expect("imitating needs [agent.imitation]").teacher;
+            let seed = derive_seed(state.seed, TEACHER_SEED_INDEX ^ agent.progress().n_updates);
+            Some(E::teacher(spec, &venv, seed)?)
+        }
+        _ => None,
+    };
     let mut held_out = cfg
         .scenario
         .clone()
@@ -626,7 +653,8 @@ fn train_on<E: TrainEnv>(
         // Collect and learn.
         metrics.clear();
         let mut bad_reward = None;
-        let rollout = agent.collect_rollout_observed(&mut venv, |v| {
+        let taught = teacher.as_mut().map(|t| t.as_mut() as &mut dyn Teacher<E>);
+        let rollout = agent.collect_rollout_taught(&mut venv, taught, |v| {
             if bad_reward.is_none() {
                 bad_reward = v.rewards().iter().copied().find(|r| !r.is_finite());
             }
@@ -649,6 +677,9 @@ fn train_on<E: TrainEnv>(
             );
         }
         let updates = agent.update(&venv)?;
+        if !agent.imitating() {
+            teacher = None;
+        }
         let step = agent.progress().global_step;
         for (level, update) in &updates {
             check_finite(level, update, step, last_checkpoint.as_deref(), args)?;

@@ -830,3 +830,53 @@ fn resume_is_bit_identical_with_an_all_action_high_level() {
     assert_eq!(text.matches("all-actions").count(), 1, "{text}");
     assert_exact_resume(&config, 128, 256);
 }
+
+/// `[agent.imitation]`: the first `updates` rounds execute the teacher's plans (cloud-only here:
+/// no layer on the edge) and log `charts/imitating` 1, then the learner acts (0). A teacher the
+/// run cannot have is refused before any work, naming the field.
+#[test]
+fn imitation_runs_the_teacher_first_then_ppo_and_bad_teachers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let smoke = repo("configs/smoke.toml");
+    let smoke = smoke.to_str().unwrap();
+    let teach = |teacher: &str, updates: &str| {
+        vec![
+            "--set".to_string(),
+            format!("agent.imitation.teacher={teacher}"),
+            "--set".to_string(),
+            format!("agent.imitation.updates={updates}"),
+        ]
+    };
+    let m = dir.path().join("m.jsonl");
+    let args = ["--config", smoke, "--final-report-episodes", "0", "--metrics-jsonl", m.to_str().unwrap()];
+    let with = |sets: Vec<String>| [args.iter().map(|s| s.to_string()).collect::<Vec<_>>(), sets].concat();
+    let run = |args: Vec<String>| train(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
+    ok(run(with(teach("cloud-only", "2"))));
+    let rounds: Vec<(f64, f64)> = std::fs::read_to_string(&m)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|v| (v["charts/imitating"].as_f64().unwrap(), v["env/edge_share"].as_f64().unwrap()))
+        .collect();
+    assert_eq!(rounds.iter().map(|r| r.0).collect::<Vec<_>>(), [1.0, 1.0, 0.0, 0.0], "{rounds:?}");
+    assert!(rounds[..2].iter().all(|r| r.1 == 0.0), "the teacher's plans ran: {rounds:?}");
+    assert!(rounds[2..].iter().all(|r| r.1 > 0.0), "then the learner's (a fresh policy is not cloud-only): {rounds:?}");
+
+    let refused = |sets: Vec<String>, config: &str, expect: &[&str]| {
+        let out = train(
+            dir.path(),
+            &[&["--config", config, "--run-name", "refused"][..], &sets.iter().map(String::as_str).collect::<Vec<_>>()]
+                .concat(),
+        );
+        let e = err(out);
+        assert!(expect.iter().all(|x| e.contains(x)), "{e}");
+        assert!(!dir.path().join("checkpoints/refused").exists(), "a run folder was left behind");
+    };
+    refused(teach("nonsense", "2"), smoke, &["agent.imitation.teacher", "unknown policy `nonsense`"]);
+    refused(teach("cloud-only", "0"), smoke, &["agent.imitation.updates = 0"]);
+    let cartpole = repo("configs/cartpole-ppo.toml");
+    refused(teach("cloud-only", "2"), cartpole.to_str().unwrap(), &["agent.imitation.teacher", "partition scenario"]);
+    let hppo = repo("configs/hppo-smoke.toml");
+    let high = vec!["--set".to_string(), "agent.high.imitation={teacher = \"cloud-only\", updates = 2}".to_string()];
+    refused(high, hppo.to_str().unwrap(), &["agent.high.imitation.teacher", "kind = \"ppo\" only"]);
+}

@@ -125,6 +125,50 @@ pub struct PpoConfig {
     /// still come back when its advantage turns positive (0: off, the default).
     #[serde(skip_serializing_if = "is_zero")]
     pub prob_floor: f64,
+    /// A warm start by imitation: the first `imitation.updates` updates train the actor to the
+    /// teacher's choices instead of by PPO (see [`Imitation`]; `None`: from scratch, the default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imitation: Option<Imitation>,
+}
+
+/// Behaviour cloning from a teacher before reinforcement (Ross & Bagnell's "imitation then
+/// improvement"; in deep RL e.g. Rajeswaran et al., "Learning Complex Dexterous Manipulation with
+/// Deep RL and Demonstrations", RSS 2018, which pre-trains the actor by behaviour cloning, then runs
+/// the policy gradient).
+///
+/// During the first `updates` updates the teacher acts in every rollout (its choices are
+/// executed and stored), and each minibatch's policy loss is the cross-entropy −log π(a_teacher|s)
+/// in place of the clipped surrogate; the critic learns the teacher's returns with the usual
+/// value loss, so PPO then starts with an actor that imitates the teacher and a critic that knows
+/// its values. From update `updates` on the learner acts and learns by PPO as usual. The teacher is
+/// a policy spec the caller resolves (the app: any baseline or a checkpoint); this crate only
+/// receives its actions ([`crate::teacher::Teacher`]).
+///
+/// A result of a warm-started learner must be reported as such (it started from the teacher's
+/// policy, not from scratch).
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Imitation {
+    /// The teacher's policy spec, e.g. `service-window` or `ckpt:checkpoints/run/step_4096`.
+    pub teacher: String,
+    /// Updates, from the first, that imitate the teacher (≥ 1).
+    pub updates: u64,
+}
+
+impl Imitation {
+    pub fn validate(&self) -> Validation {
+        if self.teacher.trim().is_empty() {
+            return Err(InvalidField::new("imitation.teacher", "\"\"", "must name a policy spec (e.g. a baseline)"));
+        }
+        if self.updates == 0 {
+            return Err(InvalidField::new(
+                "imitation.updates",
+                0,
+                "must be >= 1 (leave [imitation] out to learn from scratch)",
+            ));
+        }
+        Ok(())
+    }
 }
 
 fn is_zero(x: &f64) -> bool {
@@ -274,6 +318,7 @@ impl Default for PpoConfig {
             advantage: AdvantageBaseline::Critic,
             grad_clip: GradClip::Global,
             prob_floor: 0.0,
+            imitation: None,
         }
     }
 }
@@ -365,6 +410,9 @@ impl PpoConfig {
         if let Some(t) = &self.temperature {
             t.validate()?;
         }
+        if let Some(i) = &self.imitation {
+            i.validate()?;
+        }
         Ok(())
     }
 }
@@ -431,6 +479,14 @@ mod tests {
             ..PpoConfig::default()
         };
         assert_eq!(c.validate(), Ok(()));
+        // Imitation needs a teacher and at least one update.
+        let imitate = |teacher: &str, updates| PpoConfig {
+            imitation: Some(Imitation { teacher: teacher.into(), updates }),
+            ..PpoConfig::default()
+        };
+        assert_eq!(imitate("service-window", 0).validate().unwrap_err().field, "imitation.updates");
+        assert_eq!(imitate(" ", 4).validate().unwrap_err().field, "imitation.teacher");
+        assert_eq!(imitate("service-window", 4).validate(), Ok(()));
     }
 
     #[test]
@@ -447,6 +503,7 @@ mod tests {
         // and write as they did.
         assert!(!serde_json::to_string(&PpoConfig::default()).unwrap().contains("\"advantage\""));
         assert!(!serde_json::to_string(&PpoConfig::default()).unwrap().contains("prob_floor"));
+        assert!(!serde_json::to_string(&PpoConfig::default()).unwrap().contains("imitation"));
     }
 
     #[test]

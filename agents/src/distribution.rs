@@ -239,6 +239,16 @@ pub fn pick_component<R: Rng>(logits: &[f32], mask: &[bool], pick: &mut Pick<'_,
     Some((chosen, f64::from(logits[chosen]) - max - sum.ln()))
 }
 
+/// The log-probability of `value` within one component under its mask (f64 maths, as
+/// [`pick_component`] gives it), or `None` when `value` is not legal there.
+pub fn value_log_prob(logits: &[f32], mask: &[bool], value: usize) -> Option<f64> {
+    if !mask.get(value).copied().unwrap_or(false) {
+        return None;
+    }
+    let (max, sum) = max_and_sum_exp(logits, mask)?;
+    Some(f64::from(logits[value]) - max - sum.ln())
+}
+
 /// Picks one action vector from one row of logits under its mask (components independently),
 /// writing the value indices into `action`; returns the log-probability.
 pub fn pick_masked<R: Rng>(

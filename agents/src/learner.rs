@@ -7,8 +7,10 @@ use crate::hppo::{HighHold, Hppo, HppoConfig, HppoState};
 use crate::mbrl::{Mbrl, MbrlConfig, MbrlError, MbrlState};
 use crate::ppo::UpdateStats;
 use crate::ppo::{ActionChoice, ConditionalMask, PolicyShape, Ppo, PpoError, PpoState, Progress, RolloutStats};
+use crate::teacher::Teacher;
 use splitwise_env::api::Env;
 use splitwise_env::expensive::ExpensiveOps;
+use splitwise_env::validate::InvalidField;
 use splitwise_env::vector::VecEnv;
 
 /// A learner's hyperparameters.
@@ -20,6 +22,25 @@ pub enum LearnerConfig {
 }
 
 impl LearnerConfig {
+    /// Imitation ([`crate::config::Imitation`]) is implemented for the flat learner only: a
+    /// hierarchy's or a model-based learner's levels refuse it (their rollouts act for each level
+    /// themselves), naming the field.
+    pub fn check_imitation(&self) -> Result<(), PpoError> {
+        let levels: Vec<(&str, &PpoConfig)> = match self {
+            LearnerConfig::Flat(_) => return Ok(()),
+            LearnerConfig::Hierarchical(c) => vec![("high.imitation", &c.high), ("low.imitation", &c.low)],
+            LearnerConfig::ModelBased(c) => vec![("ppo.imitation", &c.ppo)],
+        };
+        match levels.into_iter().find_map(|(field, c)| c.imitation.as_ref().map(|i| (field, i))) {
+            Some((field, i)) => Err(PpoError::Config(InvalidField::new(
+                field,
+                &i.teacher,
+                "imitation is implemented for the flat learner (kind ppo) only",
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Vector-env members every rollout steps.
     pub fn n_envs(&self) -> usize {
         match self {
@@ -181,6 +202,7 @@ impl Learner {
     /// A fresh learner for an environment of shape `env`. A model-based learner also needs the
     /// environment itself (its expensive component's inputs): [`Self::for_env`].
     pub fn new(config: LearnerConfig, env: PolicyShape, seed: u64) -> Result<Self, PpoError> {
+        config.check_imitation()?;
         Ok(match config {
             LearnerConfig::Flat(c) => Learner::Flat(Ppo::new(*c, env, seed)?),
             LearnerConfig::Hierarchical(c) => Learner::Hierarchical(Box::new(Hppo::new(*c, env, seed)?)),
@@ -195,6 +217,7 @@ impl Learner {
     /// A fresh learner for `env`: its shape, and the start that depends on the environment
     /// itself, not only on its shape (a hierarchy's low-level prior, [`Hppo::init_low_prior`]).
     pub fn for_env<E: Env>(config: LearnerConfig, env: &E, seed: u64) -> Result<Self, PpoError> {
+        config.check_imitation()?;
         if let LearnerConfig::ModelBased(c) = config {
             let inputs = (expensive_ops(env)?.component_inputs)(env);
             let mbrl = Mbrl::new(*c, PolicyShape::of(env.spec()), inputs, seed).map_err(from_mbrl)?;
@@ -246,6 +269,11 @@ impl Learner {
         }
     }
 
+    /// Whether the next rollout and update imitate a teacher ([`crate::config::Imitation`]).
+    pub fn imitating(&self) -> bool {
+        matches!(self, Learner::Flat(p) if p.imitating())
+    }
+
     /// One rollout on `venv`, calling `on_step` after every vector step. A model-based learner
     /// takes its real steps here (its measurements are kept).
     pub fn collect_rollout_observed<E: Env>(
@@ -253,8 +281,20 @@ impl Learner {
         venv: &mut VecEnv<E>,
         on_step: impl FnMut(&mut VecEnv<E>),
     ) -> Result<RolloutStats, PpoError> {
+        self.collect_rollout_taught(venv, None, on_step)
+    }
+
+    /// [`Self::collect_rollout_observed`] with the imitation teacher of a flat learner whose
+    /// config has one ([`crate::config::Imitation`]; the other kinds refuse imitation when
+    /// built, so they never need it).
+    pub fn collect_rollout_taught<E: Env>(
+        &mut self,
+        venv: &mut VecEnv<E>,
+        teacher: Option<&mut dyn Teacher<E>>,
+        on_step: impl FnMut(&mut VecEnv<E>),
+    ) -> Result<RolloutStats, PpoError> {
         match self {
-            Learner::Flat(p) => p.collect_rollout_observed(venv, on_step),
+            Learner::Flat(p) => p.collect_rollout_taught(venv, teacher, on_step),
             Learner::Hierarchical(h) => h.collect_rollout_observed(venv, on_step),
             Learner::ModelBased(m) => {
                 let ops = expensive_ops(&venv.members()[0])?;

@@ -25,9 +25,10 @@ pub mod policy_model;
 pub mod ppo;
 pub mod ppo_step;
 pub mod surrogate;
+pub mod teacher;
 
 pub use compute_device::{ComputeDevice, DeviceError};
-pub use config::{AdvantageBaseline, Annealing, GradClip, PpoConfig, Temperature};
+pub use config::{AdvantageBaseline, Annealing, GradClip, Imitation, PpoConfig, Temperature};
 pub use evaluate::evaluate;
 pub use hppo::{HighHold, Hppo, HppoConfig, HppoState};
 pub use learner::{Acts, Learner, LearnerConfig, LearnerState};
@@ -39,3 +40,4 @@ pub use ppo::{
 pub use surrogate::{
     FitReport, Prediction, RewardSurrogate, SurrogateConfig, SurrogateError, SurrogateMeta, SurrogateState,
 };
+pub use teacher::Teacher;

@@ -14,12 +14,13 @@
 
 use crate::buffer::{Minibatch, RolloutBuffer};
 use crate::config::{AdvantageBaseline, PpoConfig};
-use crate::distribution::{EmptyMask, Pick, masked_joint_probs_host, pick_component};
+use crate::distribution::{EmptyMask, Pick, masked_joint_probs_host, pick_component, value_log_prob};
 use crate::loss::explained_variance;
 use crate::network::{Actor, ActorCritic};
 use crate::normalize::{ObsNormalizer, RewardScaler};
 use crate::policy_model::{AllActionBatch, PolicyBatch};
 use crate::ppo_step::{MinibatchStats, StepParams, ppo_gradient_step};
+use crate::teacher::Teacher;
 use burn::module::Module;
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::store::ModuleRecord;
@@ -102,6 +103,9 @@ pub enum PpoError {
     MidRollout,
     #[error("model-based learner: {0}")]
     ModelBased(String),
+    /// The imitation teacher (`imitation.teacher`) could not act, or chose an illegal action.
+    #[error("imitation teacher `{teacher}`: {message}")]
+    Teacher { teacher: String, message: String },
 }
 
 /// Counters that place the learner on its schedules.
@@ -205,6 +209,8 @@ pub struct UpdateStats {
     /// Updates completed, this one included.
     pub n_updates: u64,
     pub update_time_s: f64,
+    /// Whether this update imitated the teacher (`None`: the learner has no teacher).
+    pub imitation: Option<bool>,
 }
 
 impl UpdateStats {
@@ -226,6 +232,9 @@ impl UpdateStats {
             visit("charts/temperature", self.temperature);
         }
         visit("charts/epochs_run", self.epochs_run as f64);
+        if let Some(imitating) = self.imitation {
+            visit("charts/imitating", f64::from(u8::from(imitating)));
+        }
         visit("time/update_s", self.update_time_s);
     }
 }
@@ -497,6 +506,7 @@ impl Ppo {
                     scratch: &mut scratch,
                 },
                 &mut pick,
+                None,
                 &mut actions[i * k..(i + 1) * k],
             )?;
         }
@@ -563,8 +573,38 @@ impl Ppo {
         &mut self,
         obs: &[f32],
         masks: &[bool],
+        conditional: Option<ConditionalMask<'_>>,
+        greedy: Option<&mut [usize]>,
+    ) -> Result<&[usize], PpoError> {
+        self.act_rollout_inner(obs, masks, conditional, greedy, None)
+    }
+
+    /// [`Ppo::act_rollout_greedy_with`] that takes the teacher's actions `taught`
+    /// (`n_envs × n_components`) instead of sampling (imitation, [`crate::config::Imitation`]):
+    /// the rollout stores them, each component's mask as the environment gives it after the
+    /// teacher's earlier components, and their log-probability under the current policy. An
+    /// action the masks forbid is an error ([`PpoError::Teacher`]). The learner's RNG is not
+    /// drawn from.
+    pub fn act_rollout_taught_with(
+        &mut self,
+        obs: &[f32],
+        masks: &[bool],
+        conditional: Option<ConditionalMask<'_>>,
+        greedy: Option<&mut [usize]>,
+        taught: &[usize],
+    ) -> Result<&[usize], PpoError> {
+        let expected = self.config.n_envs * self.shape.n_components();
+        assert_eq!(taught.len(), expected, "act_rollout_taught_with: expects n_envs × n_components actions");
+        self.act_rollout_inner(obs, masks, conditional, greedy, Some(taught))
+    }
+
+    fn act_rollout_inner(
+        &mut self,
+        obs: &[f32],
+        masks: &[bool],
         mut conditional: Option<ConditionalMask<'_>>,
         mut greedy: Option<&mut [usize]>,
+        taught: Option<&[usize]>,
     ) -> Result<&[usize], PpoError> {
         let (n, d, m, k) =
             (self.config.n_envs, self.shape.input_dim(), self.shape.mask_len(), self.shape.n_components());
@@ -613,6 +653,7 @@ impl Ppo {
                         scratch: &mut self.mask_scratch,
                     },
                     &mut greedy_pick,
+                    None,
                     &mut g[i * k..(i + 1) * k],
                 )?;
             }
@@ -627,6 +668,7 @@ impl Ppo {
                     scratch: &mut self.mask_scratch,
                 },
                 &mut pick,
+                taught.map(|t| &t[i * k..(i + 1) * k]),
                 &mut b.actions[j * k..(j + 1) * k],
             )?;
             b.log_probs[j] = log_prob as f32;
@@ -779,11 +821,39 @@ impl Ppo {
     pub fn collect_rollout_observed<E: Env>(
         &mut self,
         venv: &mut VecEnv<E>,
+        on_step: impl FnMut(&mut VecEnv<E>),
+    ) -> Result<RolloutStats, PpoError> {
+        self.collect_rollout_taught(venv, None, on_step)
+    }
+
+    /// Whether the next update imitates ([`crate::config::Imitation`]): the first
+    /// `imitation.updates` updates do.
+    pub fn imitating(&self) -> bool {
+        self.config.imitation.as_ref().is_some_and(|i| self.progress.n_updates < i.updates)
+    }
+
+    /// [`Self::collect_rollout_observed`] with the imitation teacher: while [`Self::imitating`],
+    /// the teacher's actions are the ones taken and stored ([`Self::act_rollout_taught_with`]);
+    /// afterwards `teacher` is not asked. Imitating without a teacher is an error.
+    pub fn collect_rollout_taught<E: Env>(
+        &mut self,
+        venv: &mut VecEnv<E>,
+        mut teacher: Option<&mut dyn Teacher<E>>,
         mut on_step: impl FnMut(&mut VecEnv<E>),
     ) -> Result<RolloutStats, PpoError> {
         if venv.n_envs() != self.config.n_envs {
             return Err(PpoError::EnvCount { expected: self.config.n_envs, got: venv.n_envs() });
         }
+        let teacher_name = self.config.imitation.as_ref().map(|i| i.teacher.clone()).unwrap_or_default();
+        let teacher_error = |message: String| PpoError::Teacher { teacher: teacher_name.clone(), message };
+        if self.imitating() {
+            if teacher.is_none() {
+                return Err(teacher_error("imitation needs the teacher's actions, and none were given".into()));
+            }
+        } else {
+            teacher = None;
+        }
+        let mut taught = vec![0; if teacher.is_some() { self.config.n_envs * self.shape.n_components() } else { 0 }];
         self.begin_rollout();
         let mut episodes = Vec::new();
         let (mut env_time_s, mut policy_time_s) = (0.0, 0.0);
@@ -794,11 +864,22 @@ impl Ppo {
         let mut action_rewards = vec![0.0; if all_actions { n * self.buffer.n_joint() } else { 0 }];
         for _ in 0..self.config.n_steps {
             let start = Instant::now();
+            if let Some(t) = teacher.as_deref_mut() {
+                t.act(venv, &mut taught).map_err(teacher_error)?;
+            }
             let members = venv.members();
             let mut conditional =
                 |i: usize, prefix: &[usize], out: &mut [bool]| members[i].conditional_mask(prefix, out);
             let greedy_out = self_critical.then_some(greedy.as_mut_slice());
-            let actions = self.act_rollout_greedy_with(venv.obs(), venv.masks(), Some(&mut conditional), greedy_out)?;
+            let actions = if teacher.is_some() {
+                self.act_rollout_taught_with(venv.obs(), venv.masks(), Some(&mut conditional), greedy_out, &taught)
+                    .map_err(|e| match e {
+                        PpoError::Teacher { message, .. } => teacher_error(message),
+                        e => e,
+                    })?
+            } else {
+                self.act_rollout_greedy_with(venv.obs(), venv.masks(), Some(&mut conditional), greedy_out)?
+            };
             let acted = Instant::now();
             if self_critical {
                 venv.counterfactual_rewards(&greedy, &mut baseline)?;
@@ -820,6 +901,9 @@ impl Ppo {
             });
             if all_actions {
                 self.record_action_rewards(&action_rewards);
+            }
+            if let Some(t) = teacher.as_deref_mut() {
+                t.episodes_ended(venv.finished());
             }
             episodes.extend_from_slice(venv.finished());
             env_time_s += (stepped - acted).as_secs_f64();
@@ -850,6 +934,7 @@ impl Ppo {
         let clip_range = c.clip_annealing.value(c.clip_range, self.progress.n_updates, n_planned);
         let (n_epochs, batch_size, target_kl) = (c.n_epochs, c.batch_size, c.target_kl);
         let temperature = f64::from(self.temperature());
+        let imitation = self.imitating();
         // Only the decisions are trained on (every row unless a hierarchy held its high choice).
         let mut indices = self.buffer.decision_indices();
         let explained_variance = if indices.len() == self.buffer.len() {
@@ -873,7 +958,7 @@ impl Ppo {
             indices.shuffle(&mut self.rng);
             let mut last_kl = 0.0;
             for chunk in indices.chunks(chunk_size) {
-                let s = self.train_minibatch(chunk, learning_rate, clip_range, temperature as f32);
+                let s = self.train_minibatch(chunk, learning_rate, clip_range, temperature as f32, imitation);
                 last_kl = s.approx_kl;
                 sums.add(&s);
                 n_minibatches += 1;
@@ -905,6 +990,7 @@ impl Ppo {
             early_stopped,
             n_updates: self.progress.n_updates,
             update_time_s: start.elapsed().as_secs_f64(),
+            imitation: self.config.imitation.is_some().then_some(imitation),
         }
     }
 
@@ -915,6 +1001,7 @@ impl Ppo {
         learning_rate: f64,
         clip_range: f64,
         temperature: f32,
+        imitation: bool,
     ) -> MinibatchStats {
         let c = &self.config;
         self.buffer.gather(indices, c.normalize_advantage, &mut self.minibatch);
@@ -950,6 +1037,7 @@ impl Ppo {
             ent_coef: c.ent_coef,
             max_grad_norm: c.max_grad_norm,
             grad_clip: c.grad_clip,
+            imitation,
         };
         let (model, stats) =
             ppo_gradient_step(self.model.clone(), &mut self.optimizer, batch, &self.shape.nvec, &params);
@@ -1116,6 +1204,7 @@ fn choose_actions<R: rand::Rng>(
     nvec: &[usize],
     mut source: MaskSource<'_, '_>,
     pick: &mut Pick<'_, R>,
+    given: Option<&[usize]>,
     action: &mut [usize],
 ) -> Result<f64, PpoError> {
     let mut offset = 0;
@@ -1131,8 +1220,21 @@ fn choose_actions<R: rand::Rng>(
                 mask[block.clone()].copy_from_slice(source.scratch);
             }
         }
-        let (a, lp) = pick_component(&logits[block.clone()], &mask[block], pick)
-            .ok_or(PpoError::Mask { env_index: source.member, source: EmptyMask { component: c } })?;
+        let (a, lp) = match given {
+            // A teacher's value (imitation), scored under the mask it is taken under.
+            Some(g) => (
+                g[c],
+                value_log_prob(&logits[block.clone()], &mask[block], g[c]).ok_or_else(|| PpoError::Teacher {
+                    teacher: String::new(),
+                    message: format!(
+                        "member {}: value {} of action component {c} is not legal in its state",
+                        source.member, g[c]
+                    ),
+                })?,
+            ),
+            None => pick_component(&logits[block.clone()], &mask[block], pick)
+                .ok_or(PpoError::Mask { env_index: source.member, source: EmptyMask { component: c } })?,
+        };
         action[c] = a;
         log_prob += lp;
         offset += n;

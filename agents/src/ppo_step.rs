@@ -1,7 +1,8 @@
 //! One PPO gradient step on one minibatch, for any [`PolicyModel`], in the paper's order
 //! (Schulman et al. 2017; CleanRL `ppo.py`): probability ratio → clipped surrogate → value loss →
 //! entropy bonus → backward → global gradient-norm clip → Adam step. Flat PPO and every level of
-//! a hierarchical agent call this one function.
+//! a hierarchical agent call this one function; so does a warm start by imitation, whose policy
+//! loss is the cross-entropy to the teacher's actions.
 
 use crate::config::GradClip;
 use crate::grad_clip::{clip_factor, global_grad_sum_squares, scale_grads};
@@ -22,6 +23,9 @@ pub struct StepParams {
     pub ent_coef: f64,
     pub max_grad_norm: f64,
     pub grad_clip: GradClip,
+    /// Behaviour cloning ([`crate::config::Imitation`]): the policy loss is the cross-entropy
+    /// −log π(a|s) of the batch's actions (the teacher's) instead of the clipped surrogate.
+    pub imitation: bool,
 }
 
 /// What one step measured (losses before the step; the gradient norm before clipping).
@@ -61,12 +65,13 @@ pub fn ppo_gradient_step<M: PolicyModel>(
 ) -> (M, MinibatchStats) {
     let evaluation = model.evaluate_actions(&batch, nvec);
     // Probability ratio ρ = π(a|s)/π_old(a|s), through log-probabilities.
-    let log_ratio = evaluation.log_probs - batch.old_log_probs;
+    let log_ratio = evaluation.log_probs.clone() - batch.old_log_probs;
     let ratio = log_ratio.clone().exp();
     // Clipped surrogate objective, negated into a loss: at the sampled action, or in expectation
     // over the old policy when the batch carries every action's advantage.
     let mut floor_penalty = None;
     let policy_loss = match (batch.all_actions, evaluation.probs) {
+        _ if p.imitation => evaluation.log_probs.clone().mean().neg(),
         (Some(all), Some(probs)) => {
             if let (Some(floor), Some(log_probs)) = (all.prob_floor, evaluation.log_probs_all) {
                 floor_penalty = Some(probability_floor_penalty(log_probs, all.illegal, floor).mean());
