@@ -884,7 +884,9 @@ impl Ppo {
             if self_critical {
                 venv.counterfactual_rewards(&greedy, &mut baseline)?;
             }
-            if all_actions {
+            // While imitating, the loss is the cross-entropy to the teacher's action and the
+            // probes' rewards are not used: they stay 0 and the 33-fold probing is skipped.
+            if all_actions && teacher.is_none() {
                 venv.counterfactual_action_rewards(&mut action_rewards)?;
             }
             venv.step(actions)?;

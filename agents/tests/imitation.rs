@@ -2,9 +2,12 @@
 //! the ones taken and the actor learns them by cross-entropy; then PPO takes over. Checked on
 //! CartPole with a one-line teacher (push the cart towards the side the pole is falling to).
 
-use splitwise_agents::{ActionChoice, Imitation, PolicyShape, Ppo, PpoConfig, PpoError, Teacher};
-use splitwise_env::api::Env;
-use splitwise_env::cartpole::CartPole;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use splitwise_agents::{ActionChoice, AdvantageBaseline, Imitation, PolicyShape, Ppo, PpoConfig, PpoError, Teacher};
+use splitwise_env::api::{Env, EnvError, EnvSpec, Transition};
+use splitwise_env::cartpole::{CartPole, CartPoleInfo, CartPoleState};
 use splitwise_env::vector::{EpisodeRecord, VecEnv};
 
 /// CartPole's observation: cart position and velocity, pole angle and angular velocity.
@@ -23,8 +26,8 @@ struct RuleTeacher {
     value: Option<usize>,
 }
 
-impl Teacher<CartPole> for RuleTeacher {
-    fn act(&mut self, venv: &mut VecEnv<CartPole>, out: &mut [usize]) -> Result<(), String> {
+impl<E: Env> Teacher<E> for RuleTeacher {
+    fn act(&mut self, venv: &mut VecEnv<E>, out: &mut [usize]) -> Result<(), String> {
         let d = venv.spec().observation.dim();
         for (a, obs) in out.iter_mut().zip(venv.obs().chunks_exact(d)) {
             *a = self.value.unwrap_or_else(|| rule(obs));
@@ -108,4 +111,60 @@ fn imitating_without_a_teacher_or_with_an_illegal_action_is_an_error_naming_the_
     let mut teacher = RuleTeacher { value: Some(5), ..RuleTeacher::default() };
     let e = ppo.collect_rollout_taught(&mut venv, Some(&mut teacher), |_| {}).unwrap_err();
     assert!(e.to_string().contains("imitation teacher `rule`: member 0: value 5 of action component 0"), "{e}");
+}
+
+/// CartPole that counts its saved states: the all-action advantage saves one per member and step
+/// to probe every action from it.
+struct Probed {
+    env: CartPole,
+    saves: Arc<AtomicUsize>,
+}
+
+impl Env for Probed {
+    type Info = CartPoleInfo;
+    type State = CartPoleState;
+
+    fn spec(&self) -> &EnvSpec {
+        self.env.spec()
+    }
+
+    fn reset_into(&mut self, seed: Option<u64>, obs: &mut [f32], mask: &mut [bool]) -> CartPoleInfo {
+        self.env.reset_into(seed, obs, mask)
+    }
+
+    fn step_into(
+        &mut self,
+        action: &[usize],
+        obs: &mut [f32],
+        mask: &mut [bool],
+    ) -> Result<Transition<CartPoleInfo>, EnvError> {
+        self.env.step_into(action, obs, mask)
+    }
+
+    fn save_state(&self) -> CartPoleState {
+        self.saves.fetch_add(1, Ordering::Relaxed);
+        self.env.save_state()
+    }
+
+    fn restore_state(&mut self, state: &CartPoleState) -> Result<(), EnvError> {
+        self.env.restore_state(state)
+    }
+}
+
+/// While imitating, the all-action advantage's probes are not used (the loss is the
+/// cross-entropy to the teacher), so the environment is not probed; PPO afterwards probes it.
+#[test]
+fn imitation_skips_the_all_action_probes_and_ppo_then_probes() {
+    let saves = Arc::new(AtomicUsize::new(0));
+    let mut venv =
+        VecEnv::new((0..2).map(|_| Probed { env: CartPole::new(), saves: Arc::clone(&saves) }).collect::<Vec<_>>());
+    venv.reset(11);
+    let config = PpoConfig { advantage: AdvantageBaseline::AllActions, gamma: 0.0, ..config(1) };
+    let mut ppo = Ppo::new(config, PolicyShape::of(venv.members()[0].spec()), 3).unwrap();
+    let mut teacher = RuleTeacher::default();
+    ppo.collect_rollout_taught(&mut venv, Some(&mut teacher), |_| {}).unwrap();
+    ppo.update();
+    assert_eq!(saves.load(Ordering::Relaxed), 0, "no probe while imitating");
+    ppo.collect_rollout_taught(&mut venv, Some(&mut teacher), |_| {}).unwrap();
+    assert_eq!(saves.load(Ordering::Relaxed), 2 * 128, "one saved state per member and step after imitating");
 }
