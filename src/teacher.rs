@@ -26,9 +26,10 @@ impl PolicyTeacher {
         let env = &venv.members()[0];
         let policies = (0..venv.n_envs())
             .map(|i| {
-                let mut p = policies::build(spec, derive_seed(seed, i as u64), env.scenario(), env.spec())
+                let member_seed = derive_seed(seed, i as u64);
+                let mut p = policies::build(spec, member_seed, env.scenario(), env.spec())
                     .with_context(|| format!("agent.imitation.teacher = \"{spec}\""))?;
-                p.reset(derive_seed(seed, i as u64));
+                p.reset(member_seed);
                 Ok(p)
             })
             .collect::<Result<Vec<_>>>()?;

@@ -631,8 +631,6 @@ fn train_on<E: TrainEnv>(
     let started = Instant::now();
     let wall_before = state.wall_time_s;
     let mut metrics = EnvMetrics::default();
-    // Held-out comparisons at each evaluation, on partition scenarios, unless switched off with
-    // the end-of-run report (`--final-report-episodes 0`).
     // The imitation teacher, while the learner still imitates (built afresh on a resume: a
     // teacher's memory, e.g. failover's hold clock, is not checkpointed).
     let mut teacher = match (&learner_config, agent.imitating()) {
@@ -643,6 +641,8 @@ fn train_on<E: TrainEnv>(
         }
         _ => None,
     };
+    // Held-out comparisons at each evaluation, on partition scenarios, unless switched off with
+    // the end-of-run report (`--final-report-episodes 0`).
     let mut held_out = cfg
         .scenario
         .clone()

@@ -595,7 +595,12 @@ impl Ppo {
     ) -> Result<&[usize], PpoError> {
         let expected = self.config.n_envs * self.shape.n_components();
         assert_eq!(taught.len(), expected, "act_rollout_taught_with: expects n_envs × n_components actions");
-        self.act_rollout_inner(obs, masks, conditional, greedy, Some(taught))
+        let teacher = self.config.imitation.as_ref().map(|i| i.teacher.clone()).unwrap_or_default();
+        // `choose_actions` does not know the teacher's name; it is added here.
+        self.act_rollout_inner(obs, masks, conditional, greedy, Some(taught)).map_err(|e| match e {
+            PpoError::Teacher { message, .. } => PpoError::Teacher { teacher, message },
+            e => e,
+        })
     }
 
     fn act_rollout_inner(
@@ -872,11 +877,7 @@ impl Ppo {
                 |i: usize, prefix: &[usize], out: &mut [bool]| members[i].conditional_mask(prefix, out);
             let greedy_out = self_critical.then_some(greedy.as_mut_slice());
             let actions = if teacher.is_some() {
-                self.act_rollout_taught_with(venv.obs(), venv.masks(), Some(&mut conditional), greedy_out, &taught)
-                    .map_err(|e| match e {
-                        PpoError::Teacher { message, .. } => teacher_error(message),
-                        e => e,
-                    })?
+                self.act_rollout_taught_with(venv.obs(), venv.masks(), Some(&mut conditional), greedy_out, &taught)?
             } else {
                 self.act_rollout_greedy_with(venv.obs(), venv.masks(), Some(&mut conditional), greedy_out)?
             };
@@ -1021,7 +1022,9 @@ impl Ppo {
             returns: vector(&mb.returns),
             len: b,
             temperature,
-            all_actions: (!mb.old_probs.is_empty()).then(|| {
+            // Not while imitating: the cross-entropy loss uses neither every action's
+            // probability nor its advantage, so they are not computed in the minibatch loop.
+            all_actions: (!imitation && !mb.old_probs.is_empty()).then(|| {
                 let q = self.buffer.n_joint();
                 AllActionBatch {
                     illegal: Tensor::<2, Bool>::from_data(TensorData::new(mb.joint_illegal.clone(), [b, q]), dev),
