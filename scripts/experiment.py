@@ -17,6 +17,7 @@ plain SVG, so the experiment needs nothing beyond python3 and the release binary
 import argparse
 import collections
 import concurrent.futures
+import functools
 import glob
 import hashlib
 import json
@@ -130,24 +131,33 @@ def config_digests(path):
     return sha(values), with_path
 
 
+def scenario_of(config):
+    """(the scenario's parsed values, the folder its relative paths start from) for a run config
+    naming a `scenario_file` (resolved against the config's folder), a run config with an inline
+    `[env.scenario]`, or a scenario file itself. The one place `scenario_file` is resolved."""
+    values = tomllib.load(open(config, "rb"))
+    base = os.path.dirname(os.path.abspath(config))
+    env = values.get("env")
+    if env is None:
+        return values, base
+    if isinstance(env.get("scenario_file"), str):
+        path = os.path.normpath(os.path.join(base, env["scenario_file"]))
+        return tomllib.load(open(path, "rb")), os.path.dirname(path)
+    return env.get("scenario", {}), base
+
+
 def inputs_digest(path):
     """sha256 of what the run reads besides its config: the scenario file it names
     (`scenario_file`, parsed, so comments do not count) and the bytes of every data file a
     `path` names in it (traces). A scenario whose physics or traces change is then a different
     run, not a stale one reused (until 2026-12-04 only the agent config was digested, and a
     changed scenario was silently reused)."""
-    base = os.path.dirname(os.path.abspath(path))
     seen = {}
 
     def walk(values, base):
         if isinstance(values, dict):
             for key, v in sorted(values.items()):
-                if key == "scenario_file" and isinstance(v, str):
-                    f = os.path.normpath(os.path.join(base, v))
-                    scenario = tomllib.load(open(f, "rb"))
-                    seen[f"scenario:{os.path.basename(f)}"] = scenario
-                    walk(scenario, os.path.dirname(f))
-                elif key == "path" and isinstance(v, str) and os.path.isfile(os.path.join(base, v)):
+                if key == "path" and isinstance(v, str) and os.path.isfile(os.path.join(base, v)):
                     seen[f"file:{v}"] = hashlib.sha256(open(os.path.join(base, v), "rb").read()).hexdigest()
                 else:
                     walk(v, base)
@@ -155,21 +165,21 @@ def inputs_digest(path):
             for v in values:
                 walk(v, base)
 
-    walk(tomllib.load(open(path, "rb")), base)
+    values = tomllib.load(open(path, "rb"))
+    scenario_file = values.get("env", {}).get("scenario_file")
+    if isinstance(scenario_file, str):
+        scenario, base = scenario_of(path)
+        seen[f"scenario:{os.path.basename(scenario_file)}"] = scenario
+        walk(scenario, base)
+        values["env"].pop("scenario_file")
+    walk(values, os.path.dirname(os.path.abspath(path)))
     return hashlib.sha256(json.dumps(seen, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def scheduled(config):
     """Whether the scenario of `config` (a run config naming it, or a scenario file) has outages
     on a schedule: a Gilbert–Elliott state with Gamma sojourns (shape ≠ 1)."""
-    values = tomllib.load(open(config, "rb"))
-    env = values.get("env")
-    if env is not None:
-        if env.get("scenario_file"):
-            path = os.path.join(os.path.dirname(os.path.abspath(config)), env["scenario_file"])
-            values = tomllib.load(open(path, "rb"))
-        else:
-            values = env.get("scenario", {})
+    values, _ = scenario_of(config)
     ge = values.get("failures", {}).get("gilbert_elliott", {})
     return any(ge.get(k, 1.0) != 1.0 for k in ("sojourn_shape_good", "sojourn_shape_bad"))
 
@@ -177,6 +187,22 @@ def scheduled(config):
 def baselines_for(config):
     """BASELINES, plus SCHEDULE_BASELINES where the run's scenario has outages on a schedule."""
     return f"{BASELINES},{SCHEDULE_BASELINES}" if scheduled(config) else BASELINES
+
+
+# What this invocation reused from another build of the binary (another commit's code, or a record
+# from before builds were recorded): run names and evaluation folders, for the report.
+OTHER_BUILD = {"runs": [], "evaluations": []}
+
+
+@functools.lru_cache(maxsize=None)
+def binary_digest(binary):
+    """sha256 of the binary's bytes: the code a run or an evaluation was made with. (The version
+    string is the crate's, the same for every commit.)"""
+    h = hashlib.sha256()
+    with open(binary, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def run_name(agent, scenario, seed):
@@ -200,6 +226,10 @@ def train(binary, out, config, agent, scenario, seed):
             what = "config" if not same else "scenario or trace (or a record from before they were digested)"
             raise RuntimeError(f"{name}: {out} holds a finished run of another {what} than {config}; "
                                f"use another OUT (or remove that run: {done} and its checkpoints)")
+        # A run of another build is still reused (training is the expensive part and most
+        # commits do not touch the learner), but the report says which runs those are.
+        if record.get("binary_sha256") != binary_digest(binary):
+            OTHER_BUILD["runs"].append(name)
         return name, record["seconds"], True
     run_dir = os.path.join(out, "checkpoints", name)
     checks = ["--final-report-episodes", str(CHECK_EPISODES)]
@@ -213,7 +243,8 @@ def train(binary, out, config, agent, scenario, seed):
     if rc != 0:
         raise RuntimeError(f"{name}: `{' '.join(cmd)}` exited {rc} (log: {out}/logs/{name}.log)")
     with open(done, "w") as f:
-        json.dump({"seconds": seconds, "config_digest": digest, "inputs_digest": inputs}, f)
+        json.dump({"seconds": seconds, "config_digest": digest, "inputs_digest": inputs,
+                   "binary_sha256": binary_digest(binary)}, f)
     return name, seconds, False
 
 
@@ -233,10 +264,17 @@ def run_eval(binary, out, config, label, scenario, policies, episodes, extra=())
     asked = json.dumps({"policies": policies, "extra": list(extra), "config": digest, "inputs": inputs})
     asked_before = json.dumps({"policies": policies, "extra": list(extra), "config": legacy, "inputs": inputs})
     asked_path = os.path.join(out, "eval", f".{label}-{scenario}.asked.json")
+    # The build that made it, beside (not in) what was asked, so records from before it was kept
+    # still match; reused from another build, it is named in the report (an oracle-mpc
+    # evaluation takes half an hour per scenario, so it is not redone for every rebuild).
+    build_path = os.path.join(out, "eval", f".{label}-{scenario}.binary")
     if os.path.exists(metrics):
         d = json.load(open(metrics))
         same = os.path.exists(asked_path) and open(asked_path).read() in (asked, asked_before)
         if same and d.get("episodes") == episodes and d.get("seed") == HELD_OUT_SEED:
+            built = open(build_path).read().strip() if os.path.exists(build_path) else None
+            if built != binary_digest(binary):
+                OTHER_BUILD["evaluations"].append(f"{label}-{scenario}")
             return dest, True
         # Another episode count, seed or policy list: an evaluation derived from the
         # checkpoints, so it is redone rather than reported under the wrong count or baselines.
@@ -246,9 +284,10 @@ def run_eval(binary, out, config, label, scenario, policies, episodes, extra=())
         rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
     if rc != 0:
         raise RuntimeError(f"eval {label} {scenario}: exited {rc} (log: {log_path})")
-    with open(asked_path + ".tmp", "w") as f:
-        f.write(asked)
-    os.replace(asked_path + ".tmp", asked_path)
+    for path, text in ((asked_path, asked), (build_path, binary_digest(binary))):
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
     return dest, False
 
 
@@ -521,6 +560,18 @@ def best_causal_of(sc, rows):
     return k_label, dpp(rows, k_label) if k_label else float("nan")
 
 
+def other_build_line():
+    """Which reused runs and evaluations another build of the binary made (or one that was not
+    recorded): a result of older code is named, never silently mixed in."""
+    runs, evals = sorted(OTHER_BUILD["runs"]), sorted(OTHER_BUILD["evaluations"])
+    if not runs and not evals:
+        return "- Every run and evaluation in this section was made by the binary that wrote it."
+    named = "; ".join(f"{what}: {', '.join(f'`{x}`' for x in xs)}"
+                      for what, xs in (("training runs", runs), ("evaluations", evals)) if xs)
+    return ("- Reused from another build of the binary (older code, or a build that was not recorded; "
+            f"rerun with a fresh OUT to redo them): {named}.")
+
+
 def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, figures_dir):
     names = {"ppo": "flat PPO", "hppo": "H-PPO", "mbrl": "model-based RL"}
     agents = [names[a] for a in AGENTS if a in RUN_AGENTS]
@@ -545,7 +596,8 @@ def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, fig
              "zero (worse). An episode's score rests on a handful of requests, so a raw comparison of means over "
              "few episodes misleads (docs/agents.md, \"Held-out comparisons\").",
              f"- Wall time {seconds // 60:.0f} min {seconds % 60:.0f} s on {os.cpu_count()} CPUs "
-             "(training and evaluation, runs in parallel; summed over the invocations that did work).\n",
+             "(training and evaluation, runs in parallel; summed over the invocations that did work).",
+             other_build_line() + "\n",
              "| scenario | agent | Δ + V·p per seed | mean | best static | best causal | bound | headroom | capture (mean over seeds) | beats best static | beats best causal | vs best causal, paired: better / within noise / worse | mean latency (s) | P95 (s) | energy/req (J) | accuracy loss |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for scenario in scenarios:
@@ -881,7 +933,8 @@ def main():
         for f in concurrent.futures.as_completed(futures):
             name, secs, cached = f.result()
             did_work |= not cached
-            print(f"trained {name} in {secs:.0f} s{' (earlier)' if cached else ''}", flush=True)
+            older = " by another build" if name in OTHER_BUILD["runs"] else ""
+            print(f"trained {name} in {secs:.0f} s{f' (earlier{older})' if cached else ''}", flush=True)
         futures = [pool.submit(evaluate, a.binary, a.out, configs[(ag, sc)], ag, sc, seeds, a.episodes)
                    for sc in a.scenarios for ag in agents_on(sc)]
         futures += [pool.submit(evaluate_random, a.binary, a.out, configs[("ppo", sc)], sc, a.episodes)

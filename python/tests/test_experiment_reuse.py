@@ -47,3 +47,50 @@ def test_the_digest_follows_the_scenario_and_its_traces_not_comments_or_places(t
     assert changed != first and config_digests(run)[0] == before
     write(str(tmp_path / "configs" / "traces" / "rate.csv"), "t,rate\n0,2\n")
     assert inputs_digest(run) not in (first, changed)
+
+
+FAKE_BINARY = """#!/bin/sh
+# {tag}: a stand-in for the splitwise binary: `eval ... --out DIR` writes DIR/metrics.json.
+while [ $# -gt 0 ]; do
+  if [ "$1" = "--out" ]; then mkdir -p "$2"; echo '{{"episodes": 3, "seed": 7919}}' > "$2/metrics.json"; fi
+  shift
+done
+"""
+
+
+def test_runs_and_evaluations_of_another_build_are_reused_and_named(tmp_path):
+    import experiment
+
+    experiment.OTHER_BUILD["runs"].clear()
+    experiment.OTHER_BUILD["evaluations"].clear()
+    write(str(tmp_path / "configs" / "s.toml"), SCENARIO)
+    write(str(tmp_path / "configs" / "traces" / "rate.csv"), "t,rate\n0,1\n")
+    out = str(tmp_path / "out")
+    config = os.path.join(out, "configs", "ppo-s.toml")
+    write(config, f'[env]\nscenario_file = "{tmp_path / "configs" / "s.toml"}"\n')
+    os.makedirs(os.path.join(out, "logs"))
+
+    def build(tag):
+        path = str(tmp_path / f"splitwise-{tag}")
+        write(path, FAKE_BINARY.format(tag=tag))
+        os.chmod(path, 0o755)
+        return path
+
+    first, second = build("first"), build("second")
+    assert experiment.binary_digest(first) != experiment.binary_digest(second)
+
+    # Made by the first build: recorded as such, and reused by it without a mention.
+    assert experiment.train(first, out, config, "ppo", "s", 0)[2] is False
+    assert experiment.run_eval(first, out, config, "ppo", "s", "cloud-only", 3)[1] is False
+    assert experiment.train(first, out, config, "ppo", "s", 0)[2] is True
+    assert experiment.run_eval(first, out, config, "ppo", "s", "cloud-only", 3)[1] is True
+    assert experiment.OTHER_BUILD == {"runs": [], "evaluations": []}
+    assert "made by the binary that wrote it" in experiment.other_build_line()
+
+    # Another build reuses both (nothing is retrained) and the report names them.
+    assert experiment.train(second, out, config, "ppo", "s", 0)[2] is True
+    assert experiment.run_eval(second, out, config, "ppo", "s", "cloud-only", 3)[1] is True
+    line = experiment.other_build_line()
+    assert "training runs: `ppo-s-s0`" in line and "evaluations: `ppo-s`" in line, line
+    experiment.OTHER_BUILD["runs"].clear()
+    experiment.OTHER_BUILD["evaluations"].clear()
