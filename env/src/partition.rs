@@ -284,6 +284,13 @@ pub struct PartitionEnv {
     head_step: u32,
     edge_only_profile: PlanProfile,
     edge_only_bytes: f64,
+    /// Per split: whether the privacy floor allows it, and the edge bytes of the least plan with
+    /// it (the window at its minimum in the hierarchical space). Constant for the scenario, so
+    /// the split mask written after every slot (and checked in every probe) is a comparison
+    /// with the slot's available memory; computed once by the expression the mask used to
+    /// evaluate per call, so masks are unchanged to the bit.
+    split_floor_ok: Vec<bool>,
+    split_bytes: Vec<f64>,
     state: PartitionState,
     scratch: Scratch,
     /// Re-seeds every request's failure draws when non-zero (a look-ahead that knows the future
@@ -358,7 +365,7 @@ impl PartitionEnv {
             action: Vec::new(),
             records: None,
         };
-        Self {
+        let mut env = Self {
             scenario,
             spec,
             mode,
@@ -366,12 +373,16 @@ impl PartitionEnv {
             head_step,
             edge_only_profile,
             edge_only_bytes,
+            split_floor_ok: Vec::new(),
+            split_bytes: Vec::new(),
             state,
             scratch,
             request_salt: 0,
             exo_replay: None,
             accuracy_model: None,
-        }
+        };
+        (env.split_floor_ok, env.split_bytes) = (0..=l).map(|s| env.split_least_bytes(s)).unzip();
+        env
     }
 
     /// The same environment (same scenario and action mode, fresh state) with `model` in place
@@ -667,20 +678,26 @@ impl PartitionEnv {
         bytes + sc.memory.fixed_bytes(any_edge, last_on_edge)
     }
 
-    fn split_allowed(&self, split: u32, avail: f64) -> bool {
+    /// Whether the privacy floor allows `split`, and the edge bytes of the least plan with it
+    /// (the tables behind [`Self::split_allowed`]).
+    fn split_least_bytes(&self, split: u32) -> (bool, f64) {
         let sc = &*self.scenario;
         let k = sc.config.serving.privacy_floor_layers;
         match self.mode {
             ActionMode::LayerSplit => {
                 let l = sc.n_layers();
                 let full = sc.memory.layer_bytes(LayerPlacement::edge(sc.n_heads()));
-                split >= k && f64::from(split) * full + sc.memory.fixed_bytes(split > 0, split == l) <= avail
+                (split >= k, f64::from(split) * full + sc.memory.fixed_bytes(split > 0, split == l))
             }
             ActionMode::Hierarchical => {
                 let ws = self.window_start(split);
-                ws + self.window >= k && self.window_bytes(ws, &[], None) <= avail
+                (ws + self.window >= k, self.window_bytes(ws, &[], None))
             }
         }
+    }
+
+    fn split_allowed(&self, split: u32, avail: f64) -> bool {
+        self.split_floor_ok[split as usize] && self.split_bytes[split as usize] <= avail
     }
 
     /// Writes the observation's mask for the next decision.
@@ -701,7 +718,7 @@ impl PartitionEnv {
     /// Exact mask of hierarchical component `prefix.len()` given the earlier choices.
     fn hierarchical_conditional_mask(&self, prefix: &[usize], out: &mut [bool], avail: f64) {
         let sc = &*self.scenario;
-        let (l, h) = (sc.n_layers(), sc.n_heads());
+        let l = sc.n_layers();
         match prefix.len() {
             0 => {
                 for s in 0..=l {
@@ -709,6 +726,22 @@ impl PartitionEnv {
                 }
             }
             1 => out.copy_from_slice(&sc.allowed_precisions),
+            _ => {
+                for (o, slot) in out.iter_mut().enumerate() {
+                    *slot = self.hierarchical_option_allowed(prefix, o, avail);
+                }
+            }
+        }
+    }
+
+    /// Whether value `o` of hierarchical component `prefix.len()` is allowed given the earlier
+    /// choices: one entry of [`Self::hierarchical_conditional_mask`], computed alone so that a
+    /// step can check the action it is given without the masks of the values not chosen.
+    fn hierarchical_option_allowed(&self, prefix: &[usize], o: usize, avail: f64) -> bool {
+        let sc = &*self.scenario;
+        match prefix.len() {
+            0 => self.split_allowed(o as u32, avail),
+            1 => sc.allowed_precisions[o],
             n => {
                 let ws = self.window_start(prefix[0] as u32);
                 let k = sc.config.serving.privacy_floor_layers;
@@ -718,17 +751,24 @@ impl PartitionEnv {
                 if (n - 2) % 2 == 0 {
                     // Heads of window layer i, its FFN at the minimum for now.
                     let ffn = if forced { FfnMode::Edge } else { FfnMode::Cloud };
-                    for (o, slot) in out.iter_mut().enumerate() {
-                        let p = LayerPlacement { edge_heads: (o as u32 * self.head_step) as u16, ffn };
-                        *slot = (!forced || u32::from(p.edge_heads) == h)
-                            && self.window_bytes(ws, chosen, Some(p)) <= avail;
-                    }
+                    let p = LayerPlacement { edge_heads: (o as u32 * self.head_step) as u16, ffn };
+                    (!forced || u32::from(p.edge_heads) == sc.n_heads())
+                        && self.window_bytes(ws, chosen, Some(p)) <= avail
                 } else {
-                    for (o, slot) in out.iter_mut().enumerate() {
-                        let p = self.low_placement(prefix[2 + 2 * i], o);
-                        *slot = (!forced || p.ffn == FfnMode::Edge) && self.window_bytes(ws, chosen, Some(p)) <= avail;
-                    }
+                    let p = self.low_placement(prefix[2 + 2 * i], o);
+                    (!forced || p.ffn == FfnMode::Edge) && self.window_bytes(ws, chosen, Some(p)) <= avail
                 }
+            }
+        }
+    }
+
+    /// Whether the action's value of every component is allowed given its earlier values (what
+    /// [`check_action`] over the exact masks decides, without the masks of the values not chosen).
+    fn action_allowed(&self, action: &[usize], avail: f64) -> bool {
+        match self.mode {
+            ActionMode::LayerSplit => self.split_allowed(action[0] as u32, avail),
+            ActionMode::Hierarchical => {
+                (0..action.len()).all(|c| self.hierarchical_option_allowed(&action[..c], action[c], avail))
             }
         }
     }
@@ -1258,24 +1298,29 @@ impl Env for PartitionEnv {
         if action.len() != space.nvec.len() {
             return Err(EnvError::ActionLength { expected: space.nvec.len(), got: action.len() });
         }
-        // The exact (conditional) mask of every component given the action's earlier choices.
-        let mut exact = std::mem::take(&mut self.scratch.mask);
-        exact.resize(space.mask_len(), false);
-        let mut offset = 0;
-        for (c, &n) in space.nvec.iter().enumerate() {
-            if action[c] >= n {
-                let name = space.names[c].clone();
-                self.scratch.mask = exact;
-                return Err(EnvError::ActionOutOfRange { component: c, name, value: action[c], n });
-            }
-            self.exact_mask(&action[..c], &mut exact[offset..offset + n], avail);
-            offset += n;
+        if let Some((c, (&value, &n))) = action.iter().zip(&space.nvec).enumerate().find(|(_, (a, n))| a >= n) {
+            return Err(EnvError::ActionOutOfRange { component: c, name: space.names[c].clone(), value, n });
         }
         let mut action_buf = std::mem::take(&mut self.scratch.action);
         action_buf.clear();
         action_buf.extend_from_slice(action);
-        let verdict = check_action(&self.spec.action, &action_buf, &exact);
-        self.scratch.mask = exact;
+        // The chosen value of each component checked alone (a learner's probes step here ~100
+        // times per real step); only an action that fails is checked against the whole exact
+        // (conditional) masks, for the error that names the component, or the repair.
+        let verdict = if self.action_allowed(&action_buf, avail) {
+            Ok(())
+        } else {
+            let mut exact = std::mem::take(&mut self.scratch.mask);
+            exact.resize(space.mask_len(), false);
+            let mut offset = 0;
+            for (c, &n) in space.nvec.iter().enumerate() {
+                self.exact_mask(&action[..c], &mut exact[offset..offset + n], avail);
+                offset += n;
+            }
+            let verdict = check_action(&self.spec.action, &action_buf, &exact);
+            self.scratch.mask = exact;
+            verdict
+        };
         let mut repaired = false;
         if let Err(e) = verdict {
             if self.scenario.config.actions.infeasible != InfeasibleAction::Repair {
@@ -1567,6 +1612,53 @@ mod tests {
         let mut again = action.clone();
         assert!(!env.repair(&mut again, avail));
         assert_eq!(again, action);
+    }
+
+    /// Every component's own mask is the one [`PartitionEnv::exact_mask`] writes for the
+    /// action's earlier values, stacked as a step's check reads them.
+    fn exact_masks(env: &PartitionEnv, action: &[usize], avail: f64) -> Vec<bool> {
+        let nvec = &env.spec().action.nvec;
+        let mut masks = vec![false; env.spec().action.mask_len()];
+        let mut offset = 0;
+        for (c, &n) in nvec.iter().enumerate() {
+            env.exact_mask(&action[..c], &mut masks[offset..offset + n], avail);
+            offset += n;
+        }
+        masks
+    }
+
+    proptest::proptest! {
+        /// A step checks only the chosen value of each component (`action_allowed`); it must
+        /// decide what `check_action` over the whole exact masks decides, for any action (legal
+        /// or not) and any memory left, in both spaces, with and without a privacy floor (8
+        /// layers), on the memory-tight S23 and the Jetson.
+        #[test]
+        fn the_steps_check_of_the_chosen_values_agrees_with_the_exact_masks(
+            which in 0usize..4,
+            values in proptest::collection::vec(0usize..64, 10),
+            fraction in 0.0f64..1.2,
+        ) {
+            let s23 = include_str!("../../configs/s23-llama13b-5g-fading.toml");
+            let jetson = include_str!("../../configs/jetson-llama7b-lte.toml");
+            let (text, mode, floor) = [
+                (s23, ActionMode::Hierarchical, 0),
+                (s23, ActionMode::Hierarchical, 8),
+                (jetson, ActionMode::Hierarchical, 0),
+                (jetson, ActionMode::LayerSplit, 8),
+            ][which];
+            let mut cfg = ScenarioConfig::from_toml(text).unwrap();
+            cfg.actions.mode = mode;
+            cfg.serving.privacy_floor_layers = floor;
+            let env = PartitionEnv::new(Arc::new(Scenario::resolve(cfg, &NoTraces).unwrap()));
+            let nvec = env.spec().action.nvec.clone();
+            let action: Vec<usize> = nvec.iter().zip(&values).map(|(&n, &v)| v % n).collect();
+            let avail = env.scenario.edge.usable_memory_bytes * fraction;
+            let masks = exact_masks(&env, &action, avail);
+            proptest::prop_assert_eq!(
+                env.action_allowed(&action, avail),
+                check_action(&env.spec().action, &action, &masks).is_ok()
+            );
+        }
     }
 
     fn calm_with(extra: &str, replace: &[(&str, &str)]) -> Arc<Scenario> {
