@@ -94,3 +94,26 @@ def test_runs_and_evaluations_of_another_build_are_reused_and_named(tmp_path):
     assert "training runs: `ppo-s-s0`" in line and "evaluations: `ppo-s`" in line, line
     experiment.OTHER_BUILD["runs"].clear()
     experiment.OTHER_BUILD["evaluations"].clear()
+
+
+def test_the_report_names_each_agents_budget_when_they_differ(tmp_path):
+    """The report once said "300_000 env steps" for every agent, read from flat PPO's config; with
+    agent configs of their own budgets (PPO_CONFIG, HPPO_CONFIG under STEPS=0) it must say each."""
+    import experiment
+
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+    out = str(tmp_path / "out")
+
+    def configs(steps):
+        return {(a, "jetson-llama7b-lte"): experiment.run_config(root, out, a, "jetson-llama7b-lte", steps)
+                for a in ("ppo", "hppo", "mbrl")}
+
+    # MBRL's total_steps counts real steps, one per 16 policy steps (real_steps 32 per 2 model updates
+    # of 256): a STEPS budget gives it as many policy steps as the others take env steps.
+    same = experiment.budgets(configs(1310720))
+    assert same == {"ppo": 1310720, "hppo": 1310720, "mbrl": 1310720}
+    assert experiment.budget_text(same) == "1_310_720 env steps"
+    # Each config's own budget (the shipped ones: 300_000 env steps, MBRL 18_688 real steps).
+    own = experiment.budgets(configs(0))
+    assert own == {"ppo": 300000, "hppo": 300000, "mbrl": 299008}
+    assert experiment.budget_text(own) == "per run flat PPO 300_000, H-PPO 300_000, MBRL 299_008 policy steps"
