@@ -715,34 +715,15 @@ impl PartitionEnv {
         }
     }
 
-    /// Exact mask of hierarchical component `prefix.len()` given the earlier choices.
-    fn hierarchical_conditional_mask(&self, prefix: &[usize], out: &mut [bool], avail: f64) {
+    /// Whether value `o` of component `prefix.len()` is allowed given the earlier choices, in
+    /// either mode: one entry of [`Self::exact_mask`], computed alone so that a step can check
+    /// the action it is given without the masks of the values not chosen.
+    fn option_allowed(&self, prefix: &[usize], o: usize, avail: f64) -> bool {
         let sc = &*self.scenario;
-        let l = sc.n_layers();
-        match prefix.len() {
-            0 => {
-                for s in 0..=l {
-                    out[s as usize] = self.split_allowed(s, avail);
-                }
-            }
-            1 => out.copy_from_slice(&sc.allowed_precisions),
-            _ => {
-                for (o, slot) in out.iter_mut().enumerate() {
-                    *slot = self.hierarchical_option_allowed(prefix, o, avail);
-                }
-            }
-        }
-    }
-
-    /// Whether value `o` of hierarchical component `prefix.len()` is allowed given the earlier
-    /// choices: one entry of [`Self::hierarchical_conditional_mask`], computed alone so that a
-    /// step can check the action it is given without the masks of the values not chosen.
-    fn hierarchical_option_allowed(&self, prefix: &[usize], o: usize, avail: f64) -> bool {
-        let sc = &*self.scenario;
-        match prefix.len() {
-            0 => self.split_allowed(o as u32, avail),
-            1 => sc.allowed_precisions[o],
-            n => {
+        match (self.mode, prefix.len()) {
+            (ActionMode::LayerSplit, _) | (ActionMode::Hierarchical, 0) => self.split_allowed(o as u32, avail),
+            (ActionMode::Hierarchical, 1) => sc.allowed_precisions[o],
+            (ActionMode::Hierarchical, n) => {
                 let ws = self.window_start(prefix[0] as u32);
                 let k = sc.config.serving.privacy_floor_layers;
                 let i = (n - 2) / 2;
@@ -763,25 +744,25 @@ impl PartitionEnv {
     }
 
     /// Whether the action's value of every component is allowed given its earlier values (what
-    /// [`check_action`] over the exact masks decides, without the masks of the values not chosen).
+    /// [`check_action`] over [`Self::exact_masks`] decides, without the values not chosen).
     fn action_allowed(&self, action: &[usize], avail: f64) -> bool {
-        match self.mode {
-            ActionMode::LayerSplit => self.split_allowed(action[0] as u32, avail),
-            ActionMode::Hierarchical => {
-                (0..action.len()).all(|c| self.hierarchical_option_allowed(&action[..c], action[c], avail))
-            }
-        }
+        (0..action.len()).all(|c| self.option_allowed(&action[..c], action[c], avail))
     }
 
     /// Exact mask of component `prefix.len()` given the earlier choices, for either mode.
     fn exact_mask(&self, prefix: &[usize], out: &mut [bool], avail: f64) {
-        match self.mode {
-            ActionMode::LayerSplit => {
-                for (s, o) in out.iter_mut().enumerate() {
-                    *o = self.split_allowed(s as u32, avail);
-                }
-            }
-            ActionMode::Hierarchical => self.hierarchical_conditional_mask(prefix, out, avail),
+        for (o, slot) in out.iter_mut().enumerate() {
+            *slot = self.option_allowed(prefix, o, avail);
+        }
+    }
+
+    /// Every component's exact mask given the action's earlier values, stacked as
+    /// [`check_action`] reads them (`out`: the action space's mask length).
+    fn exact_masks(&self, action: &[usize], out: &mut [bool], avail: f64) {
+        let mut offset = 0;
+        for (c, &n) in self.spec.action.nvec.iter().enumerate() {
+            self.exact_mask(&action[..c], &mut out[offset..offset + n], avail);
+            offset += n;
         }
     }
 
@@ -1312,11 +1293,7 @@ impl Env for PartitionEnv {
         } else {
             let mut exact = std::mem::take(&mut self.scratch.mask);
             exact.resize(space.mask_len(), false);
-            let mut offset = 0;
-            for (c, &n) in space.nvec.iter().enumerate() {
-                self.exact_mask(&action[..c], &mut exact[offset..offset + n], avail);
-                offset += n;
-            }
+            self.exact_masks(action, &mut exact, avail);
             let verdict = check_action(&self.spec.action, &action_buf, &exact);
             self.scratch.mask = exact;
             verdict
@@ -1614,19 +1591,6 @@ mod tests {
         assert_eq!(again, action);
     }
 
-    /// Every component's own mask is the one [`PartitionEnv::exact_mask`] writes for the
-    /// action's earlier values, stacked as a step's check reads them.
-    fn exact_masks(env: &PartitionEnv, action: &[usize], avail: f64) -> Vec<bool> {
-        let nvec = &env.spec().action.nvec;
-        let mut masks = vec![false; env.spec().action.mask_len()];
-        let mut offset = 0;
-        for (c, &n) in nvec.iter().enumerate() {
-            env.exact_mask(&action[..c], &mut masks[offset..offset + n], avail);
-            offset += n;
-        }
-        masks
-    }
-
     proptest::proptest! {
         /// A step checks only the chosen value of each component (`action_allowed`); it must
         /// decide what `check_action` over the whole exact masks decides, for any action (legal
@@ -1653,7 +1617,8 @@ mod tests {
             let nvec = env.spec().action.nvec.clone();
             let action: Vec<usize> = nvec.iter().zip(&values).map(|(&n, &v)| v % n).collect();
             let avail = env.scenario.edge.usable_memory_bytes * fraction;
-            let masks = exact_masks(&env, &action, avail);
+            let mut masks = vec![false; env.spec().action.mask_len()];
+            env.exact_masks(&action, &mut masks, avail);
             proptest::prop_assert_eq!(
                 env.action_allowed(&action, avail),
                 check_action(&env.spec().action, &action, &masks).is_ok()
