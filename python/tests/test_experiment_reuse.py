@@ -117,3 +117,58 @@ def test_the_report_names_each_agents_budget_when_they_differ(tmp_path):
     own = experiment.budgets(configs(0))
     assert own == {"ppo": 300000, "hppo": 300000, "mbrl": 299008}
     assert experiment.budget_text(own) == "per run flat PPO 300_000, H-PPO 300_000, MBRL 299_008 policy steps"
+
+
+def test_the_wide_evaluation_reports_each_seeds_capture_and_paired_signs(tmp_path):
+    """Where 100 episodes decide little (WIDE: the subway), the agents are evaluated again on more
+    fresh episodes; the report's table gives each seed's Δ + V·p and capture with the eval's
+    interval, and counts seeds better / within noise / worse than the best static plan and the
+    best causal rule on the same episodes."""
+    import json
+
+    import experiment
+
+    out = str(tmp_path / "out")
+    # Three episodes; per-episode Δ + V·p chosen so the signs follow by hand. The 95 % half-width
+    # is t·sd/√3 with t = 1.960 + (1.960³ + 1.960)/8 = 3.146 (2 degrees of freedom, the
+    # Cornish-Fisher correction paired_sign uses). Against edge-only: ppo-s0 is 1 below on every
+    # episode (sd 0: better); ppo-s1 differs by -0.5, -0.5, -2 (mean -1, sd 0.866, half-width
+    # 1.57: within noise); ppo-s2 by 0.5, 2.5, 0 (within noise). Against the rule: ppo-s0 by -0.5,
+    # -0.5, 1 (within); ppo-s1 equals it (within); ppo-s2 by 1, 3, 2 (mean 2, sd 1, half-width 1.82:
+    # worse).
+    per_episode = {
+        "ppo-s0": [2.0, 3.0, 4.0], "ppo-s1": [2.5, 3.5, 3.0], "ppo-s2": [3.5, 6.5, 5.0],
+        "edge-only": [3.0, 4.0, 5.0], "service-window": [2.5, 3.5, 3.0], "clairvoyant": [1.0, 1.0, 1.0],
+    }
+
+    def row(label, values):
+        return {"label": label, "metrics": {"drift_plus_penalty": {"mean": sum(values) / len(values)}},
+                "members": [{"episodes": [{"episode": i, "metrics": {"drift_plus_penalty": v}}
+                                          for i, v in enumerate(values)]}]}
+
+    def capture(label, m, lo, hi):
+        return {"label": label, "captures": [{"metric": "latency_mean_s", "mean": 9, "lo": 9, "hi": 9},
+                                             {"metric": "drift_plus_penalty", "mean": m, "lo": lo, "hi": hi}]}
+
+    metrics = {"episodes": 3, "seed": experiment.WIDE_SEED, "scenarios": [{
+        "headroom": {"best_static": "edge-only", "best_causal": "service-window", "clairvoyant": "clairvoyant",
+                     "rows": [capture("ppo-s0", 1 / 3, 0.2, 0.4), capture("ppo-s1", 0.5, 0.4, 0.6),
+                              capture("ppo-s2", -0.5, -0.7, -0.3), capture("service-window", 0.5, 0.4, 0.6)]},
+        "rows": [row(k, v) for k, v in per_episode.items()]}]}
+    write(os.path.join(out, "eval", "wide-ppo-subway-commute-phone", "metrics.json"), json.dumps(metrics))
+
+    saved = experiment.RUN_AGENTS
+    experiment.RUN_AGENTS = ["ppo"]
+    try:
+        lines = experiment.wide_table(out, ["jetson-llama7b-lte", "subway-commute-phone"], [0, 1, 2],
+                                      {"subway-commute-phone": 3})
+    finally:
+        experiment.RUN_AGENTS = saved
+    table = [x for x in lines if x.startswith("| `")]
+    assert table == [
+        "| `subway-commute-phone` | ppo | 3.000, 3.000, 5.000 | 0.33 [0.20, 0.40], 0.50 [0.40, 0.60], "
+        "-0.50 [-0.70, -0.30] | 0.11 | `edge-only` 4.000 | `service-window` 3.000 (0.50 [0.40, 0.60]) | "
+        "`clairvoyant` 1.000 | 1 / 2 / 0 | 0 / 2 / 1 |"], table
+    assert f"seed {experiment.WIDE_SEED}" in lines[1] and "`subway-commute-phone` 3" in lines[1]
+    # A scenario outside WIDE gets no row, and no WIDE scenario at all no table.
+    assert experiment.wide_table(out, ["jetson-llama7b-lte"], [0, 1, 2], {"subway-commute-phone": 3}) == []
