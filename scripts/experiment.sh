@@ -28,8 +28,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SEEDS="${SEEDS:-0 1 2}"
 JOBS="${JOBS:-2}"
 EPISODES="${EPISODES:-100}"   # held-out episodes per evaluation (10 misled on the gap scenarios: docs/agents.md)
-# WIDE="SCENARIO=EPISODES ...": scenarios evaluated again on more fresh episodes (default in
-# scripts/experiment.py: the subway on 1,000; WIDE="" for none)
+# the scenarios with headroom evaluated again on WIDE_EPISODES fresh episodes (heavy-tailed costs:
+# scripts/experiment.py, WIDE_EPISODES; 0 for none)
+WIDE_EPISODES="${WIDE_EPISODES:-1000}"
 STEPS="${STEPS:-0}"
 OUT="${OUT:-runs/experiment}"
 RESULTS="${RESULTS:-"RESULTS.md"}"   # the file the learned-policies section goes into
@@ -42,5 +43,5 @@ python3 scripts/experiment.py --binary "$BIN" --out "$OUT" --seeds "$SEEDS" --jo
   --episodes "$EPISODES" --steps "$STEPS" --results "$RESULTS" --figures "$FIGURES" \
   --mbrl-scenarios "${MBRL_SCENARIOS:-$SCENARIOS}" ${AGENTS:+--agents "$AGENTS"} \
   ${PPO_CONFIG:+--agent-config "ppo=$PPO_CONFIG"} ${HPPO_CONFIG:+--agent-config "hppo=$HPPO_CONFIG"} \
-  ${MBRL_CONFIG:+--agent-config "mbrl=$MBRL_CONFIG"} ${WIDE+--wide "$WIDE"} \
-  --command "SEEDS=\"$SEEDS\" EPISODES=$EPISODES STEPS=$STEPS OUT=$OUT${AGENTS:+ AGENTS=\"$AGENTS\"}${PPO_CONFIG:+ PPO_CONFIG=$PPO_CONFIG}${HPPO_CONFIG:+ HPPO_CONFIG=$HPPO_CONFIG}${MBRL_CONFIG:+ MBRL_CONFIG=$MBRL_CONFIG}${WIDE+ WIDE=\"$WIDE\"} scripts/experiment.sh" $SCENARIOS
+  ${MBRL_CONFIG:+--agent-config "mbrl=$MBRL_CONFIG"} --wide-episodes "$WIDE_EPISODES" \
+  --command "SEEDS=\"$SEEDS\" EPISODES=$EPISODES STEPS=$STEPS OUT=$OUT${AGENTS:+ AGENTS=\"$AGENTS\"}${PPO_CONFIG:+ PPO_CONFIG=$PPO_CONFIG}${HPPO_CONFIG:+ HPPO_CONFIG=$HPPO_CONFIG}${MBRL_CONFIG:+ MBRL_CONFIG=$MBRL_CONFIG}$([ "$WIDE_EPISODES" = 1000 ] || echo " WIDE_EPISODES=$WIDE_EPISODES") scripts/experiment.sh" $SCENARIOS
