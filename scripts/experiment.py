@@ -1030,8 +1030,12 @@ def main():
     global MBRL_SCENARIOS
     MBRL_SCENARIOS = a.scenarios if a.mbrl_scenarios is None else a.mbrl_scenarios.split()
     configs = {(ag, sc): run_config(root, a.out, ag, sc, a.steps) for sc in a.scenarios for ag in agents_on(sc)}
-    # Longest jobs first (H-PPO), so the pool ends together.
-    jobs = [(ag, sc, s) for ag in reversed(list(AGENTS)) for sc in a.scenarios for s in seeds if ag in agents_on(sc)]
+    # Longest jobs first (H-PPO ~25 min, flat PPO ~10 min, MBRL ~2 min per run at the shapes'
+    # budgets), so the pool ends together. (Until 2026-12-05 this was AGENTS reversed, which put
+    # MBRL, the shortest, first once it was added.)
+    by_length = ["hppo", "ppo", "mbrl"]
+    jobs = [(ag, sc, s) for ag in sorted(AGENTS, key=by_length.index) for sc in a.scenarios for s in seeds
+            if ag in agents_on(sc)]
     with concurrent.futures.ThreadPoolExecutor(a.jobs) as pool:
         futures = [pool.submit(train, a.binary, a.out, configs[(ag, sc)], ag, sc, s) for ag, sc, s in jobs]
         did_work = False
