@@ -751,7 +751,8 @@ def capture_of(sc, label):
 
 def wide_table(out, scenarios, seeds, episodes):
     """The agents on `episodes` fresh episodes (WIDE_SEED) of the scenarios with headroom: Δ + V·p
-    and capture (with the eval's 95 % interval) per seed, and the paired signs against the best static plan and the best causal rule."""
+    and capture (with the eval's 95 % interval) per seed, and the paired signs against the best
+    static plan and the best causal rule."""
     rows_out = []
     for scenario in scenarios if episodes else []:
         if not has_headroom(out, scenario):
