@@ -576,6 +576,17 @@ def best_causal_of(sc, rows):
     return k_label, dpp(rows, k_label) if k_label else float("nan")
 
 
+def agent_eval(out, name, agent, seeds):
+    """The agent's evaluation out/eval/<name>: (its scenario entry, its rows by label, the seeds'
+    labels, their Δ + V·p), or None where it has not been run."""
+    dest = os.path.join(out, "eval", name)
+    if not os.path.exists(os.path.join(dest, "metrics.json")):
+        return None
+    sc, rows = load_eval(dest)
+    labels = [f"{agent}-s{x}" for x in seeds]
+    return sc, rows, labels, [dpp(rows, lb) for lb in labels]
+
+
 def other_build_line():
     """Which reused runs and evaluations another build of the binary made (or one that was not
     recorded): a result of older code is named, never silently mixed in."""
@@ -641,15 +652,13 @@ def report(out, scenarios, seeds, seconds, steps_per_run, episodes, command, fig
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for scenario in scenarios:
         for agent in agents_on(scenario):
-            dest = os.path.join(out, "eval", f"{agent}-{scenario}")
-            if not os.path.exists(os.path.join(dest, "metrics.json")):
+            got = agent_eval(out, f"{agent}-{scenario}", agent, seeds)
+            if got is None:
                 lines.append(f"| `{scenario}` | {agent} | missing | | | | | | | | | | | | | |")
                 continue
-            sc, rows = load_eval(dest)
+            sc, rows, labels, per = got
             s_label, c_label, s, c, headroom = headroom_of(sc, rows)
             k_label, k = best_causal_of(sc, rows)
-            labels = [f"{agent}-s{x}" for x in seeds]
-            per = [dpp(rows, lb) for lb in labels]
             m = mean(per)
             caps = [(s - p) / (s - c) for p in per] if headroom >= MIN_HEADROOM else []
             cap = fmt(mean(caps)) if caps else "– (< 5 %)"
@@ -758,15 +767,13 @@ def wide_table(out, scenarios, seeds, episodes):
         if not has_headroom(out, scenario):
             continue
         for agent in agents_on(scenario):
-            dest = os.path.join(out, "eval", f"wide-{agent}-{scenario}")
-            if not os.path.exists(os.path.join(dest, "metrics.json")):
+            got = agent_eval(out, f"wide-{agent}-{scenario}", agent, seeds)
+            if got is None:
                 rows_out.append(f"| `{scenario}` | {agent} | missing | | | | | | | |")
                 continue
-            sc, rows = load_eval(dest)
+            sc, rows, labels, per = got
             s_label, c_label, s, c, _ = headroom_of(sc, rows)
             k_label, k = best_causal_of(sc, rows)
-            labels = [f"{agent}-s{x}" for x in seeds]
-            per = [dpp(rows, lb) for lb in labels]
 
             def cap_cell(label):
                 cap = capture_of(sc, label)
