@@ -775,8 +775,7 @@ def wide_table(out, scenarios, seeds, episodes):
             s_label, c_label, s, c, _ = headroom_of(sc, rows)
             k_label, k = best_causal_of(sc, rows)
 
-            def cap_cell(label):
-                cap = capture_of(sc, label)
+            def cap_cell(cap):
                 return "–" if cap is None else f"{cap[0]:.2f} [{cap[1]:.2f}, {cap[2]:.2f}]"
 
             def signs(ref):
@@ -787,11 +786,11 @@ def wide_table(out, scenarios, seeds, episodes):
 
             caps = [capture_of(sc, lb) for lb in labels]
             mean_cap = fmt(mean([x[0] for x in caps if x is not None]))
-            k_cell = f"`{k_label}` {fmt(k, 3)} ({cap_cell(k_label)})" if k_label else "–"
+            k_cell = f"`{k_label}` {fmt(k, 3)} ({cap_cell(capture_of(sc, k_label))})" if k_label else "–"
             rows_out.append(
                 f"| `{scenario}` | {agent} | {', '.join(fmt(p, 3) for p in per)} | "
-                f"{', '.join(cap_cell(lb) for lb in labels)} | {mean_cap} | `{s_label}` {fmt(s, 3)} | {k_cell} | "
-                f"`{c_label}` {fmt(c, 3)} | {signs(s_label)} | {signs(k_label) if k_label else '–'} |")
+                f"{', '.join(cap_cell(x) for x in caps)} | {mean_cap} | `{s_label}` {fmt(s, 3)} | {k_cell} | "
+                f"`{c_label}` {fmt(c, 3)} | {signs(s_label)} | {signs(k_label)} |")
     if not rows_out:
         return []
     return ["### Where 100 episodes decide little: more fresh episodes\n",
