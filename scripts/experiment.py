@@ -587,13 +587,29 @@ def agent_eval(out, name, agent, seeds):
     return sc, rows, labels, [dpp(rows, lb) for lb in labels]
 
 
+def grouped(names):
+    """Names as the report lists them: each on its own, except where more than three share their
+    first word (an agent, or an evaluation's kind), which are counted as `word-*` (a rerun reusing
+    a whole agent's runs would otherwise list dozens of names)."""
+    groups = {}
+    for name in names:
+        groups.setdefault(name.split("-")[0], []).append(name)
+    parts = []
+    for word, members in sorted(groups.items()):
+        if len(members) > 3:
+            parts.append(f"`{word}-*` ({len(members)})")
+        else:
+            parts.extend(f"`{x}`" for x in members)
+    return ", ".join(parts)
+
+
 def other_build_line():
     """Which reused runs and evaluations another build of the binary made (or one that was not
     recorded): a result of older code is named, never silently mixed in."""
     runs, evals = sorted(OTHER_BUILD["runs"]), sorted(OTHER_BUILD["evaluations"])
     if not runs and not evals:
         return "- Every run and evaluation in this section was made by the binary that wrote it."
-    named = "; ".join(f"{what}: {', '.join(f'`{x}`' for x in xs)}"
+    named = "; ".join(f"{what}: {grouped(xs)}"
                       for what, xs in (("training runs", runs), ("evaluations", evals)) if xs)
     return ("- Reused from another build of the binary (older code, or a build that was not recorded; "
             f"rerun with a fresh OUT to redo them): {named}.")

@@ -96,6 +96,16 @@ def test_runs_and_evaluations_of_another_build_are_reused_and_named(tmp_path):
     experiment.OTHER_BUILD["evaluations"].clear()
 
 
+def test_the_report_counts_a_whole_agents_reused_runs_instead_of_listing_them():
+    """A rerun that reuses every flat-PPO run of another build would list 33 names in RESULTS.md;
+    more than three sharing their first word are counted, three or fewer are named."""
+    import experiment
+
+    names = [f"ppo-s{i}-s{j}" for i in range(4) for j in range(3)] + ["hppo-a-s0", "hppo-b-s1"]
+    assert experiment.grouped(sorted(names)) == "`hppo-a-s0`, `hppo-b-s1`, `ppo-*` (12)"
+    assert experiment.grouped(["mpc-a", "mpc-b", "mpc-c"]) == "`mpc-a`, `mpc-b`, `mpc-c`"
+
+
 def test_the_report_names_each_agents_budget_when_they_differ(tmp_path):
     """The report once said "300_000 env steps" for every agent, read from flat PPO's config; with
     agent configs of their own budgets (PPO_CONFIG, HPPO_CONFIG under STEPS=0) it must say each."""
