@@ -67,6 +67,12 @@ fn log_seconds(s: f64) -> f64 {
 fn from_log_seconds(x: f64) -> f64 {
     10f64.powf(x) - 1.0
 }
+fn per_30_seconds(s: f64) -> f64 {
+    (s.max(0.0) / 30.0).clamp(0.0, 4.0)
+}
+fn from_per_30_seconds(x: f64) -> f64 {
+    x * 30.0
+}
 fn rtt_encode(s: f64) -> f64 {
     (s * 10.0).clamp(0.0, 10.0)
 }
@@ -182,6 +188,21 @@ pub const HISTORY: [FeatureDef; 3] = [
     },
 ];
 
+/// The optional last feature (`[observation] service_age = true`, after the history window): the
+/// time since the last failed probe on a linear scale. `time_since_failure` spans seconds to hours
+/// on a log scale, where a station's whole service on the subway (10–40 s) is 1.04–1.61 and the
+/// learners' choice of when to leave the cloud was measured blurred over 30 s
+/// (docs/agents.md, "Where the learners fall short of the rule on the subway").
+pub const SERVICE_AGE: FeatureDef = FeatureDef {
+    name: "service_age",
+    unit: "30 s",
+    low: 0.0,
+    high: 4.0,
+    encode: per_30_seconds,
+    decode: from_per_30_seconds,
+    description: "clamp(s / 30, 0, 4), s = seconds since the last failed probe crossing as in time_since_failure (0 when the last probe failed): linear up to 2 minutes; before any failure 4",
+};
+
 /// Number of slot features (before the history window).
 pub fn n_slot_features() -> usize {
     FEATURES.len()
@@ -201,8 +222,8 @@ pub fn decode(obs: &[f32], i: usize) -> f64 {
     (FEATURES[i].decode)(f64::from(obs[i]))
 }
 
-/// The observation space with `history` slots of history.
-pub fn observation_space(history: u32) -> ObservationSpace {
+/// The observation space with `history` slots of history, then [`SERVICE_AGE`] if asked.
+pub fn observation_space(history: u32, service_age: bool) -> ObservationSpace {
     let mut features: Vec<Feature> =
         FEATURES.iter().map(|f| Feature::new(f.name, f.low as f32, f.high as f32, f.unit, f.description)).collect();
     for k in (1..=history).rev() {
@@ -216,6 +237,10 @@ pub fn observation_space(history: u32) -> ObservationSpace {
             ));
         }
     }
+    if service_age {
+        let f = SERVICE_AGE;
+        features.push(Feature::new(f.name, f.low as f32, f.high as f32, f.unit, f.description));
+    }
     ObservationSpace { layout: LAYOUT_NAME.to_string(), features }
 }
 
@@ -226,7 +251,7 @@ mod tests {
     #[test]
     fn decode_inverts_encode_inside_the_bounds() {
         let samples: [f64; 5] = [0.0, 0.3, 0.9, 2.0, 7.5];
-        for f in FEATURES.iter().chain(&HISTORY) {
+        for f in FEATURES.iter().chain(&HISTORY).chain([&SERVICE_AGE]) {
             for &x in &samples {
                 let y = x.clamp(f.low, f.high);
                 let back = (f.encode)((f.decode)(y));
@@ -242,9 +267,13 @@ mod tests {
         assert_eq!(FEATURES[index::CLOUD_TTFT_LAST].name, "cloud_ttft_last");
         assert_eq!(FEATURES[index::LATENCY_MEAN_LAST].name, "latency_mean_last");
         assert_eq!(index::LATENCY_MEAN_LAST + 1, FEATURES.len());
-        let space = observation_space(2);
+        let space = observation_space(2, false);
         assert_eq!(space.features.len(), FEATURES.len() + 6);
         assert_eq!(space.layout, "partition-v2");
         assert_eq!(space.features[FEATURES.len()].name, "history_backlog_t-2");
+        let with_age = observation_space(2, true);
+        assert_eq!(with_age.features.len(), FEATURES.len() + 7);
+        assert_eq!(with_age.features[FEATURES.len() + 6].name, "service_age");
+        assert_eq!(with_age.features[..FEATURES.len() + 6], space.features[..]);
     }
 }

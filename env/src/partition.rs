@@ -346,7 +346,10 @@ impl PartitionEnv {
         };
         let spec = EnvSpec {
             id: id.to_string(),
-            observation: observation::observation_space(sc.config.observation.history),
+            observation: observation::observation_space(
+                sc.config.observation.history,
+                sc.config.observation.service_age,
+            ),
             action,
             max_episode_steps: Some(sc.config.serving.episode_slots),
         };
@@ -1122,7 +1125,11 @@ impl PartitionEnv {
         raw[i::LAST_PRECISION] = f64::from(st.plan.precision.bits());
         raw[i::LATENCY_MEAN_LAST] = e.latency_mean_last_s / sc.config.reward.scales.latency_s;
         observation::encode_into(&raw, obs);
-        obs[FEATURES.len()..].copy_from_slice(&e.history);
+        let history_end = FEATURES.len() + e.history.len();
+        obs[FEATURES.len()..history_end].copy_from_slice(&e.history);
+        if sc.config.observation.service_age {
+            obs[history_end] = (observation::SERVICE_AGE.encode)(e.time_since_failure_s) as f32;
+        }
     }
 
     /// Edge compute and memory availability of the next slot: the device knows its own load.
@@ -1132,9 +1139,10 @@ impl PartitionEnv {
     }
 }
 
-/// The observation layout with `history` slots of history ([`crate::observation`]).
-pub fn observation_space(history: u32) -> ObservationSpace {
-    observation::observation_space(history)
+/// The observation layout with `history` slots of history, then `service_age` if asked
+/// ([`crate::observation`]).
+pub fn observation_space(history: u32, service_age: bool) -> ObservationSpace {
+    observation::observation_space(history, service_age)
 }
 
 impl Residency {
@@ -1731,5 +1739,45 @@ mod tests {
         assert_eq!(decode(&obs.features, i::CLOUD_REJECTED_LAST), 1.0);
         // No request gets through: each one fails after the SDK's 3 attempts.
         assert_eq!(t.info.failed_requests, t.info.started);
+    }
+
+    /// `[observation] service_age` appends the time since the last failed probe, linear (s / 30,
+    /// clamped to 4), and changes nothing else: side by side with the default layout, on a link
+    /// that fails and recovers (Gilbert–Elliott, 1 s slots), every other entry is equal and the new
+    /// one is `time_since_failure` decoded, over 30, up to 2 minutes.
+    #[test]
+    fn the_optional_service_age_is_the_time_since_failure_on_a_linear_scale() {
+        use crate::observation::{FEATURES, decode, index as i};
+        let ge = "\n[failures.gilbert_elliott]\nmean_good_s = 40.0\nmean_bad_s = 20.0\n\
+                  failure_probability_good = 0.0\nfailure_probability_bad = 1.0\n";
+        let plain = calm_with(ge, &[]);
+        let aged = calm_with(&format!("{ge}\n[observation]\nservice_age = true\n"), &[]);
+        assert_eq!(aged.config.observation.history, plain.config.observation.history);
+        let (mut a, mut b) = (PartitionEnv::new(plain), PartitionEnv::new(aged));
+        let n = a.spec().observation.dim();
+        assert_eq!(b.spec().observation.dim(), n + 1);
+        assert_eq!(b.spec().observation.features[n].name, "service_age");
+        let ((mut fa, mut ma), (mut fb, mut mb)) = (a.buffers(), b.buffers());
+        a.reset_into(Some(7), &mut fa, &mut ma);
+        b.reset_into(Some(7), &mut fb, &mut mb);
+        assert_eq!(fb[n], 4.0, "never failed: the clamp");
+        let (l, h) = (a.scenario.n_layers(), a.scenario.n_heads());
+        let plans = [Plan::cloud_only(l, Precision::Bits16), Plan::edge_only(l, h, Precision::Bits16)];
+        let (mut ages, mut failed) = (std::collections::BTreeSet::new(), 0);
+        for t in 0..400 {
+            let plan = &plans[t % 7 / 4];
+            let (ta, tb) =
+                (a.step_plan_into(plan, &mut fa, &mut ma).unwrap(), b.step_plan_into(plan, &mut fb, &mut mb).unwrap());
+            assert_eq!(ta.reward, tb.reward, "slot {t}");
+            assert_eq!(fa[..], fb[..n], "slot {t}");
+            assert_eq!(ma, mb, "slot {t}");
+            let since = decode(&fa, i::TIME_SINCE_FAILURE);
+            let want = (since / 30.0).min(4.0);
+            assert!((f64::from(fb[n]) - want).abs() < 1e-4 * want.max(1.0), "slot {t}: {} against {want}", fb[n]);
+            assert_eq!(fb.len(), FEATURES.len() + 3 * 10 + 1);
+            failed += usize::from(since == 0.0);
+            ages.insert(fb[n].to_bits());
+        }
+        assert!(failed > 10 && ages.len() > 30, "the link failed {failed} times and showed {} ages", ages.len());
     }
 }

@@ -163,6 +163,11 @@ pub struct ObservationConfig {
     /// Weight of the newest sample in the moving averages.
     #[serde(default = "default_ewma")]
     pub ewma_alpha: f64,
+    /// Append `service_age` (the time since the last failed probe, linear up to 2 minutes) after
+    /// the history window ([`crate::observation::SERVICE_AGE`]). Off by default: it changes the
+    /// observation's size, so a policy trained with it acts only on environments that have it.
+    #[serde(default)]
+    pub service_age: bool,
 }
 
 fn default_history() -> u32 {
@@ -174,7 +179,7 @@ fn default_ewma() -> f64 {
 
 impl Default for ObservationConfig {
     fn default() -> Self {
-        Self { history: default_history(), ewma_alpha: default_ewma() }
+        Self { history: default_history(), ewma_alpha: default_ewma(), service_age: false }
     }
 }
 
@@ -193,6 +198,9 @@ pub struct ScenarioOverrides {
     pub window_layers: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head_step: Option<u32>,
+    /// `[observation] service_age`: an agent config's choice of observation, whatever the scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_age: Option<bool>,
 }
 
 impl ScenarioOverrides {
@@ -215,6 +223,9 @@ impl ScenarioOverrides {
         }
         if let Some(v) = self.head_step {
             c.actions.head_step = v;
+        }
+        if let Some(v) = self.service_age {
+            c.observation.service_age = v;
         }
     }
 }

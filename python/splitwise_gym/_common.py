@@ -13,7 +13,7 @@ from gymnasium import spaces
 from . import _native
 
 #: The keyword options of a partition scenario: a training config's ``[env.overrides]`` fields.
-PARTITION_OPTIONS = ("mode", "infeasible", "episode_slots", "window_layers", "head_step")
+PARTITION_OPTIONS = ("mode", "infeasible", "episode_slots", "window_layers", "head_step", "service_age")
 
 
 def native_args(scenario: str | None, kind: str, options: dict[str, Any]) -> tuple[str, str | None, str | None]:

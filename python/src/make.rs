@@ -55,7 +55,7 @@ fn overrides(json: Option<&str>) -> Result<ScenarioOverrides> {
     serde_json::from_str(json).map_err(|e| {
         anyhow!(
             "overrides: {e} (allowed: mode = \"layer-split\" | \"hierarchical\", infeasible, episode_slots, \
-             window_layers, head_step: the fields of a training config's [env.overrides])"
+             window_layers, head_step, service_age: the fields of a training config's [env.overrides])"
         )
     })
 }
