@@ -14,9 +14,10 @@
 #     RESULTS=runs/exp-rawobs/results FIGURES=runs/exp-rawobs/figures scripts/experiment.sh
 #                                                # flat PPO only, another config's agent, kept aside
 #   PPO_CONFIG=configs/ppo-jetson-mean-gradient.toml HPPO_CONFIG=configs/hppo-jetson-mean-gradient.toml \
-#     OUT=runs/exp-mg RESULTS=runs/exp-mg/results FIGURES=runs/exp-mg/figures scripts/experiment.sh
+#     OUT=runs/exp-sa RESULTS=runs/exp-sa/results FIGURES=runs/exp-sa/figures scripts/experiment.sh
 #                                                # the next shapes (docs/agents.md, "Left open"), kept
 #                                                # aside; AGENTS=ppo first does flat PPO's part alone
+#                                                # (runs/exp-mg holds them before `service_age`)
 #
 # Finished runs and evaluations under $OUT are reused (only for the same config, scenario file and
 # traces; an evaluation only if it also asked the same policies): rerunning after an interruption
