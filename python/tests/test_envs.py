@@ -58,6 +58,24 @@ def test_spaces_follow_the_action_mode():
     assert isinstance(SplitwiseEnv(kind="cartpole").action_space, gym.spaces.Discrete)
 
 
+def test_the_service_age_option_appends_one_feature_and_changes_nothing_else():
+    """`service_age=True` (a training config's `[env.overrides] service_age`) appends the linear
+    service age after the history window; the other entries are those of the default layout."""
+    plain = SplitwiseEnv("subway-commute-phone", mode="layer-split")
+    aged = SplitwiseEnv("subway-commute-phone", mode="layer-split", service_age=True)
+    n = plain.observation_space.shape[0]
+    assert aged.observation_space.shape == (n + 1,)
+    assert aged.env_spec["features"][-1]["name"] == "service_age"
+    (a, _), (b, _) = plain.reset(seed=5), aged.reset(seed=5)
+    for _ in range(60):
+        np.testing.assert_array_equal(a, b[:n])
+        assert 0.0 <= b[n] <= 4.0
+        a, ra, *_ = plain.step(0)
+        b, rb, *_ = aged.step(0)
+        assert ra == rb
+    check_env(aged, skip_render_check=True)
+
+
 def test_masks_and_info_are_given_every_way_libraries_read_them():
     env = SplitwiseEnv("jetson-llama7b-lte", mode="hierarchical")
     obs, info = env.reset(seed=3)
