@@ -224,8 +224,8 @@ pub fn decode(obs: &[f32], i: usize) -> f64 {
 
 /// The observation space with `history` slots of history, then [`SERVICE_AGE`] if asked.
 pub fn observation_space(history: u32, service_age: bool) -> ObservationSpace {
-    let mut features: Vec<Feature> =
-        FEATURES.iter().map(|f| Feature::new(f.name, f.low as f32, f.high as f32, f.unit, f.description)).collect();
+    let declared = |f: &FeatureDef| Feature::new(f.name, f.low as f32, f.high as f32, f.unit, f.description);
+    let mut features: Vec<Feature> = FEATURES.iter().map(declared).collect();
     for k in (1..=history).rev() {
         for h in &HISTORY {
             features.push(Feature::new(
@@ -238,8 +238,7 @@ pub fn observation_space(history: u32, service_age: bool) -> ObservationSpace {
         }
     }
     if service_age {
-        let f = SERVICE_AGE;
-        features.push(Feature::new(f.name, f.low as f32, f.high as f32, f.unit, f.description));
+        features.push(declared(&SERVICE_AGE));
     }
     ObservationSpace { layout: LAYOUT_NAME.to_string(), features }
 }
