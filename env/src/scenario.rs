@@ -204,6 +204,17 @@ pub struct ScenarioOverrides {
 }
 
 impl ScenarioOverrides {
+    /// Every field with what it takes: the one list the Python bindings' error message, their
+    /// `PARTITION_OPTIONS` and their README check derive from (a test holds it to the struct).
+    pub const FIELDS: &'static [(&'static str, &'static str)] = &[
+        ("mode", "\"layer-split\" | \"hierarchical\""),
+        ("infeasible", "\"error\" | \"repair\""),
+        ("episode_slots", "slots per episode, ≥ 1"),
+        ("window_layers", "layers the low level places (hierarchical mode)"),
+        ("head_step", "head counts are multiples of it (it divides the head count)"),
+        ("service_age", "true appends the linear service age to the observation"),
+    ];
+
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
@@ -501,5 +512,27 @@ impl Scenario {
 
     pub fn n_heads(&self) -> u32 {
         self.arch.n_heads
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_overrides_field_list_names_every_field_of_the_struct_in_order() {
+        // Every field set: serde writes them all, in declaration order.
+        let all = ScenarioOverrides {
+            mode: Some(ActionMode::LayerSplit),
+            infeasible: Some(InfeasibleAction::Repair),
+            episode_slots: Some(1),
+            window_layers: Some(1),
+            head_step: Some(1),
+            service_age: Some(true),
+        };
+        let text = toml::to_string(&all).unwrap();
+        let keys: Vec<&str> = text.lines().filter_map(|l| l.split(" = ").next()).collect();
+        let listed: Vec<&str> = ScenarioOverrides::FIELDS.iter().map(|(name, _)| *name).collect();
+        assert_eq!(keys, listed);
     }
 }

@@ -31,6 +31,7 @@ from ._native import (
     StateError,
     derive_seed,
 )
+from ._common import PARTITION_OPTIONS
 from .env import SplitwiseEnv
 from .evaluate import DEFAULT_BASELINES, capture, evaluate
 from .vector import SplitwiseVectorEnv
@@ -43,6 +44,7 @@ __all__ = [
     "DEFAULT_BASELINES",
     "KINDS",
     "NOTICES",
+    "PARTITION_OPTIONS",
     "SCENARIOS",
     "ActionError",
     "ActionMaskObservation",

@@ -12,8 +12,9 @@ from gymnasium import spaces
 
 from . import _native
 
-#: The keyword options of a partition scenario: a training config's ``[env.overrides]`` fields.
-PARTITION_OPTIONS = ("mode", "infeasible", "episode_slots", "window_layers", "head_step", "service_age")
+#: The keyword options of a partition scenario, name → what it takes: a training config's
+#: ``[env.overrides]`` fields (the Rust side's list).
+PARTITION_OPTIONS = dict(_native.PARTITION_OPTIONS)
 
 
 def native_args(scenario: str | None, kind: str, options: dict[str, Any]) -> tuple[str, str | None, str | None]:

@@ -261,6 +261,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ResetNeeded", py.get_type::<ResetNeeded>())?;
     m.add("StateError", py.get_type::<StateError>())?;
     m.add("SCENARIOS", make::shipped_names())?;
+    // (name, what it takes) of each keyword option of a partition scenario.
+    m.add("PARTITION_OPTIONS", splitwise_env::scenario::ScenarioOverrides::FIELDS.to_vec())?;
     m.add("KINDS", make::KINDS.iter().map(|(k, h)| (*k, *h)).collect::<Vec<_>>())?;
     let notices = PyDict::new(py);
     for (path, text) in make::shipped::NOTICES {

@@ -53,10 +53,9 @@ pub fn shipped_names() -> Vec<&'static str> {
 fn overrides(json: Option<&str>) -> Result<ScenarioOverrides> {
     let Some(json) = json else { return Ok(ScenarioOverrides::default()) };
     serde_json::from_str(json).map_err(|e| {
-        anyhow!(
-            "overrides: {e} (allowed: mode = \"layer-split\" | \"hierarchical\", infeasible, episode_slots, \
-             window_layers, head_step, service_age: the fields of a training config's [env.overrides])"
-        )
+        let allowed: Vec<String> =
+            ScenarioOverrides::FIELDS.iter().map(|(name, takes)| format!("{name}: {takes}")).collect();
+        anyhow!("overrides: {e} (allowed, the fields of a training config's [env.overrides]: {})", allowed.join("; "))
     })
 }
 

@@ -76,6 +76,24 @@ def test_the_service_age_option_appends_one_feature_and_changes_nothing_else():
     check_env(aged, skip_render_check=True)
 
 
+def test_the_partition_options_are_the_rust_sides_list_and_the_readme_names_each():
+    """The keyword options come from one list (the Rust `ScenarioOverrides::FIELDS`): an unknown
+    one is refused naming every allowed one, and python/README.md documents each."""
+    import os
+
+    import splitwise_gym
+
+    names = list(splitwise_gym.PARTITION_OPTIONS)
+    assert names == ["mode", "infeasible", "episode_slots", "window_layers", "head_step", "service_age"]
+    with pytest.raises(splitwise_gym.ConfigError) as e:
+        SplitwiseEnv("subway-commute-phone", mode="layer-split", service_agee=True)
+    # Each named with what it takes (serde's own message names them, not what they take).
+    assert "service_agee" in str(e.value), str(e.value)
+    assert all(f"{n}: {takes}" in str(e.value) for n, takes in splitwise_gym.PARTITION_OPTIONS.items()), str(e.value)
+    readme = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "README.md")).read()
+    assert [n for n in names if f"`{n}`" not in readme] == []
+
+
 def test_masks_and_info_are_given_every_way_libraries_read_them():
     env = SplitwiseEnv("jetson-llama7b-lte", mode="hierarchical")
     obs, info = env.reset(seed=3)
