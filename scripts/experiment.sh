@@ -6,7 +6,9 @@
 # and its training curves (docs/figures/experiment/*.svg).
 #
 #   scripts/experiment.sh                          # everything (≈ 4.5 h on 2 cores, see RESULTS.md, and
-#                                                # ≈ 1.5 h more for the evaluations on WIDE_EPISODES)
+#                                                # ≈ 1.5 h more for the evaluations on WIDE_EPISODES;
+#                                                # the mean-gradient shapes below take longer: flat
+#                                                # PPO's 33 runs 80 min, H-PPO's 17-25 min each)
 #   SCENARIOS=jetson-llama7b-lte SEEDS="0" scripts/experiment.sh   # one scenario, one seed
 #   STEPS=1000000 SCENARIOS=jetson-llama7b-lte OUT=runs/exp-1m RESULTS=runs/exp-1m/results \
 #     FIGURES=runs/exp-1m/figures scripts/experiment.sh          # a larger budget, kept aside
@@ -19,6 +21,8 @@
 #                                                # aside; AGENTS=ppo first does flat PPO's part alone
 #                                                # (runs/exp-mg holds them before `service_age`)
 #
+# Each run is evaluated at `best/` or its last checkpoint, whichever scores better on 1,000
+# episodes of a selection seed (scripts/experiment.py, SELECT_SEED says why).
 # Finished runs and evaluations under $OUT are reused (only for the same config, scenario file and
 # traces; an evaluation only if it also asked the same policies): rerunning after an interruption
 # continues. A run whose scenario changed stops the script with the run to remove. Runs and

@@ -2,8 +2,11 @@
 config (parsed), the scenario file it names (parsed) and the bytes of the traces that names. A
 changed scenario once reused stale runs silently (2026-12-04)."""
 
+import functools
 import os
 import sys
+
+import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
 from experiment import config_digests, inputs_digest  # noqa: E402
@@ -58,17 +61,23 @@ done
 """
 
 
-def test_runs_and_evaluations_of_another_build_are_reused_and_named(tmp_path):
-    import experiment
-
-    experiment.OTHER_BUILD["runs"].clear()
-    experiment.OTHER_BUILD["evaluations"].clear()
+def experiment_out(tmp_path):
+    """An experiment OUT holding one run config of scenario `s` (with a trace): (OUT, config)."""
     write(str(tmp_path / "configs" / "s.toml"), SCENARIO)
     write(str(tmp_path / "configs" / "traces" / "rate.csv"), "t,rate\n0,1\n")
     out = str(tmp_path / "out")
     config = os.path.join(out, "configs", "ppo-s.toml")
     write(config, f'[env]\nscenario_file = "{tmp_path / "configs" / "s.toml"}"\n')
     os.makedirs(os.path.join(out, "logs"))
+    return out, config
+
+
+def test_runs_and_evaluations_of_another_build_are_reused_and_named(tmp_path):
+    import experiment
+
+    experiment.OTHER_BUILD["runs"].clear()
+    experiment.OTHER_BUILD["evaluations"].clear()
+    out, config = experiment_out(tmp_path)
 
     def build(tag):
         path = str(tmp_path / f"splitwise-{tag}")
@@ -92,6 +101,9 @@ def test_runs_and_evaluations_of_another_build_are_reused_and_named(tmp_path):
     assert experiment.run_eval(second, out, config, "ppo", "s", "cloud-only", 3)[1] is True
     line = experiment.other_build_line()
     assert "training runs: `ppo-s-s0`" in line and "evaluations: `ppo-s`" in line, line
+    # An evaluation read twice (the checkpoint selection, by both evaluations) is named once.
+    assert experiment.run_eval(second, out, config, "ppo", "s", "cloud-only", 3)[1] is True
+    assert experiment.OTHER_BUILD["evaluations"] == ["ppo-s"]
     experiment.OTHER_BUILD["runs"].clear()
     experiment.OTHER_BUILD["evaluations"].clear()
 
@@ -186,3 +198,73 @@ def test_the_wide_evaluation_reports_each_seeds_capture_and_paired_signs(tmp_pat
     assert f"3 episodes of seed {experiment.WIDE_SEED}" in lines[1]
     # No scenario with headroom, no table.
     assert experiment.wide_table(out, ["jetson-llama7b-lte"], [0, 1, 2], 3) == []
+
+
+SELECT_BINARY = """#!/bin/sh
+# A stand-in for the splitwise binary's `eval ... --out DIR`: writes DIR/metrics.json from $SELECT_METRICS.
+while [ $# -gt 0 ]; do
+  if [ "$1" = "--out" ]; then mkdir -p "$2"; printf '%s' "$SELECT_METRICS" > "$2/metrics.json"; fi
+  shift
+done
+"""
+
+
+def test_each_run_is_evaluated_at_the_better_of_best_and_its_last_checkpoint(tmp_path, monkeypatch):
+    """`best/` is the best of ~26 noisy periodic evaluations, and a policy can fall back late in
+    training (MBRL to cloud-only, measured): the experiment evaluates whichever of `best/` and the
+    last checkpoint scores lower on SELECT_EPISODES episodes of SELECT_SEED, and a run whose
+    `best/` is its last checkpoint without comparing."""
+    import json
+
+    import experiment
+
+    out, config = experiment_out(tmp_path)
+    runs = os.path.join(out, "checkpoints")
+    for seed, best_step in ((0, 600), (1, 600), (2, 1000)):
+        for folder, step in (("best", best_step), ("step_900", 900), ("step_1000", 1000)):
+            write(os.path.join(runs, f"ppo-s-s{seed}", folder, "metadata.json"), json.dumps({"step": step}))
+    # Seed 0's best/ scores lower, seed 1's last checkpoint does; seed 2's best/ is its last.
+    dpp = {"s0-best": 2.5, "s0-last": 2.7, "s1-best": 2.9, "s1-last": 2.6}
+    metrics = {"episodes": experiment.SELECT_EPISODES, "seed": experiment.SELECT_SEED, "scenarios": [{
+        "rows": [{"label": k, "metrics": {"drift_plus_penalty": {"mean": v}}} for k, v in dpp.items()]}]}
+    monkeypatch.setenv("SELECT_METRICS", json.dumps(metrics))
+    binary = str(tmp_path / "splitwise")
+    write(binary, SELECT_BINARY)
+    os.chmod(binary, 0o755)
+
+    # Nothing compared yet: nothing chosen.
+    assert experiment.chosen(out, "ppo", "s", [0, 1, 2]) is None
+    picks, cached = experiment.select(binary, out, config, "ppo", "s", [0, 1, 2])
+    assert cached is False
+    run = functools.partial(os.path.join, runs)
+    assert picks[0][:3] == (run("ppo-s-s0", "best"), "best", 600)
+    assert picks[1][:3] == (run("ppo-s-s1", "step_1000"), "last", 1000)
+    assert picks[2][:3] == (run("ppo-s-s2", "step_1000"), "last", 1000)
+    # The comparison asked for the two seeds whose candidates differ, on the selection seed.
+    asked = json.load(open(os.path.join(out, "eval", ".select-ppo-s.asked.json")))
+    assert asked["extra"] == ["--no-headroom"]
+    assert asked["policies"] == (f"s0-best=ckpt:{run('ppo-s-s0', 'best')},s0-last=ckpt:{run('ppo-s-s0', 'step_1000')},"
+                     f"s1-best=ckpt:{run('ppo-s-s1', 'best')},s1-last=ckpt:{run('ppo-s-s1', 'step_1000')}")
+    # The report's table says which one each seed got, with both scores.
+    saved = experiment.RUN_AGENTS
+    experiment.RUN_AGENTS = ["ppo"]
+    try:
+        rows = [x for x in experiment.selection_table(out, ["s"], [0, 1, 2]) if x.startswith("| `")]
+    finally:
+        experiment.RUN_AGENTS = saved
+    assert rows == ["| `s` | ppo | s0 best (600): 2.500 / 2.700; s1 last (1,000): 2.900 / 2.600; s2 last (1,000) |"]
+    # Asked again (the wide evaluation does), the comparison is reused.
+    again, cached = experiment.select(binary, out, config, "ppo", "s", [0, 1, 2])
+    assert cached is True and {k: v[:3] for k, v in again.items()} == {k: v[:3] for k, v in picks.items()}
+
+    # A candidate without a finite score decides nothing: an error naming the comparison, not a
+    # silent "last" (and the report's table says "missing").
+    metrics["scenarios"][0]["rows"] = [r for r in metrics["scenarios"][0]["rows"] if r["label"] != "s1-last"]
+    write(os.path.join(out, "eval", "select-ppo-s", "metrics.json"), json.dumps(metrics))
+    with pytest.raises(ValueError, match="select-ppo-s.*seed 1"):
+        experiment.chosen(out, "ppo", "s", [0, 1, 2])
+    experiment.RUN_AGENTS = ["ppo"]
+    try:
+        assert "| `s` | ppo | missing |" in experiment.selection_table(out, ["s"], [0, 1, 2])
+    finally:
+        experiment.RUN_AGENTS = saved
