@@ -145,7 +145,10 @@ fn every_baseline_runs_feasibly_on_every_shipped_scenario() {
             let (l, h) = (sc.n_layers(), sc.n_heads());
             for name in names() {
                 if is_clairvoyant(name)
-                    || matches!(name, "best-fixed" | "oracle-mpc" | "oracle-regime" | "oracle-regime-late")
+                    || matches!(
+                        name,
+                        "best-fixed" | "oracle-mpc" | "oracle-regime" | "oracle-regime-late" | "oracle-regime-aged"
+                    )
                 {
                     // They simulate whole episodes (to plan, to tune): their own tests run them
                     // on short ones.

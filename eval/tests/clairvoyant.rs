@@ -178,7 +178,7 @@ fn oracle_regime_holds_the_static_optimum_and_keys_its_plan_on_the_regime() {
     // regime never changes within the episode); deterministic.
     let regime = "[cloud_load]\nlevels = [0.0, 0.95]\nmean_dwell_s = [1e6, 1e6]\n";
     let sc = scenario(regime, "layer-split", 60);
-    for name in ["oracle-regime", "oracle-regime-late"] {
+    for name in ["oracle-regime", "oracle-regime-late", "oracle-regime-aged"] {
         for seed in [4, 5] {
             let r = total(&sc, build(name, Some("8"), 0, &sc).unwrap().as_mut(), seed);
             let again = total(&sc, build(name, Some("8"), 0, &sc).unwrap().as_mut(), seed);
@@ -217,7 +217,7 @@ fn oracle_regime_on_the_jetson_follows_the_link_state() {
         .replace("mode = \"hierarchical\"", "mode = \"layer-split\"");
     let sc = Arc::new(Scenario::from_toml(&text, &NoTraces).unwrap());
     let (l, h) = (sc.n_layers(), sc.n_heads());
-    let p = OracleRegime::new(&sc, 32, false);
+    let p = OracleRegime::new(&sc, 32, false, false);
     let table = p.table();
     assert_eq!(table.len(), 8, "2 link states × 2 cloud levels × 2 rate regimes");
     for (key, plan) in table.iter().enumerate() {
@@ -225,4 +225,32 @@ fn oracle_regime_on_the_jetson_follows_the_link_state() {
         let split = plan.leading_edge_layers(h);
         assert_eq!(split, if bad { l } else { 0 }, "key {key}: split {split}");
     }
+}
+
+#[test]
+fn oracle_regime_aged_leaves_the_cloud_late_in_a_subway_station() {
+    // The subway's stations are regular (Gamma dwells, mean 29 s, CV 0.27): keyed on how long the
+    // link's good state had lasted, the tuned table uses the cloud early in a station and the
+    // phone late in it, where a request sent to the cloud is likely to meet the next tunnel
+    // (`service-window`'s shape, found by the tuning); the late table without the age cannot
+    // tell the two apart. The trace's mean rate as a constant rate (0.02 req/s), so that the test
+    // reads no file.
+    use splitwise_eval::baselines::regime::{AGE_BUCKETS, OracleRegime};
+    let text = include_str!("../../configs/subway-commute-phone.toml").replace(
+        "kind = \"trace\"\npath = \"traces/azure-conv-2023/arrival-rate-10s.csv\"\nloop_trace = true",
+        "kind = \"constant\"\nrate_per_s = 0.02",
+    );
+    let sc = Arc::new(Scenario::from_toml(&text, &NoTraces).unwrap());
+    let (l, h) = (sc.n_layers(), sc.n_heads());
+    let p = OracleRegime::new(&sc, 8, true, true);
+    assert_eq!(p.name(), "oracle-regime-aged:8");
+    let table = p.table();
+    assert_eq!(table.len(), 2 * AGE_BUCKETS, "2 link states × 1 cloud level × 1 rate regime × ages");
+    let splits: Vec<u32> = table.iter().map(|plan| plan.leading_edge_layers(h)).collect();
+    let (good, bad) = splits.split_at(AGE_BUCKETS);
+    // 0–20 s into a station: the cloud; 20–35 s: the phone; in a tunnel: the phone at every age.
+    // The buckets from 35 s on are reached by few slots of 8 tuning episodes (a dwell lasts 29 s
+    // on average, 35 s is 0.8 standard deviations above), so the tuning's noise decides them.
+    assert_eq!(&good[..7], &[0, 0, 0, 0, l, l, l], "good state by age bucket: {good:?}");
+    assert!(bad.iter().all(|&s| s == l), "bad state by age bucket: {bad:?}");
 }

@@ -18,6 +18,7 @@
 //! | `clairvoyant-layers[:H]` | the bound over whole-layer plans only | [`clairvoyant`] |
 //! | `oracle-regime[:EPISODES]` | the best per-regime table of whole-layer plans, read from the true regimes of the decided slot | [`regime`] |
 //! | `oracle-regime-late[:EPISODES]` | the same, read from the previous slot's regimes (what a device can know at best) | [`regime`] |
+//! | `oracle-regime-aged[:EPISODES]` | `oracle-regime-late` keyed also on how long the link's state had lasted (5-s buckets) | [`regime`] |
 //! | `oracle-mpc[:N]` | the bound's look-ahead over N sampled futures: a planner with the model and the hidden state, no foresight | [`mpc`] |
 //!
 //! `oracle-neurosurgeon`, `oracle-greedy`, `oracle-splitllm-dp` and `oracle-dpp-one-slot` are
@@ -269,6 +270,15 @@ pub const REGISTRY: &[BaselineInfo] = &[
         static_plan: false,
     },
     BaselineInfo {
+        name: "oracle-regime-aged",
+        args: "EPISODES",
+        help: "oracle-regime-late keyed also on how long the link's Gilbert–Elliott state had lasted (5-s buckets to 60 s): what the present and its age are worth where the link's periods are regular (a subway's station dwells)",
+        knowledge: Knowledge::Oracle,
+        layer_wise: false,
+        trivial: false,
+        static_plan: false,
+    },
+    BaselineInfo {
         name: "oracle-mpc",
         args: "N",
         help: "model-predictive control on the simulator: the clairvoyant look-ahead (H = 4, whole-layer plans) scored on futures sampled from the true state at the end of the previous slot (N per stratum, default 8) instead of the true future; what a planner that knows the model and the hidden state, but not the future, reaches",
@@ -411,10 +421,11 @@ pub fn build(
             scenario.clone(),
             count(clairvoyant::DEFAULT_HORIZON, 1..=1000)?,
         ))),
-        "oracle-regime" | "oracle-regime-late" => Ok(Box::new(regime::OracleRegime::new(
+        "oracle-regime" | "oracle-regime-late" | "oracle-regime-aged" => Ok(Box::new(regime::OracleRegime::new(
             scenario,
             count(regime::DEFAULT_EPISODES, 1..=regime::MAX_EPISODES)?,
             name == "oracle-regime-late",
+            name == "oracle-regime-aged",
         ))),
         "oracle-mpc" => Ok(Box::new(mpc::OracleMpc::new(
             scenario.clone(),

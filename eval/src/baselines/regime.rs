@@ -1,11 +1,21 @@
-//! `oracle-regime[:EPISODES]` and `oracle-regime-late[:EPISODES]`: the best *regime table*, a
+//! `oracle-regime[:EPISODES]`, `oracle-regime-late[:EPISODES]` and `oracle-regime-aged[:EPISODES]`:
+//! the best *regime table*, a
 //! reference for what knowing the hidden regimes of the present (not the future) is worth. Each
 //! slot it reduces true conditions to a regime key (Gilbert–Elliott state × cloud-load level ×
 //! link-rate regime, the indices the env records in each slot's conditions) and plays the
 //! whole-layer plan its table holds for that key. `oracle-regime` keys on
 //! the decided slot's conditions; `oracle-regime-late` on the previous slot's (the first slot of
 //! an episode on its own), which is the most a device's observation can tell about the regimes:
-//! its probe and its requests report on the slot that has just ended.
+//! its probe and its requests report on the slot that has just ended. `oracle-regime-aged` is
+//! `oracle-regime-late` keyed also on how long the link's Gilbert–Elliott state had lasted at the
+//! end of the previous slot, in [`AGE_BUCKET_S`]-second buckets up to [`AGE_BUCKETS`] of them
+//! (the last holds every longer age). Where the link's periods are regular (a subway's station
+//! dwells, Gamma sojourns) that age tells how soon the state is likely to change, which the late
+//! table cannot use; a device observes it as the time since its last failed probe (the service
+//! age `service-window` reads), so the aged table is the reference for what the present,
+//! including its age, is worth there. Where sojourns are memoryless the age tells nothing and
+//! the aged table can only match the late one (it starts from the same static plan; with more
+//! keys its tuning can overfit the tuning episodes).
 //!
 //! The table is tuned offline by coordinate descent on `EPISODES` tuning episodes (default 100;
 //! seeds disjoint from any evaluation's, like `best-fixed`): start from the best static plan in
@@ -14,16 +24,18 @@
 //! reward on the tuning episodes rises; at most two sweeps. The same tuning episodes score every
 //! table (common random numbers), so the comparisons are paired.
 //!
-//! Both are oracles (reports mark them †): a device sees its link failing and the cloud's
+//! All three are oracles (reports mark them †): a device sees its link failing and the cloud's
 //! queueing only through the observation, and not exactly. Neither is an upper bound on causal
-//! policies: a table ignores the queues, the energy backlog and how long a regime has lasted.
+//! policies: a table ignores the queues, the energy backlog and (but for the aged one) how long
+//! a regime has lasted.
 //! They answer one question: how much of the clairvoyant headroom does a per-regime plan take
 //! when the regimes are known? If a learner comes close to `oracle-regime-late`, what it can
 //! observe about the present is not what holds it back; the rest of the headroom is foresight.
 //!
 //! Cost: (1 + 2 × keys) × candidates × EPISODES episodes at construction; on the Jetson scenario
 //! (8 keys, 33 candidates in the layer-split space, 100 episodes of 500 slots) 27 s in release
-//! on one core (about 110 s with the hierarchical space's 99), on the subway (2 keys) 8 s.
+//! on one core (about 110 s with the hierarchical space's 99), on the subway (2 keys) 8 s; the
+//! aged table has [`AGE_BUCKETS`] times the keys.
 
 use super::clairvoyant::{play_to_episode_end, static_candidates};
 use splitwise_env::api::Env;
@@ -43,6 +55,11 @@ pub const DEFAULT_EPISODES: u32 = 100;
 pub const MAX_EPISODES: u32 = 1000;
 /// Coordinate-descent sweeps over the keys.
 const SWEEPS: usize = 2;
+/// Width of an age bucket of `oracle-regime-aged` (s): a sixth of the subway's 29 s mean station
+/// dwell, and the width `service-window`'s window was tuned at (2.5 s steps around 20 s).
+pub const AGE_BUCKET_S: f64 = 5.0;
+/// Age buckets of `oracle-regime-aged`: 0–5 s, …, 55–60 s, and 60 s or more in the last.
+pub const AGE_BUCKETS: usize = 13;
 /// Salt of the tuning seeds (disjoint from `derive_seed(eval_seed, k)` and from `best-fixed`'s).
 const TUNING_SALT: u64 = 0x0E61_3E00_0000_0001;
 
@@ -53,47 +70,90 @@ struct Keying {
     cloud_levels: usize,
     /// Link-rate regimes (1 for a rate without regimes).
     rate_regimes: usize,
+    /// Age buckets of the link's state (1: the age is not keyed on).
+    age_buckets: usize,
+    /// Slot length (s), to turn an age in slots into seconds.
+    slot_s: f64,
 }
 
 impl Keying {
-    fn new(sc: &Scenario) -> Self {
+    fn new(sc: &Scenario, aged: bool) -> Self {
         let rate_regimes = match &sc.config.link.rate {
             RateModelConfig::Rate { process: RateProcessConfig::Regimes(r) } => r.regimes.len(),
             _ => 1,
         };
-        Self { cloud_levels: sc.config.cloud_load.levels.len().max(1), rate_regimes: rate_regimes.max(1) }
+        Self {
+            cloud_levels: sc.config.cloud_load.levels.len().max(1),
+            rate_regimes: rate_regimes.max(1),
+            age_buckets: if aged { AGE_BUCKETS } else { 1 },
+            slot_s: sc.config.serving.slot_s,
+        }
     }
 
     fn n_keys(&self) -> usize {
-        2 * self.cloud_levels * self.rate_regimes
+        2 * self.cloud_levels * self.rate_regimes * self.age_buckets
     }
 
     /// The slot's regimes as recorded by the env (`ExoSlot::cloud_level`, `rate_regime`), not
     /// inferred from the jittered load and rate.
-    fn key(&self, x: &ExoSlot) -> usize {
+    /// `age_slots`: how many slots the link's state of `x` had lasted, `x`'s own included (0 where
+    /// unknown: an episode's first slot); read only by an aged keying.
+    fn key(&self, x: &ExoSlot, age_slots: u32) -> usize {
         let ge = usize::from(x.ge == GeState::Bad);
         let cloud = x.cloud_level.min(self.cloud_levels - 1);
         let rate = x.rate_regime.min(self.rate_regimes - 1);
-        (ge * self.cloud_levels + cloud) * self.rate_regimes + rate
+        let age = age_bucket(f64::from(age_slots) * self.slot_s).min(self.age_buckets - 1);
+        ((ge * self.cloud_levels + cloud) * self.rate_regimes + rate) * self.age_buckets + age
+    }
+}
+
+/// The bucket of an age in seconds: [0, 5) s → 0, [5, 10) s → 1, …, 60 s or more → 12.
+fn age_bucket(age_s: f64) -> usize {
+    ((age_s / AGE_BUCKET_S).floor().max(0.0) as usize).min(AGE_BUCKETS - 1)
+}
+
+/// The slots seen so far in an episode, as a table keys on them: the previous slot's conditions
+/// and how many slots its link state had lasted.
+#[derive(Clone, Copy, Debug, Default)]
+struct History {
+    previous: Option<ExoSlot>,
+    /// Consecutive slots up to and including `previous` with its link state.
+    age_slots: u32,
+}
+
+impl History {
+    /// The conditions and age a table keys on for the slot with conditions `now` (`late`: the
+    /// previous slot's, or `now` with age 0 in an episode's first slot; otherwise `now`, whose
+    /// own age counts it), then `now` recorded.
+    fn key_then_record(&mut self, late: bool, now: ExoSlot) -> (ExoSlot, u32) {
+        let age_now = match self.previous {
+            Some(p) if p.ge == now.ge => self.age_slots + 1,
+            _ => 1,
+        };
+        let keyed = if late {
+            match self.previous {
+                Some(p) => (p, self.age_slots),
+                None => (now, 0),
+            }
+        } else {
+            (now, age_now)
+        };
+        self.previous = Some(now);
+        self.age_slots = age_now;
+        keyed
     }
 }
 
 pub struct OracleRegime {
     keying: Keying,
-    /// Key on the previous slot's conditions (`oracle-regime-late`).
+    /// Key on the previous slot's conditions (`oracle-regime-late`, `oracle-regime-aged`).
     late: bool,
-    /// The conditions of the slot decided last (for `late`).
-    previous: Option<ExoSlot>,
+    /// The slots decided so far in the episode.
+    history: History,
     /// The tuned plan per key.
     table: Vec<Plan>,
     episodes: u32,
     n_heads: u32,
-}
-
-/// The conditions a table is keyed on: the decided slot's, or with `late` the previous slot's
-/// (the first slot's own when there is none).
-fn keyed(late: bool, previous: Option<ExoSlot>, now: ExoSlot) -> ExoSlot {
-    if late { previous.unwrap_or(now) } else { now }
 }
 
 /// Total reward of `table` over the tuning episodes.
@@ -109,12 +169,10 @@ fn score(
     let mut total = 0.0;
     for k in 0..u64::from(episodes) {
         env.reset_into(Some(derive_seed(TUNING_SALT, k)), obs, mask);
-        let mut previous = None;
+        let mut history = History::default();
         total += play_to_episode_end(env, obs, mask, |env| {
-            let now = env.oracle_conditions();
-            let key = keying.key(&keyed(late, previous, now));
-            previous = Some(now);
-            table[key]
+            let (x, age) = history.key_then_record(late, env.oracle_conditions());
+            table[keying.key(&x, age)]
         });
         if total == f64::NEG_INFINITY {
             break;
@@ -124,10 +182,12 @@ fn score(
 }
 
 impl OracleRegime {
-    /// `late`: key on the previous slot's conditions (`oracle-regime-late`).
-    pub fn new(scenario: &Arc<Scenario>, episodes: u32, late: bool) -> Self {
+    /// `late`: key on the previous slot's conditions (`oracle-regime-late`); `aged` (implies
+    /// `late`): on its link state's age too (`oracle-regime-aged`).
+    pub fn new(scenario: &Arc<Scenario>, episodes: u32, late: bool, aged: bool) -> Self {
         let sc = &**scenario;
-        let keying = Keying::new(sc);
+        let late = late || aged;
+        let keying = Keying::new(sc, aged);
         let candidates = static_candidates(sc);
         let mut env = PartitionEnv::new(scenario.clone());
         let (mut obs, mut mask) = env.buffers();
@@ -168,11 +228,11 @@ impl OracleRegime {
             }
         }
         let table = choice.iter().map(|&c| candidates[c].clone()).collect();
-        Self { keying, late, previous: None, table, episodes, n_heads: sc.n_heads() }
+        Self { keying, late, history: History::default(), table, episodes, n_heads: sc.n_heads() }
     }
 
-    /// The tuned plan per regime key (key = (GE bad × cloud levels + cloud level) × rate
-    /// regimes + rate regime).
+    /// The tuned plan per regime key (key = ((GE bad × cloud levels + cloud level) × rate
+    /// regimes + rate regime) × age buckets + age bucket; one age bucket unless aged).
     pub fn table(&self) -> &[Plan] {
         &self.table
     }
@@ -180,16 +240,20 @@ impl OracleRegime {
 
 impl Policy for OracleRegime {
     fn name(&self) -> String {
-        let base = if self.late { "oracle-regime-late" } else { "oracle-regime" };
+        let base = match (self.keying.age_buckets > 1, self.late) {
+            (true, _) => "oracle-regime-aged",
+            (false, true) => "oracle-regime-late",
+            (false, false) => "oracle-regime",
+        };
         if self.episodes == DEFAULT_EPISODES { base.into() } else { format!("{base}:{}", self.episodes) }
     }
 
     fn reset(&mut self, _seed: u64) {
-        self.previous = None;
+        self.history = History::default();
     }
 
     fn end_episode(&mut self) {
-        self.previous = None;
+        self.history = History::default();
     }
 
     fn is_oracle(&self) -> bool {
@@ -199,9 +263,8 @@ impl Policy for OracleRegime {
     fn decide(&mut self, ctx: &DecisionContext<'_>) -> Decision {
         let plan = match ctx.oracle {
             Some(now) => {
-                let x = keyed(self.late, self.previous, now);
-                self.previous = Some(now);
-                &self.table[self.keying.key(&x)]
+                let (x, age) = self.history.key_then_record(self.late, now);
+                &self.table[self.keying.key(&x, age)]
             }
             // Without the true conditions (a caller that does not honour `is_oracle`): the
             // table's healthy entry.
@@ -209,5 +272,53 @@ impl Policy for OracleRegime {
         };
         let split = plan.leading_edge_layers(self.n_heads);
         Decision::Plan(largest_feasible_split(ctx, split, plan.precision))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::baselines::test_support::jetson;
+
+    #[test]
+    fn ages_fall_in_five_second_buckets_up_to_sixty_seconds() {
+        assert_eq!(age_bucket(0.0), 0);
+        assert_eq!(age_bucket(4.999), 0);
+        assert_eq!(age_bucket(5.0), 1);
+        assert_eq!(age_bucket(59.9), 11);
+        assert_eq!(age_bucket(60.0), 12);
+        assert_eq!(age_bucket(1e9), AGE_BUCKETS - 1);
+    }
+
+    #[test]
+    fn the_history_keys_on_the_previous_slot_and_how_long_its_link_state_had_lasted() {
+        let (sc, mut env) = jetson();
+        let (mut obs, mut mask) = env.buffers();
+        env.reset_into(Some(1), &mut obs, &mut mask);
+        let base = ExoSlot { cloud_level: 0, rate_regime: 0, ..env.oracle_conditions() };
+        let with = |ge| ExoSlot { ge, ..base };
+        let (g, b) = (GeState::Good, GeState::Bad);
+        // Link states of six slots: good, good, good, bad, bad, good.
+        let states = [g, g, g, b, b, g];
+        // Late: the first slot keys on itself with age 0; then on the previous slot's state and
+        // the slots that state had lasted up to it (1, 2, 3 good; 1 bad; 2 bad).
+        let mut h = History::default();
+        let late: Vec<(GeState, u32)> =
+            states.iter().map(|&s| h.key_then_record(true, with(s))).map(|(x, age)| (x.ge, age)).collect();
+        assert_eq!(late, [(g, 0), (g, 1), (g, 2), (g, 3), (b, 1), (b, 2)]);
+        // Now: the slot's own state and its age counting it.
+        let mut h = History::default();
+        let now: Vec<(GeState, u32)> =
+            states.iter().map(|&s| h.key_then_record(false, with(s))).map(|(x, age)| (x.ge, age)).collect();
+        assert_eq!(now, [(g, 1), (g, 2), (g, 3), (b, 1), (b, 2), (g, 1)]);
+        // Keys: one bucket per 5 s of age, after the regime's own index.
+        let aged = Keying::new(&sc, true);
+        let per_second = (1.0 / sc.config.serving.slot_s).round() as u32;
+        assert_eq!(aged.key(&with(g), 0), 0);
+        assert_eq!(aged.key(&with(g), 5 * per_second), 1);
+        assert_eq!(aged.key(&with(g), 1000 * per_second), AGE_BUCKETS - 1);
+        let bad_healthy_cloud = aged.cloud_levels * aged.rate_regimes * AGE_BUCKETS;
+        assert_eq!(aged.key(&with(b), 0), bad_healthy_cloud);
+        assert_eq!(Keying::new(&sc, false).key(&with(g), 1000), 0, "unaged: the age is not read");
     }
 }
