@@ -401,8 +401,10 @@ def evaluate(binary, out, config, agent, scenario, seeds, episodes, wide=False):
 # (the layer-split space: whole-layer plans).
 MPC_POLICIES = "oracle-neurosurgeon,oracle-mpc"
 # What a per-regime plan reaches when the regimes are known now or one slot late (the most the
-# observation can tell): cheap (seconds), so evaluated apart from the expensive oracle-mpc.
-REGIME_POLICIES = "oracle-regime,oracle-regime-late"
+# observation can tell), and one slot late with how long the link's state had lasted (the subway's
+# regular station dwells: docs/agents.md, "What the present and its age are worth on the subway"):
+# cheap (seconds to minutes), so evaluated apart from the expensive oracle-mpc.
+REGIME_POLICIES = "oracle-regime,oracle-regime-late,oracle-regime-aged"
 
 
 def evaluate_mpc(binary, out, config, scenario, episodes):
@@ -412,7 +414,7 @@ def evaluate_mpc(binary, out, config, scenario, episodes):
 
 
 def evaluate_regime(binary, out, config, scenario, episodes):
-    """`oracle-regime` and `oracle-regime-late` on the held-out episodes (tens of seconds)."""
+    """The regime tables (REGIME_POLICIES) on the held-out episodes (tens of seconds to minutes)."""
     return run_eval(binary, out, config, "regime", scenario, REGIME_POLICIES, episodes, extra=["--no-headroom"])
 
 
@@ -937,22 +939,25 @@ def without_foresight(out, scenarios, seeds):
              "wins. Four oracles (†) split it (docs/system-model.md, \"What can be known\" and \"What knowing the "
              "present is worth\"). `oracle-regime-late` plays a whole-layer plan per hidden regime (link state × "
              "cloud-load level × link-rate regime) read from the previous slot, the most a device's probe and "
-             "requests can tell; `oracle-regime` reads the decided slot's regimes; both tables are tuned on 100 "
+             "requests can tell; `oracle-regime-aged` keys it also on how long the link's state had lasted (5-s "
+             "buckets), which tells where the link's periods are regular (the subway's station dwells); "
+             "`oracle-regime` reads the decided slot's regimes; the tables are tuned on 100 "
              "other episodes. `oracle-neurosurgeon` sees the decided slot's exact conditions (a one-slot look "
              "ahead). `oracle-mpc` is model-predictive control with the simulator as its model: it knows the "
              "model and every hidden state up to the decided slot and scores each whole-layer plan on 8 futures "
              "per stratum sampled from the present. *Share* = (best static − oracle)/(best static − bound); the "
              "rest of the headroom is what foresight is worth. *Capture of it* = (best static − agent)/(best "
-             "static − R), R the better of `oracle-regime-late` and `oracle-mpc` (neither sees the decided slot), "
+             "static − R), R the best of `oracle-regime-late`, `oracle-regime-aged` and `oracle-mpc` (none sees the decided slot), "
              "per seed, then the mean. Same held-out episodes as above. These are estimates, not bounds: a "
-             "table ignores queues and how long a regime has lasted, and `oracle-mpc` plans 4 slots ahead on a "
+             "table ignores queues (and, but for the aged one, how long a regime has lasted), and `oracle-mpc` plans 4 slots ahead on a "
              "few sampled futures, which rarely contain the rare, long stalls that decide a scenario like the "
              "subway (64 futures per stratum did not score better than 8: docs/agents.md); a causal policy can "
              "beat them and a capture above 1 is possible.\n",
-             "| scenario | best static | best causal | oracle-regime-late† | oracle-regime† | oracle-neurosurgeon† | "
-             "oracle-mpc† | bound | share: regimes one slot late | share: regimes now | share: one-slot look "
-             "ahead | share: oracle-mpc | " + " | ".join(f"{a}: capture of it" for a in run) + " |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(run)]
+             "| scenario | best static | best causal | oracle-regime-late† | oracle-regime-aged† | oracle-regime† | "
+             "oracle-neurosurgeon† | oracle-mpc† | bound | share: regimes one slot late | share: with their age | "
+             "share: regimes now | share: one-slot look ahead | share: oracle-mpc | "
+             + " | ".join(f"{a}: capture of it" for a in run) + " |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(run)]
 
     def rows_of(label, scenario):
         dest = os.path.join(out, "eval", f"{label}-{scenario}")
@@ -970,10 +975,12 @@ def without_foresight(out, scenarios, seeds):
         o = dpp(mrows, "oracle-neurosurgeon")
         g = dpp(grows, "oracle-regime") if grows else None
         late = dpp(grows, "oracle-regime-late") if grows else None
-        r = min(x for x in (m, late) if x is not None)
+        # nan (not None) where the evaluation predates the aged table: it drops out of R.
+        aged = dpp(grows, "oracle-regime-aged") if grows else None
+        r = min(x for x in (m, late, aged) if x is not None and math.isfinite(x))
 
         def share(x):
-            return fmt((s - x) / (s - c)) if x is not None and s - c > 0 else "–"
+            return fmt((s - x) / (s - c)) if x is not None and math.isfinite(x) and s - c > 0 else "–"
 
         cells = []
         for agent in run:
@@ -984,8 +991,10 @@ def without_foresight(out, scenarios, seeds):
             per = [dpp(arows, f"{agent}-s{x}") for x in seeds]
             cells.append(fmt(mean([(s - p) / (s - r) for p in per])) if s - r > 0 else "–")
         lines.append(f"| `{scenario}` | `{s_label}` {fmt(s)} | `{k_label}` {fmt(k)} | "
-                     f"{fmt(late) if late is not None else '–'} | {fmt(g) if g is not None else '–'} | "
-                     f"{fmt(o)} | {fmt(m)} | {fmt(c)} | {share(late)} | {share(g)} | {share(o)} | {share(m)} | "
+                     f"{fmt(late) if late is not None else '–'} | {fmt(aged) if aged is not None else '–'} | "
+                     f"{fmt(g) if g is not None else '–'} | "
+                     f"{fmt(o)} | {fmt(m)} | {fmt(c)} | {share(late)} | {share(aged)} | {share(g)} | {share(o)} | "
+                     f"{share(m)} | "
                      f"{' | '.join(cells)} |")
     lines.append("")
     return lines

@@ -268,3 +268,49 @@ def test_each_run_is_evaluated_at_the_better_of_best_and_its_last_checkpoint(tmp
         assert "| `s` | ppo | missing |" in experiment.selection_table(out, ["s"], [0, 1, 2])
     finally:
         experiment.RUN_AGENTS = saved
+
+
+def test_what_the_present_is_worth_takes_the_best_table_aged_included(tmp_path):
+    """The table "What a planner without foresight reaches" measures each agent against R, the best
+    of `oracle-regime-late`, `oracle-regime-aged` (keyed also on the link state's age: on the
+    subway's regular dwells it, not the late one, is what the present tells) and `oracle-mpc`; a
+    regime evaluation from before the aged table leaves it out of R."""
+    import json
+
+    import experiment
+
+    out = str(tmp_path / "out")
+
+    def metrics(rows, headroom=None):
+        return json.dumps({"episodes": 1, "seed": experiment.HELD_OUT_SEED, "scenarios": [{
+            "headroom": headroom or {},
+            "rows": [{"label": k, "metrics": {"drift_plus_penalty": {"mean": v}}, "members": []}
+                     for k, v in rows.items()]}]})
+
+    sc = "subway-commute-phone"
+    # Best static 3, bound 1: a share is (3 − x)/2; the agent at 2.2 captures (3 − 2.2)/(3 − R).
+    write(os.path.join(out, "eval", f"ppo-{sc}", "metrics.json"), metrics(
+        {"ppo-s0": 2.2, "edge-only": 3.0, "service-window": 2.6, "clairvoyant": 1.0},
+        {"best_static": "edge-only", "best_causal": "service-window", "clairvoyant": "clairvoyant"}))
+    write(os.path.join(out, "eval", f"mpc-{sc}", "metrics.json"),
+          metrics({"oracle-mpc": 2.9, "oracle-neurosurgeon": 2.8}))
+    write(os.path.join(out, "eval", f"regime-{sc}", "metrics.json"),
+          metrics({"oracle-regime": 2.4, "oracle-regime-late": 3.0, "oracle-regime-aged": 2.2}))
+
+    saved = experiment.RUN_AGENTS
+    experiment.RUN_AGENTS = ["ppo"]
+    try:
+        def row():
+            return [x for x in experiment.without_foresight(out, [sc], [0]) if x.startswith("| `")]
+
+        # R = the aged table, 2.2: the agent captures all of it.
+        assert row() == [f"| `{sc}` | `edge-only` 3.00 | `service-window` 2.60 | 3.00 | 2.20 | 2.40 | 2.80 | "
+                         "2.90 | 1.00 | 0.00 | 0.40 | 0.30 | 0.10 | 0.05 | 1.00 |"], row()
+        # Without the aged row (an evaluation from before it): R = oracle-mpc, 2.9, so the capture
+        # is (3 − 2.2)/(3 − 2.9) = 8.
+        write(os.path.join(out, "eval", f"regime-{sc}", "metrics.json"),
+              metrics({"oracle-regime": 2.4, "oracle-regime-late": 3.0}))
+        assert row() == [f"| `{sc}` | `edge-only` 3.00 | `service-window` 2.60 | 3.00 | – | 2.40 | 2.80 | "
+                         "2.90 | 1.00 | 0.00 | – | 0.30 | 0.10 | 0.05 | 8.00 |"], row()
+    finally:
+        experiment.RUN_AGENTS = saved
