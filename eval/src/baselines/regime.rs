@@ -16,7 +16,8 @@
 //! including its age, is worth there. Where sojourns are memoryless the age tells nothing and
 //! the aged table can only match the late one: its tuning starts from the late table (each
 //! regime's plan in all its age buckets) and changes a bucket only where that scores better on
-//! the tuning episodes (with 13× the keys it can still overfit them a little).
+//! the tuning episodes (with 13× the keys it can still overfit them: on the Jetson's fresh
+//! episodes it loses to the late table, docs/system-model.md).
 //!
 //! The table is tuned offline by coordinate descent on `EPISODES` tuning episodes (default 100;
 //! seeds disjoint from any evaluation's, like `best-fixed`): start from the best static plan in
@@ -56,8 +57,8 @@ pub const DEFAULT_EPISODES: u32 = 100;
 pub const MAX_EPISODES: u32 = 1000;
 /// Coordinate-descent sweeps over the keys.
 const SWEEPS: usize = 2;
-/// Width of an age bucket of `oracle-regime-aged` (s): a sixth of the subway's 29 s mean station
-/// dwell, and the width `service-window`'s window was tuned at (2.5 s steps around 20 s).
+/// Width of an age bucket of `oracle-regime-aged` (s): about a sixth of the subway's 29 s mean
+/// station dwell; `service-window`'s tuned 20-s edge falls on a bucket boundary.
 pub const AGE_BUCKET_S: f64 = 5.0;
 /// Age buckets of `oracle-regime-aged`: 0–5 s, …, 55–60 s, and 60 s or more in the last.
 pub const AGE_BUCKETS: usize = 13;
