@@ -936,7 +936,7 @@ def without_foresight(out, scenarios, seeds):
     run = [a for a in AGENTS if a in RUN_AGENTS]
     lines = ["### What a planner without foresight reaches\n",
              "The bound's headroom mixes what reacting to the present wins with what only knowing the future "
-             "wins. Four oracles (†) split it (docs/system-model.md, \"What can be known\" and \"What knowing the "
+             "wins. Five oracles (†) split it (docs/system-model.md, \"What can be known\" and \"What knowing the "
              "present is worth\"). `oracle-regime-late` plays a whole-layer plan per hidden regime (link state × "
              "cloud-load level × link-rate regime) read from the previous slot, the most a device's probe and "
              "requests can tell; `oracle-regime-aged` keys it also on how long the link's state had lasted (5-s "
