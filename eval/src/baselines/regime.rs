@@ -98,6 +98,7 @@ impl Keying {
 
     /// The slot's regimes as recorded by the env (`ExoSlot::cloud_level`, `rate_regime`), not
     /// inferred from the jittered load and rate.
+    ///
     /// `age_slots`: how many slots the link's state of `x` had lasted, `x`'s own included (0 where
     /// unknown: an episode's first slot); read only by an aged keying.
     fn key(&self, x: &ExoSlot, age_slots: u32) -> usize {
@@ -243,9 +244,10 @@ impl OracleRegime {
         let mut choice = tune(&unaged, None);
         let keying = if aged {
             // The aged table refines the late one: it starts from the late table's plan in every
-            // age bucket of its regime, so on its tuning episodes it never scores below it (from
-            // the best static plan, 104 keys on the Jetson's 100 episodes overfit to 8.91 where
-            // the late table scores 8.56 on 1,000 others: docs/agents.md).
+            // age bucket of its regime, so on its tuning episodes it never scores below it. It
+            // still overfits where the age tells nothing (the Jetson's 104 keys on 100 episodes:
+            // 8.82 on 1,000 others where the late table scores 8.56; 8.91 when it started from
+            // the best static plan: docs/agents.md).
             let keying = Keying::new(sc, true);
             let start = choice.iter().flat_map(|&c| std::iter::repeat_n(c, AGE_BUCKETS)).collect();
             choice = tune(&keying, Some(start));
