@@ -30,9 +30,9 @@ pub struct EvalArgs {
     pub config: Vec<PathBuf>,
     /// Comma-separated policy specs `[label=]name[:arg]`: cloud-only, edge-only, random,
     /// fixed-split:N[/BITS], the baselines (neurosurgeon, static-best, splitllm-dp, greedy,
-    /// dpp-one-slot, oracle-…), ckpt:PATH. Specs sharing a label form one row (e.g.
-    /// `ppo=ckpt:a,ppo=ckpt:b` for two training seeds).
-    #[arg(long)]
+    /// dpp-one-slot, oracle-…; `--help` lists them all), ckpt:PATH. Specs sharing a label form
+    /// one row (e.g. `ppo=ckpt:a,ppo=ckpt:b` for two training seeds).
+    #[arg(long, long_help = policies_long_help())]
     pub policies: String,
     /// Episodes per policy (episode k of every policy uses the same seed).
     #[arg(long, default_value_t = DEFAULT_EPISODES,
@@ -63,6 +63,22 @@ pub struct EvalArgs {
 }
 
 pub use splitwise_eval::policy_specs::{HEADROOM_SPECS, role, with_headroom};
+
+/// `--policies`' long help: the grammar, then every baseline from the eval crate's registry (so
+/// a new baseline is listed with its help text without touching this file).
+fn policies_long_help() -> String {
+    format!(
+        "Comma-separated policy specs `[label=]name[:arg]`. Specs sharing a label form one row \
+         (e.g. `ppo=ckpt:a,ppo=ckpt:b` for two training seeds).\n\n\
+         ckpt:PATH: a trained checkpoint of any agent kind: a checkpoint folder (`best`, \
+         `step_<N>`) or a run folder (its newest step).\n\
+         fixed-split:N[/BITS]: the first N layers on the edge (fewer where the slot's edge memory \
+         is short), the rest in the cloud; BITS is the boundary's precision.\n\n\
+         Baselines (\"oracle\" rows read more than a device can and reports mark them †; \"slow\" \
+         ones simulate whole episodes, minutes per scenario at 100 episodes):\n{}",
+        splitwise_eval::baselines::catalog()
+    )
+}
 
 /// Loads `--config`: a training config (it has `[agent]`/`[training]`) contributes its resolved
 /// scenario, anything else is read as a scenario file.

@@ -276,6 +276,30 @@ fn bad_input_is_refused_before_any_work() {
 }
 
 #[test]
+fn eval_help_lists_every_baseline_with_what_it_knows() {
+    // `--help` (not `-h`) carries the long help, which the baseline registry writes.
+    let help = ok(splitwise(Path::new("."), &["eval", "--help"]));
+    for name in splitwise_eval::baselines::names() {
+        let line = help.lines().find(|l| {
+            l.trim_start().starts_with(&format!("{name}:")) || {
+                let l = l.trim_start();
+                l.starts_with(&format!("{name}[")) || l.starts_with(&format!("{name} ["))
+            }
+        });
+        let line = line.unwrap_or_else(|| panic!("`{name}` is not listed:\n{help}"));
+        assert_eq!(line.contains("oracle: the true slot state"), name.starts_with("oracle-"), "{line}");
+    }
+    for spec in
+        ["ckpt:PATH", "fixed-split:N[/BITS]", "oracle-regime-aged[:EPISODES] [oracle: the true slot state; slow"]
+    {
+        assert!(help.contains(spec), "{spec}:\n{help}");
+    }
+    // The short help stays short.
+    let short = ok(splitwise(Path::new("."), &["eval", "-h"]));
+    assert!(!short.contains("oracle-regime-aged") && short.contains("--policies"), "{short}");
+}
+
+#[test]
 fn a_checkpoint_of_another_observation_layout_is_refused() {
     let (_keep, a, _) = trained();
     let dir = tempfile::tempdir().unwrap();

@@ -10,7 +10,9 @@ use splitwise_env::policy::{
 };
 use splitwise_env::scenario::{ActionMode, NoTraces, Scenario, ScenarioConfig};
 use splitwise_env::workload::DeadlineConfig;
-use splitwise_eval::baselines::{BaselineError, build, extra_names, is_clairvoyant, is_layer_wise, is_oracle, names};
+use splitwise_eval::baselines::{
+    BaselineError, build, catalog, extra_names, is_clairvoyant, is_layer_wise, is_oracle, names, simulates,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,6 +51,18 @@ fn names_labels_and_arguments() {
     let layer_wise: Vec<&str> = names.iter().copied().filter(|n| is_layer_wise(n)).collect();
     assert_eq!(layer_wise, ["neurosurgeon", "oracle-neurosurgeon", "static-best", "best-fixed", "memory-proportional"]);
     assert!(is_oracle("oracle-splitllm-dp:3.5") && is_layer_wise("neurosurgeon:energy"));
+    // The ones that tune or plan on whole simulated episodes (the slow ones `eval --help` marks).
+    let slow: Vec<&str> = names.iter().copied().filter(|n| simulates(n)).collect();
+    let expected = ["best-fixed", "clairvoyant", "clairvoyant-layers", "oracle-regime", "oracle-regime-late"];
+    assert_eq!(slow, [&expected[..], &["oracle-regime-aged", "oracle-mpc"]].concat());
+    assert!(simulates("oracle-mpc:4") && !simulates("failover:30") && !simulates("ckpt:x"));
+    // The catalog has a line per baseline, with its argument's grammar and what it knows.
+    let catalog = catalog();
+    assert_eq!(catalog.lines().count(), names.len());
+    assert!(catalog.lines().any(|l| l.starts_with("  cloud-only: everything in the cloud")), "{catalog}");
+    let mpc = catalog.lines().find(|l| l.contains("oracle-mpc[:N]")).unwrap();
+    assert!(mpc.contains("[oracle: the true slot state; slow: simulates episodes]: "), "{mpc}");
+    assert!(catalog.contains("clairvoyant[:H] [clairvoyant: the future; slow: simulates episodes]"), "{catalog}");
     // Arguments round-trip through the name.
     for (name, arg, full) in [
         ("neurosurgeon", "energy", "neurosurgeon:energy"),
@@ -144,12 +158,7 @@ fn every_baseline_runs_feasibly_on_every_shipped_scenario() {
             let sc = scenario(text, mode);
             let (l, h) = (sc.n_layers(), sc.n_heads());
             for name in names() {
-                if is_clairvoyant(name)
-                    || matches!(
-                        name,
-                        "best-fixed" | "oracle-mpc" | "oracle-regime" | "oracle-regime-late" | "oracle-regime-aged"
-                    )
-                {
+                if simulates(name) {
                     // They simulate whole episodes (to plan, to tune): their own tests run them
                     // on short ones.
                     continue;

@@ -83,6 +83,9 @@ pub struct BaselineInfo {
     pub trivial: bool,
     /// Holds one plan throughout (a candidate for the report's best static plan).
     pub static_plan: bool,
+    /// Simulates whole episodes to tune or plan (minutes per scenario and 100 episodes, where
+    /// the others take seconds): `splitwise eval --help` says so, and quick checks skip it.
+    pub simulates: bool,
 }
 
 const SLA_ARGS: &str = "SLA_S";
@@ -97,6 +100,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: true,
         static_plan: true,
+        simulates: false,
     },
     BaselineInfo {
         name: "edge-only",
@@ -106,6 +110,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: true,
         static_plan: true,
+        simulates: false,
     },
     BaselineInfo {
         name: "random",
@@ -115,6 +120,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: true,
         static_plan: false,
+        simulates: false,
     },
     BaselineInfo {
         name: "neurosurgeon",
@@ -124,6 +130,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: true,
         trivial: false,
         static_plan: false,
+        simulates: false,
     },
     BaselineInfo {
         name: "oracle-neurosurgeon",
@@ -133,6 +140,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: true,
         trivial: false,
         static_plan: false,
+        simulates: false,
     },
     BaselineInfo {
         name: "static-best",
@@ -142,6 +150,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: true,
         trivial: false,
         static_plan: true,
+        simulates: false,
     },
     BaselineInfo {
         name: "best-fixed",
@@ -151,6 +160,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: true,
         trivial: false,
         static_plan: true,
+        simulates: true,
     },
     BaselineInfo {
         name: "memory-proportional",
@@ -160,6 +170,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: true,
         trivial: false,
         static_plan: true,
+        simulates: false,
     },
     BaselineInfo {
         name: "failover",
@@ -169,6 +180,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: false,
         static_plan: false,
+        simulates: false,
     },
     BaselineInfo {
         name: "service-window",
@@ -178,6 +190,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: false,
         static_plan: false,
+        simulates: false,
     },
     BaselineInfo {
         name: "greedy",
@@ -187,6 +200,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: false,
         static_plan: false,
+        simulates: false,
     },
     BaselineInfo {
         name: "oracle-greedy",
@@ -196,6 +210,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: false,
         static_plan: false,
+        simulates: false,
     },
     BaselineInfo {
         name: "splitllm-dp",
@@ -205,6 +220,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: false,
         static_plan: false,
+        simulates: false,
     },
     BaselineInfo {
         name: "oracle-splitllm-dp",
@@ -214,6 +230,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: false,
         static_plan: false,
+        simulates: false,
     },
     BaselineInfo {
         name: "dpp-one-slot",
@@ -223,6 +240,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: false,
         static_plan: false,
+        simulates: false,
     },
     BaselineInfo {
         name: "oracle-dpp-one-slot",
@@ -232,6 +250,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: false,
         static_plan: false,
+        simulates: false,
     },
     BaselineInfo {
         name: "clairvoyant",
@@ -241,6 +260,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: false,
         static_plan: false,
+        simulates: true,
     },
     BaselineInfo {
         name: "clairvoyant-layers",
@@ -250,6 +270,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: false,
         static_plan: false,
+        simulates: true,
     },
     BaselineInfo {
         name: "oracle-regime",
@@ -259,6 +280,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: false,
         static_plan: false,
+        simulates: true,
     },
     BaselineInfo {
         name: "oracle-regime-late",
@@ -268,6 +290,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: false,
         static_plan: false,
+        simulates: true,
     },
     BaselineInfo {
         name: "oracle-regime-aged",
@@ -277,6 +300,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: false,
         static_plan: false,
+        simulates: true,
     },
     BaselineInfo {
         name: "oracle-mpc",
@@ -286,6 +310,7 @@ pub const REGISTRY: &[BaselineInfo] = &[
         layer_wise: false,
         trivial: false,
         static_plan: false,
+        simulates: true,
     },
 ];
 
@@ -343,6 +368,34 @@ pub fn is_static(name: &str) -> bool {
 /// Whether the baseline is a layer-wise (single-cut) partitioner.
 pub fn is_layer_wise(name: &str) -> bool {
     info(name).is_some_and(|b| b.layer_wise)
+}
+
+/// Whether the baseline simulates whole episodes to tune or plan (slow: see
+/// [`BaselineInfo::simulates`]).
+pub fn simulates(name: &str) -> bool {
+    info(name).is_some_and(|b| b.simulates)
+}
+
+/// Every baseline, a line each (`name[:ARG]`, what it knows when more than a device, whether it
+/// simulates episodes, its help), for `splitwise eval --help`.
+pub fn catalog() -> String {
+    REGISTRY
+        .iter()
+        .map(|b| {
+            let mut marks = Vec::new();
+            match b.knowledge {
+                Knowledge::Causal => {}
+                Knowledge::Oracle => marks.push("oracle: the true slot state"),
+                Knowledge::Clairvoyant => marks.push("clairvoyant: the future"),
+            }
+            if b.simulates {
+                marks.push("slow: simulates episodes");
+            }
+            let marks = if marks.is_empty() { String::new() } else { format!(" [{}]", marks.join("; ")) };
+            format!("  {}{marks}: {}", usage_short(b), b.help)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// How a baseline is written with its argument, for error messages.
