@@ -160,28 +160,77 @@ pub struct OracleRegime {
 }
 
 /// Total reward of `table` over the tuning episodes.
-fn score(
-    env: &mut PartitionEnv,
-    keying: &Keying,
+/// Tunes a table of plans (an index into `candidates` per key) by coordinate descent on the
+/// tuning episodes: the total of the per-slot rewards, higher is better.
+struct Tuner<'a> {
+    candidates: &'a [Plan],
+    env: PartitionEnv,
+    obs: Vec<f32>,
+    mask: Vec<bool>,
     late: bool,
-    table: &[&Plan],
     episodes: u32,
-    obs: &mut [f32],
-    mask: &mut [bool],
-) -> f64 {
-    let mut total = 0.0;
-    for k in 0..u64::from(episodes) {
-        env.reset_into(Some(derive_seed(TUNING_SALT, k)), obs, mask);
-        let mut history = History::default();
-        total += play_to_episode_end(env, obs, mask, |env| {
-            let (x, age) = history.key_then_record(late, env.oracle_conditions());
-            table[keying.key(&x, age)]
-        });
-        if total == f64::NEG_INFINITY {
-            break;
+}
+
+impl Tuner<'_> {
+    /// The table's total reward over the tuning episodes (−∞ as soon as an episode is).
+    fn score(&mut self, keying: &Keying, choice: &[usize]) -> f64 {
+        let table: Vec<&Plan> = choice.iter().map(|&c| &self.candidates[c]).collect();
+        let (env, obs, mask, late) = (&mut self.env, &mut self.obs[..], &mut self.mask[..], self.late);
+        let mut total = 0.0;
+        for k in 0..u64::from(self.episodes) {
+            env.reset_into(Some(derive_seed(TUNING_SALT, k)), obs, mask);
+            let mut history = History::default();
+            total += play_to_episode_end(env, obs, mask, |env| {
+                let (x, age) = history.key_then_record(late, env.oracle_conditions());
+                table[keying.key(&x, age)]
+            });
+            if total == f64::NEG_INFINITY {
+                break;
+            }
         }
+        total
     }
-    total
+
+    /// The best static plan, the same in every key, and its score.
+    fn best_static(&mut self, keying: &Keying) -> (Vec<usize>, f64) {
+        let n = keying.n_keys();
+        let (mut choice, mut best) = (vec![0usize; n], f64::NEG_INFINITY);
+        for c in 0..self.candidates.len() {
+            let s = self.score(keying, &vec![c; n]);
+            if s > best {
+                best = s;
+                choice = vec![c; n];
+            }
+        }
+        (choice, best)
+    }
+
+    /// `choice` (scoring `best`) improved one key at a time, in sweeps over every key and
+    /// candidate, until a sweep changes nothing (at most [`SWEEPS`]).
+    fn descend(&mut self, keying: &Keying, mut choice: Vec<usize>, mut best: f64) -> Vec<usize> {
+        for _ in 0..SWEEPS {
+            let mut improved = false;
+            for key in 0..choice.len() {
+                for c in 0..self.candidates.len() {
+                    if c == choice[key] {
+                        continue;
+                    }
+                    let mut trial = choice.clone();
+                    trial[key] = c;
+                    let s = self.score(keying, &trial);
+                    if s > best {
+                        best = s;
+                        choice = trial;
+                        improved = true;
+                    }
+                }
+            }
+            if !improved {
+                break;
+            }
+        }
+        choice
+    }
 }
 
 impl OracleRegime {
@@ -191,57 +240,12 @@ impl OracleRegime {
         let sc = &**scenario;
         let late = late || aged;
         let candidates = static_candidates(sc);
-        let mut env = PartitionEnv::new(scenario.clone());
-        let (mut obs, mut mask) = env.buffers();
-        let mut tune = |keying: &Keying, start: Option<Vec<usize>>| {
-            let n = keying.n_keys();
-            let mut eval = |choice: &[usize]| {
-                let table: Vec<&Plan> = choice.iter().map(|&c| &candidates[c]).collect();
-                score(&mut env, keying, late, &table, episodes, &mut obs, &mut mask)
-            };
-            let (mut choice, mut best) = match start {
-                Some(choice) => {
-                    let s = eval(&choice);
-                    (choice, s)
-                }
-                // From the best static plan (the same plan in every key).
-                None => {
-                    let (mut choice, mut best) = (vec![0usize; n], f64::NEG_INFINITY);
-                    for c in 0..candidates.len() {
-                        let s = eval(&vec![c; n]);
-                        if s > best {
-                            best = s;
-                            choice = vec![c; n];
-                        }
-                    }
-                    (choice, best)
-                }
-            };
-            for _ in 0..SWEEPS {
-                let mut improved = false;
-                for key in 0..n {
-                    for c in 0..candidates.len() {
-                        if c == choice[key] {
-                            continue;
-                        }
-                        let mut trial = choice.clone();
-                        trial[key] = c;
-                        let s = eval(&trial);
-                        if s > best {
-                            best = s;
-                            choice = trial;
-                            improved = true;
-                        }
-                    }
-                }
-                if !improved {
-                    break;
-                }
-            }
-            choice
-        };
+        let env = PartitionEnv::new(scenario.clone());
+        let (obs, mask) = env.buffers();
+        let mut tuner = Tuner { candidates: &candidates, env, obs, mask, late, episodes };
         let unaged = Keying::new(sc, false);
-        let mut choice = tune(&unaged, None);
+        let (start, best) = tuner.best_static(&unaged);
+        let mut choice = tuner.descend(&unaged, start, best);
         let keying = if aged {
             // The aged table refines the late one: it starts from the late table's plan in every
             // age bucket of its regime, so on its tuning episodes it never scores below it. It
@@ -249,8 +253,9 @@ impl OracleRegime {
             // 8.82 on 1,000 others where the late table scores 8.56; 8.91 when it started from
             // the best static plan: docs/agents.md).
             let keying = Keying::new(sc, true);
-            let start = choice.iter().flat_map(|&c| std::iter::repeat_n(c, AGE_BUCKETS)).collect();
-            choice = tune(&keying, Some(start));
+            let start: Vec<usize> = choice.iter().flat_map(|&c| std::iter::repeat_n(c, AGE_BUCKETS)).collect();
+            let best = tuner.score(&keying, &start);
+            choice = tuner.descend(&keying, start, best);
             keying
         } else {
             unaged
