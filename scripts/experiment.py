@@ -271,6 +271,36 @@ def train(binary, out, config, agent, scenario, seed):
     return name, seconds, False
 
 
+# `[label=]ckpt:PATH` in a policy list (env/src/policy.rs's grammar).
+CKPT_SPEC = re.compile(r"(?:^|,)\s*(?:[^,=]+=)?ckpt:([^,]+)")
+
+
+def checkpoints_digest(policies):
+    """sha256 over the files of every checkpoint `policies` names (`ckpt:PATH`: a checkpoint
+    folder, or a run folder's newest step), or None when it names none. A path that does not
+    resolve counts as missing (the evaluation itself then says why)."""
+    paths = [p.strip() for p in CKPT_SPEC.findall(policies)]
+    if not paths:
+        return None
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(f"ckpt:{path}\n".encode())
+        try:
+            folder = path if os.path.isfile(os.path.join(path, "metadata.json")) else checkpoint_resolve(path)
+        except (OSError, ValueError):
+            h.update(b"missing\n")
+            continue
+        for root, dirs, files in os.walk(folder):
+            dirs.sort()
+            for name in sorted(files):
+                file = os.path.join(root, name)
+                h.update(f"{os.path.relpath(file, folder)}\n{os.path.getsize(file)}\n".encode())
+                with open(file, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+    return h.hexdigest()
+
+
 def run_eval(binary, out, config, label, scenario, policies, episodes, extra=(), seed=HELD_OUT_SEED):
     """`splitwise eval` of `policies` on the held-out episodes (`seed`) into out/eval/<label>-<scenario>
     (reused when it is there)."""
@@ -281,11 +311,16 @@ def run_eval(binary, out, config, label, scenario, policies, episodes, extra=(),
     # What the evaluation was asked (besides the binary's own version): an earlier one is reused
     # only if it asked the same of the same scenario and traces, so a changed policy list or
     # scenario is never reported from an old run.
-    # (An agent's checkpoints are named by their path under OUT: a moved OUT re-evaluates them.)
+    # An agent's checkpoints are named by their path under OUT (a moved OUT re-evaluates them)
+    # and by their files' contents, so a run removed and trained again is evaluated again.
     digest, legacy = config_digests(config)
     inputs = inputs_digest(config)
-    asked = json.dumps({"policies": policies, "extra": list(extra), "config": digest, "inputs": inputs})
-    asked_before = json.dumps({"policies": policies, "extra": list(extra), "config": legacy, "inputs": inputs})
+    weights = checkpoints_digest(policies)
+    # (Only where the list names a checkpoint: a baselines-only record of before keeps matching.)
+    weights = {} if weights is None else {"checkpoints": weights}
+    asked = json.dumps({"policies": policies, "extra": list(extra), "config": digest, "inputs": inputs, **weights})
+    asked_before = json.dumps({"policies": policies, "extra": list(extra), "config": legacy, "inputs": inputs,
+                               **weights})
     asked_path = os.path.join(out, "eval", f".{label}-{scenario}.asked.json")
     # The build that made it, beside (not in) what was asked, so records from before it was kept
     # still match; reused from another build, it is named in the report (an oracle-mpc

@@ -24,10 +24,10 @@
 # Each run is evaluated at `best/` or its last checkpoint, whichever scores better on 1,000
 # episodes of a selection seed (scripts/experiment.py, SELECT_SEED says why).
 # Finished runs and evaluations under $OUT are reused (only for the same config, scenario file and
-# traces; an evaluation only if it also asked the same policies): rerunning after an interruption
-# continues. A run whose scenario changed stops the script with the run to remove. Runs and
-# evaluations made by another build of the binary (another commit's code) are reused too, and the
-# report names them; use a fresh OUT to redo them.
+# traces; an evaluation only if it also asked the same policies of the same checkpoint files):
+# rerunning after an interruption continues. A run whose scenario changed stops the script with
+# the run to remove. Runs and evaluations made by another build of the binary (another commit's
+# code) are reused too, and the report names them; use a fresh OUT to redo them.
 # Needs only the release binary (built here) and python3 (standard library).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

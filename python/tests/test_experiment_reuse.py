@@ -108,6 +108,37 @@ def test_runs_and_evaluations_of_another_build_are_reused_and_named(tmp_path):
     experiment.OTHER_BUILD["evaluations"].clear()
 
 
+def test_an_evaluation_is_redone_when_its_checkpoints_change_at_the_same_path(tmp_path):
+    # A run removed and trained again writes other weights under the same path: its old
+    # evaluation must not be reused (until 2026-12-06 only the path was compared).
+    import experiment
+
+    out, config = experiment_out(tmp_path)
+    binary = str(tmp_path / "splitwise")
+    write(binary, FAKE_BINARY.format(tag="one"))
+    os.chmod(binary, 0o755)
+    run = tmp_path / "out" / "checkpoints" / "ppo-s-s0"
+    write(str(run / "best" / "metadata.json"), '{"step": 10}')
+    write(str(run / "best" / "model.mpk"), "weights one")
+    write(str(run / "step_20" / "metadata.json"), '{"step": 20}')
+    write(str(run / "step_20" / "model.mpk"), "weights two")
+    policies = f"ppo-s0=ckpt:{run / 'best'},last=ckpt:{run},cloud-only"
+    assert experiment.run_eval(binary, out, config, "ppo", "s", policies, 3)[1] is False
+    assert experiment.run_eval(binary, out, config, "ppo", "s", policies, 3)[1] is True
+    # The named checkpoint's weights change, then the run folder's newest step: both re-evaluate.
+    write(str(run / "best" / "model.mpk"), "weights three")
+    assert experiment.run_eval(binary, out, config, "ppo", "s", policies, 3)[1] is False
+    assert experiment.run_eval(binary, out, config, "ppo", "s", policies, 3)[1] is True
+    write(str(run / "step_30" / "metadata.json"), '{"step": 30}')
+    assert experiment.run_eval(binary, out, config, "ppo", "s", policies, 3)[1] is False
+    # Baselines alone carry no checkpoint digest (their records from before still match).
+    assert experiment.checkpoints_digest("cloud-only,oracle-mpc:4") is None
+    assert experiment.checkpoints_digest(f"x=ckpt:{tmp_path / 'none'}") != experiment.checkpoints_digest(
+        f"x=ckpt:{tmp_path / 'other'}")
+    experiment.OTHER_BUILD["runs"].clear()
+    experiment.OTHER_BUILD["evaluations"].clear()
+
+
 def test_the_report_counts_a_whole_agents_reused_runs_instead_of_listing_them():
     """A rerun that reuses every flat-PPO run of another build would list 33 names in RESULTS.md;
     more than three sharing their first word are counted, three or fewer are named."""
