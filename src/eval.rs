@@ -73,9 +73,11 @@ fn policies_long_help() -> String {
          ckpt:PATH: a trained checkpoint of any agent kind: a checkpoint folder (`best`, \
          `step_<N>`) or a run folder (its newest step).\n\
          fixed-split:N[/BITS]: the first N layers on the edge (fewer where the slot's edge memory \
-         is short), the rest in the cloud; BITS is the boundary's precision.\n\n\
-         Baselines (\"oracle\" rows read more than a device can and reports mark them †; \"slow\" \
-         ones simulate whole episodes, minutes per scenario at 100 episodes):\n{}",
+         is short, never fewer than the privacy floor), the rest in the cloud; BITS, the \
+         boundary's precision, is 16 (default), 8 or 4.\n\n\
+         Baselines (\"oracle\" and \"clairvoyant\" ones read more than a device can: the true slot \
+         state or the future, and reports mark them †; \"slow\" ones simulate whole episodes, \
+         minutes per scenario at 100 episodes):\n{}",
         splitwise_eval::baselines::catalog()
     )
 }

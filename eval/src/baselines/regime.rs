@@ -159,7 +159,6 @@ pub struct OracleRegime {
     n_heads: u32,
 }
 
-/// Total reward of `table` over the tuning episodes.
 /// Tunes a table of plans (an index into `candidates` per key) by coordinate descent on the
 /// tuning episodes: the total of the per-slot rewards, higher is better.
 struct Tuner<'a> {
