@@ -271,8 +271,9 @@ def train(binary, out, config, agent, scenario, seed):
     return name, seconds, False
 
 
-# `[label=]ckpt:PATH` in a policy list (env/src/policy.rs's grammar).
-CKPT_SPEC = re.compile(r"(?:^|,)\s*(?:[^,=]+=)?ckpt:([^,]+)")
+# `[label=]ckpt:PATH` in a policy list, read as env/src/policy.rs's `PolicySpec::parse` reads it:
+# parts trimmed, a label only before the first `=` and without a `:`.
+CKPT_SPEC = re.compile(r"(?:^|,)\s*(?:[^,=:]+=)?\s*ckpt\s*:([^,]+)")
 
 
 def checkpoints_digest(policies):
@@ -287,17 +288,30 @@ def checkpoints_digest(policies):
         h.update(f"ckpt:{path}\n".encode())
         try:
             folder = path if os.path.isfile(os.path.join(path, "metadata.json")) else checkpoint_resolve(path)
-        except (OSError, ValueError):
-            h.update(b"missing\n")
-            continue
-        for root, dirs, files in os.walk(folder):
-            dirs.sort()
-            for name in sorted(files):
-                file = os.path.join(root, name)
-                h.update(f"{os.path.relpath(file, folder)}\n{os.path.getsize(file)}\n".encode())
-                with open(file, "rb") as f:
-                    for chunk in iter(lambda: f.read(1 << 20), b""):
-                        h.update(chunk)
+            h.update(folder_digest(folder).encode())
+        except (OSError, ValueError) as e:
+            # Unresolvable or unreadable (a broken link, a file removed while read): a digest no
+            # finished evaluation has, so it is redone and the binary says what is wrong.
+            h.update(f"missing: {type(e).__name__}\n".encode())
+    return h.hexdigest()
+
+
+def raise_error(error):
+    raise error
+
+
+def folder_digest(folder):
+    """sha256 over a folder's files: relative names, sizes and bytes, in sorted order (an
+    unreadable folder raises: os.walk would skip it silently)."""
+    h = hashlib.sha256()
+    for root, dirs, files in os.walk(folder, onerror=raise_error):
+        dirs.sort()
+        for name in sorted(files):
+            file = os.path.join(root, name)
+            h.update(f"{os.path.relpath(file, folder)}\n{os.path.getsize(file)}\n".encode())
+            with open(file, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
     return h.hexdigest()
 
 

@@ -131,6 +131,13 @@ def test_an_evaluation_is_redone_when_its_checkpoints_change_at_the_same_path(tm
     assert experiment.run_eval(binary, out, config, "ppo", "s", policies, 3)[1] is True
     write(str(run / "step_30" / "metadata.json"), '{"step": 30}')
     assert experiment.run_eval(binary, out, config, "ppo", "s", policies, 3)[1] is False
+    # Read as the Rust parser reads specs: spaces around the parts, a label only without `:`.
+    best = experiment.checkpoints_digest(f"ckpt:{run / 'best'}")
+    assert experiment.checkpoints_digest(f"cloud-only, ppo = ckpt : {run / 'best'} ") == best
+    assert experiment.checkpoints_digest(f"ckpt:{run}=ckpt:{run / 'best'}") != best
+    # A broken link in a checkpoint folder counts as missing instead of stopping the experiment.
+    os.symlink(str(tmp_path / "gone"), str(run / "best" / "broken"))
+    assert experiment.checkpoints_digest(f"ckpt:{run / 'best'}") not in (None, best)
     # Baselines alone carry no checkpoint digest (their records from before still match).
     assert experiment.checkpoints_digest("cloud-only,oracle-mpc:4") is None
     assert experiment.checkpoints_digest(f"x=ckpt:{tmp_path / 'none'}") != experiment.checkpoints_digest(
