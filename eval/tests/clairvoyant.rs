@@ -212,12 +212,12 @@ fn oracle_regime_on_the_jetson_follows_the_link_state() {
     // the Gilbert–Elliott link is good and the Jetson alone while it is bad, whatever the cloud's
     // load level and the link's rate regime (docs/agents.md, "What knowing the present is
     // worth": the table read one slot late is the same; not repeated here, it costs as much).
-    use splitwise_eval::baselines::regime::OracleRegime;
+    use splitwise_eval::baselines::regime::{OracleRegime, Reading};
     let text = include_str!("../../configs/jetson-llama7b-lte.toml")
         .replace("mode = \"hierarchical\"", "mode = \"layer-split\"");
     let sc = Arc::new(Scenario::from_toml(&text, &NoTraces).unwrap());
     let (l, h) = (sc.n_layers(), sc.n_heads());
-    let p = OracleRegime::new(&sc, 32, false, false);
+    let p = OracleRegime::new(&sc, 32, Reading::Now);
     let table = p.table();
     assert_eq!(table.len(), 8, "2 link states × 2 cloud levels × 2 rate regimes");
     for (key, plan) in table.iter().enumerate() {
@@ -235,14 +235,14 @@ fn oracle_regime_aged_leaves_the_cloud_late_in_a_subway_station() {
     // (`service-window`'s shape, found by the tuning); the late table without the age cannot
     // tell the two apart. The trace's mean rate as a constant rate (0.02 req/s), so that the test
     // reads no file.
-    use splitwise_eval::baselines::regime::{AGE_BUCKETS, OracleRegime};
+    use splitwise_eval::baselines::regime::{AGE_BUCKETS, OracleRegime, Reading};
     let text = include_str!("../../configs/subway-commute-phone.toml").replace(
         "kind = \"trace\"\npath = \"traces/azure-conv-2023/arrival-rate-10s.csv\"\nloop_trace = true",
         "kind = \"constant\"\nrate_per_s = 0.02",
     );
     let sc = Arc::new(Scenario::from_toml(&text, &NoTraces).unwrap());
     let (l, h) = (sc.n_layers(), sc.n_heads());
-    let p = OracleRegime::new(&sc, 8, true, true);
+    let p = OracleRegime::new(&sc, 8, Reading::Aged);
     assert_eq!(p.name(), "oracle-regime-aged:8");
     let table = p.table();
     assert_eq!(table.len(), 2 * AGE_BUCKETS, "2 link states × 1 cloud level × 1 rate regime × ages");

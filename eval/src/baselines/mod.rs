@@ -444,6 +444,10 @@ pub fn build(
             .map(|p| Box::new(p) as Box<dyn Policy>)
             .map_err(|message| BaselineError::Scenario { name: name.to_string(), message, usage: usage(name) })
     };
+    let regime_table = |reading| {
+        let episodes = count(regime::DEFAULT_EPISODES, 1..=regime::MAX_EPISODES)?;
+        Ok(Box::new(regime::OracleRegime::new(scenario, episodes, reading)) as Box<dyn Policy>)
+    };
     match name {
         "cloud-only" => no_arg(Box::new(CloudOnly)),
         "edge-only" => no_arg(Box::new(EdgeOnly)),
@@ -474,12 +478,9 @@ pub fn build(
             scenario.clone(),
             count(clairvoyant::DEFAULT_HORIZON, 1..=1000)?,
         ))),
-        "oracle-regime" | "oracle-regime-late" | "oracle-regime-aged" => Ok(Box::new(regime::OracleRegime::new(
-            scenario,
-            count(regime::DEFAULT_EPISODES, 1..=regime::MAX_EPISODES)?,
-            name == "oracle-regime-late",
-            name == "oracle-regime-aged",
-        ))),
+        "oracle-regime" => regime_table(regime::Reading::Now),
+        "oracle-regime-late" => regime_table(regime::Reading::Late),
+        "oracle-regime-aged" => regime_table(regime::Reading::Aged),
         "oracle-mpc" => Ok(Box::new(mpc::OracleMpc::new(
             scenario.clone(),
             count(mpc::DEFAULT_SAMPLES, 1..=mpc::MAX_SAMPLES)?,

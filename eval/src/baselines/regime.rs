@@ -147,10 +147,35 @@ impl History {
     }
 }
 
+/// What a regime table keys on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// The decided slot's regimes (`oracle-regime`).
+    Now,
+    /// The previous slot's (`oracle-regime-late`).
+    Late,
+    /// The previous slot's and how long its link state had lasted (`oracle-regime-aged`).
+    Aged,
+}
+
+impl Reading {
+    /// The baseline's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reading::Now => "oracle-regime",
+            Reading::Late => "oracle-regime-late",
+            Reading::Aged => "oracle-regime-aged",
+        }
+    }
+
+    fn late(self) -> bool {
+        self != Reading::Now
+    }
+}
+
 pub struct OracleRegime {
     keying: Keying,
-    /// Key on the previous slot's conditions (`oracle-regime-late`, `oracle-regime-aged`).
-    late: bool,
+    reading: Reading,
     /// The slots decided so far in the episode.
     history: History,
     /// The tuned plan per key.
@@ -233,11 +258,10 @@ impl Tuner<'_> {
 }
 
 impl OracleRegime {
-    /// `late`: key on the previous slot's conditions (`oracle-regime-late`); `aged` (implies
-    /// `late`): on its link state's age too (`oracle-regime-aged`).
-    pub fn new(scenario: &Arc<Scenario>, episodes: u32, late: bool, aged: bool) -> Self {
+    /// The table of `reading`, tuned on `episodes` tuning episodes.
+    pub fn new(scenario: &Arc<Scenario>, episodes: u32, reading: Reading) -> Self {
         let sc = &**scenario;
-        let late = late || aged;
+        let late = reading.late();
         let candidates = static_candidates(sc);
         let env = PartitionEnv::new(scenario.clone());
         let (obs, mask) = env.buffers();
@@ -245,7 +269,7 @@ impl OracleRegime {
         let unaged = Keying::new(sc, false);
         let (start, best) = tuner.best_static(&unaged);
         let mut choice = tuner.descend(&unaged, start, best);
-        let keying = if aged {
+        let keying = if reading == Reading::Aged {
             // The aged table refines the late one: it starts from the late table's plan in every
             // age bucket of its regime, so on its tuning episodes it never scores below it. It
             // still overfits where the age tells nothing (the Jetson's 104 keys on 100 episodes:
@@ -260,7 +284,7 @@ impl OracleRegime {
             unaged
         };
         let table = choice.iter().map(|&c| candidates[c].clone()).collect();
-        Self { keying, late, history: History::default(), table, episodes, n_heads: sc.n_heads() }
+        Self { keying, reading, history: History::default(), table, episodes, n_heads: sc.n_heads() }
     }
 
     /// The tuned plan per regime key (key = ((GE bad × cloud levels + cloud level) × rate
@@ -272,11 +296,7 @@ impl OracleRegime {
 
 impl Policy for OracleRegime {
     fn name(&self) -> String {
-        let base = match (self.keying.age_buckets > 1, self.late) {
-            (true, _) => "oracle-regime-aged",
-            (false, true) => "oracle-regime-late",
-            (false, false) => "oracle-regime",
-        };
+        let base = self.reading.name();
         if self.episodes == DEFAULT_EPISODES { base.into() } else { format!("{base}:{}", self.episodes) }
     }
 
@@ -295,7 +315,7 @@ impl Policy for OracleRegime {
     fn decide(&mut self, ctx: &DecisionContext<'_>) -> Decision {
         let plan = match ctx.oracle {
             Some(now) => {
-                let (x, age) = self.history.key_then_record(self.late, now);
+                let (x, age) = self.history.key_then_record(self.reading.late(), now);
                 &self.table[self.keying.key(&x, age)]
             }
             // Without the true conditions (a caller that does not honour `is_oracle`): the
