@@ -332,9 +332,9 @@ def run_eval(binary, out, config, label, scenario, policies, episodes, extra=(),
     weights = checkpoints_digest(policies)
     # (Only where the list names a checkpoint: a baselines-only record of before keeps matching.)
     weights = {} if weights is None else {"checkpoints": weights}
-    asked = json.dumps({"policies": policies, "extra": list(extra), "config": digest, "inputs": inputs, **weights})
-    asked_before = json.dumps({"policies": policies, "extra": list(extra), "config": legacy, "inputs": inputs,
-                               **weights})
+    # (Keys in this order: records compare as text.)
+    asked, asked_before = (json.dumps({"policies": policies, "extra": list(extra), "config": d, "inputs": inputs,
+                                       **weights}) for d in (digest, legacy))
     asked_path = os.path.join(out, "eval", f".{label}-{scenario}.asked.json")
     # The build that made it, beside (not in) what was asked, so records from before it was kept
     # still match; reused from another build, it is named in the report (an oracle-mpc
